@@ -1,0 +1,220 @@
+package task
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Option sets one of a task's settings. Options given to a task win over the DAG's
+// defaults. An invalid value is recorded and reported by the DAG's Validate.
+type Option func(*Def)
+
+func (d *Def) fail(format string, args ...any) {
+	d.errs = append(d.errs, fmt.Errorf(format, args...))
+}
+
+// Retries sets how many times a failed try is retried (default: the DAG's, else 0).
+func Retries(n int) Option {
+	return func(d *Def) {
+		if n < 0 {
+			d.fail("retries %d is negative", n)
+		}
+		d.policy.retries, d.policy.Retries = true, n
+	}
+}
+
+// RetryDelay sets the wait before a retry (default: the DAG's, else 5 minutes as in Airflow).
+func RetryDelay(delay time.Duration) Option {
+	return func(d *Def) {
+		if delay < 0 {
+			d.fail("retry delay %s is negative", delay)
+		}
+		d.policy.delay, d.policy.RetryDelay = true, delay
+	}
+}
+
+// ExponentialBackoff doubles the retry delay on every retry, up to MaxRetryDelay.
+func ExponentialBackoff(on bool) Option {
+	return func(d *Def) { d.policy.backoff, d.policy.ExponentialBackoff = true, on }
+}
+
+// MaxRetryDelay caps the retry delay under exponential backoff (default 24h).
+func MaxRetryDelay(max time.Duration) Option {
+	return func(d *Def) {
+		if max < 0 {
+			d.fail("max retry delay %s is negative", max)
+		}
+		d.policy.maxDelay, d.policy.MaxRetryDelay = true, max
+	}
+}
+
+// Timeout sets the execution timeout of each try (Airflow's execution_timeout;
+// default: the DAG's, else none). A try that runs longer is stopped and fails.
+func Timeout(t time.Duration) Option {
+	return func(d *Def) {
+		if t < 0 {
+			d.fail("execution timeout %s is negative", t)
+		}
+		d.policy.timeout, d.policy.Timeout = true, t
+	}
+}
+
+// Trigger sets the task's trigger rule (default AllSuccess).
+func Trigger(r TriggerRule) Option {
+	return func(d *Def) {
+		if !r.Valid() {
+			d.fail("unknown trigger rule %q", r)
+		}
+		d.trigger = r
+	}
+}
+
+// Priority sets the task's priority weight (default 1). Among ready tasks, the one
+// with the highest effective weight (its own plus that of all its downstream tasks,
+// Airflow's "downstream" weight rule) starts first.
+func Priority(weight int) Option { return func(d *Def) { d.priority = weight } }
+
+// Pool puts the task in a named pool; a pool limits how many of its tasks run at
+// once (default "default_pool").
+func Pool(name string) Option {
+	return func(d *Def) {
+		if name == "" {
+			d.fail("empty pool name")
+		}
+		d.pool = name
+	}
+}
+
+// Executor sets where the task's tries run and how its pod is shaped.
+func Executor(c ExecutorConfig) Option {
+	return func(d *Def) {
+		if err := c.validate(); err != nil {
+			d.errs = append(d.errs, err)
+		}
+		d.exec = c
+	}
+}
+
+// DependsOnPast makes a try wait until the same task succeeded (or was skipped) in
+// the previous DAG run.
+func DependsOnPast(on bool) Option { return func(d *Def) { d.dependsOnPast = on } }
+
+// WaitForDownstream makes a try also wait until the direct downstream tasks of the
+// same task in the previous DAG run have finished. It implies DependsOnPast.
+func WaitForDownstream(on bool) Option {
+	return func(d *Def) {
+		d.waitForDownstream = on
+		if on {
+			d.dependsOnPast = true
+		}
+	}
+}
+
+// Doc sets a description of the task shown by the CLI and the UI.
+func Doc(text string) Option { return func(d *Def) { d.doc = text } }
+
+// Settings is a read-only view of a task's settings.
+type Settings struct {
+	Kind              Kind
+	Doc               string
+	TriggerRule       TriggerRule
+	Priority          int
+	Pool              string // "" means the default pool
+	Executor          ExecutorConfig
+	DependsOnPast     bool
+	WaitForDownstream bool
+}
+
+// Settings returns the task's settings.
+func (d *Def) Settings() Settings {
+	return Settings{Kind: d.kind, Doc: d.doc, TriggerRule: d.trigger, Priority: d.priority,
+		Pool: d.pool, Executor: d.exec, DependsOnPast: d.dependsOnPast, WaitForDownstream: d.waitForDownstream}
+}
+
+// Policy returns the task's retry and timeout policy: the values set on the task,
+// the others taken from defaults (the DAG's).
+func (d *Def) Policy(defaults Policy) Policy {
+	p := defaults
+	if d.policy.retries {
+		p.Retries = d.policy.Retries
+	}
+	if d.policy.delay {
+		p.RetryDelay = d.policy.RetryDelay
+	}
+	if d.policy.backoff {
+		p.ExponentialBackoff = d.policy.ExponentialBackoff
+	}
+	if d.policy.maxDelay {
+		p.MaxRetryDelay = d.policy.MaxRetryDelay
+	}
+	if d.policy.timeout {
+		p.Timeout = d.policy.Timeout
+	}
+	return p
+}
+
+// Upstream returns the task's direct upstream tasks.
+func Upstream(t Task) []Task { return tasks(t.def().up) }
+
+// Downstream returns the task's direct downstream tasks.
+func Downstream(t Task) []Task { return tasks(t.def().down) }
+
+func tasks(ds []*Def) []Task {
+	out := make([]Task, 0, len(ds))
+	for _, d := range ds {
+		if d.self != nil {
+			out = append(out, d.self)
+		}
+	}
+	return out
+}
+
+// ErrOtherDAG is returned by Adopt when a task already belongs to another DAG.
+var ErrOtherDAG = errors.New("task already belongs to another DAG")
+
+// Adopt records that t belongs to the DAG dagID. It is called by dag.DAG.Add; a task
+// belongs to exactly one DAG.
+func Adopt(t Task, dagID string) error {
+	d := t.def()
+	if d.owner != "" && d.owner != dagID {
+		return fmt.Errorf("%w (%q)", ErrOtherDAG, d.owner)
+	}
+	d.owner, d.self = dagID, t
+	return nil
+}
+
+// Problems returns what went wrong while the task was built (invalid options,
+// templates that do not parse) and the edges that point outside dagID: to a task
+// never added to a DAG, or to a task of another DAG.
+func Problems(t Task, dagID string) []error {
+	d := t.def()
+	errs := append([]error(nil), d.errs...)
+	check := func(rel string, o *Def) {
+		switch {
+		case o.self == nil:
+			errs = append(errs, fmt.Errorf("%s task %q was never added to the DAG", rel, o.id))
+		case o.owner != dagID:
+			errs = append(errs, fmt.Errorf("%s task %q belongs to DAG %q", rel, o.id, o.owner))
+		}
+	}
+	for _, u := range d.up {
+		check("upstream", u)
+	}
+	for _, x := range d.down {
+		check("downstream", x)
+	}
+	return errs
+}
+
+// SettingsOf returns the settings of any task.
+func SettingsOf(t Task) Settings { return t.def().Settings() }
+
+// PolicyOf returns the retry and timeout policy of any task, with defaults (the
+// DAG's) for what the task does not set.
+func PolicyOf(t Task, defaults Policy) Policy { return t.def().Policy(defaults) }
+
+// Invalid records err as a problem of the task, reported by the DAG's Validate.
+// Task types use it for what goes wrong in their constructors (a template that does
+// not parse), so that building never panics.
+func Invalid(err error) Option { return func(d *Def) { d.errs = append(d.errs, err) } }

@@ -1,0 +1,106 @@
+package task
+
+import "fmt"
+
+// State is the state of one task instance (a task in one DAG run). The values and
+// their meanings are Airflow's.
+type State string
+
+// Task instance states.
+const (
+	StateNone           State = "none"            // not yet considered
+	StateScheduled      State = "scheduled"       // dependencies met, waiting for a slot
+	StateQueued         State = "queued"          // handed to an executor, not yet confirmed running
+	StateRunning        State = "running"         // a try is running
+	StateSuccess        State = "success"         // finished successfully
+	StateFailed         State = "failed"          // finished with an error and no retries left
+	StateUpForRetry     State = "up_for_retry"    // failed; waits for its retry delay
+	StateUpstreamFailed State = "upstream_failed" // an upstream failed and the trigger rule cannot be met
+	StateSkipped        State = "skipped"         // skipped by itself, a branch, a short-circuit or its trigger rule
+)
+
+// States lists every task instance state, in lifecycle order.
+var States = []State{StateNone, StateScheduled, StateQueued, StateRunning, StateSuccess,
+	StateFailed, StateUpForRetry, StateUpstreamFailed, StateSkipped}
+
+// Finished reports whether s is terminal: success, failed, upstream_failed or skipped.
+func (s State) Finished() bool {
+	switch s {
+	case StateSuccess, StateFailed, StateUpstreamFailed, StateSkipped:
+		return true
+	}
+	return false
+}
+
+// Active reports whether a try is in flight: queued or running.
+func (s State) Active() bool { return s == StateQueued || s == StateRunning }
+
+// Valid reports whether s is one of the defined states.
+func (s State) Valid() bool {
+	for _, v := range States {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// transitions is the single definition of the legal task instance state changes.
+// Anything not listed is illegal and is refused by CheckTransition.
+var transitions = map[State][]State{
+	// The scheduler decides from upstream states: run, skip, or upstream_failed.
+	// success/failed come from a user's "mark" on a task that never ran.
+	StateNone: {StateScheduled, StateSkipped, StateUpstreamFailed, StateSuccess, StateFailed},
+	// A scheduled task is handed over, or a run timeout / mark ends it before it starts.
+	StateScheduled: {StateQueued, StateNone, StateSkipped, StateUpstreamFailed, StateSuccess, StateFailed},
+	// A queued try starts, finishes before its start was recorded, or is put back
+	// (its executor lost it before it ran, without spending a try).
+	StateQueued: {StateRunning, StateScheduled, StateSuccess, StateFailed, StateUpForRetry, StateSkipped},
+	// A running try ends; a run timeout or mark stops it.
+	StateRunning: {StateSuccess, StateFailed, StateUpForRetry, StateSkipped},
+	// A retry becomes due; a run timeout, mark or clear ends the wait.
+	StateUpForRetry: {StateScheduled, StateNone, StateSkipped, StateSuccess, StateFailed},
+	// Finished states change only by clear (back to none) or by a user's mark.
+	StateSuccess:        {StateNone, StateFailed},
+	StateFailed:         {StateNone, StateSuccess},
+	StateUpstreamFailed: {StateNone, StateSuccess, StateFailed},
+	StateSkipped:        {StateNone, StateSuccess, StateFailed},
+}
+
+// ErrIllegalTransition is wrapped by CheckTransition's errors.
+var ErrIllegalTransition = fmt.Errorf("illegal task state transition")
+
+// CheckTransition returns nil if a task instance may go from one state to the other,
+// and an error wrapping ErrIllegalTransition if not.
+func CheckTransition(from, to State) error {
+	for _, s := range transitions[from] {
+		if s == to {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s -> %s", ErrIllegalTransition, from, to)
+}
+
+// RunState is the state of a DAG run.
+type RunState string
+
+// DAG run states.
+const (
+	RunQueued  RunState = "queued"  // created, waiting for max_active_runs
+	RunRunning RunState = "running" // its tasks are being scheduled
+	RunSuccess RunState = "success" // every leaf task succeeded or was skipped
+	RunFailed  RunState = "failed"  // a leaf task failed, or the run timed out
+)
+
+// Finished reports whether the run is done.
+func (s RunState) Finished() bool { return s == RunSuccess || s == RunFailed }
+
+// RunType says how a DAG run came to be.
+type RunType string
+
+// DAG run types.
+const (
+	RunManual    RunType = "manual"    // triggered by a person or the API
+	RunScheduled RunType = "scheduled" // created by the scheduler for a data interval
+	RunBackfill  RunType = "backfill"  // created by dags backfill
+)
