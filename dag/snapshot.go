@@ -1,0 +1,85 @@
+package dag
+
+import (
+	"time"
+
+	"github.com/trellisdag/trellis/task"
+)
+
+// Snapshot is a DAG's definition as data: what the CLI prints, the store keeps and
+// the UI draws. It is JSON-encodable.
+type Snapshot struct {
+	ID             string         `json:"id"`
+	Description    string         `json:"description,omitempty"`
+	Doc            string         `json:"doc,omitempty"`
+	Tags           []string       `json:"tags,omitempty"`
+	Schedule       string         `json:"schedule,omitempty"`
+	Timezone       string         `json:"timezone"`
+	StartDate      *time.Time     `json:"startDate,omitempty"`
+	EndDate        *time.Time     `json:"endDate,omitempty"`
+	Catchup        bool           `json:"catchup"`
+	MaxActiveRuns  int            `json:"maxActiveRuns"`
+	MaxActiveTasks int            `json:"maxActiveTasks"`
+	RunTimeout     string         `json:"runTimeout,omitempty"`
+	Params         []Param        `json:"params,omitempty"`
+	Tasks          []TaskSnapshot `json:"tasks"`
+}
+
+// TaskSnapshot is a task's definition as data.
+type TaskSnapshot struct {
+	ID                string              `json:"id"`
+	Kind              task.Kind           `json:"kind"`
+	Doc               string              `json:"doc,omitempty"`
+	Upstream          []string            `json:"upstream,omitempty"`
+	Downstream        []string            `json:"downstream,omitempty"`
+	TriggerRule       task.TriggerRule    `json:"triggerRule"`
+	Retries           int                 `json:"retries"`
+	RetryDelay        string              `json:"retryDelay"`
+	Timeout           string              `json:"timeout,omitempty"`
+	Priority          int                 `json:"priority"`
+	Pool              string              `json:"pool,omitempty"`
+	DependsOnPast     bool                `json:"dependsOnPast,omitempty"`
+	WaitForDownstream bool                `json:"waitForDownstream,omitempty"`
+	Executor          task.ExecutorConfig `json:"executor"`
+}
+
+// Snapshot returns the DAG's definition as data.
+func (d *DAG) Snapshot() Snapshot {
+	s := Snapshot{ID: d.id, Description: d.description, Doc: d.doc, Tags: d.tags, Schedule: d.schedule,
+		Timezone: d.Location().String(), Catchup: d.catchup, MaxActiveRuns: d.maxActiveRuns,
+		MaxActiveTasks: d.maxActiveTasks, Params: d.params, Tasks: []TaskSnapshot{}}
+	if !d.start.IsZero() {
+		t := d.start
+		s.StartDate = &t
+	}
+	if !d.end.IsZero() {
+		t := d.end
+		s.EndDate = &t
+	}
+	if d.runTimeout > 0 {
+		s.RunTimeout = d.runTimeout.String()
+	}
+	for _, t := range d.tasks {
+		set := task.SettingsOf(t)
+		pol := task.PolicyOf(t, d.defaults)
+		ts := TaskSnapshot{ID: t.ID(), Kind: set.Kind, Doc: set.Doc, TriggerRule: set.TriggerRule,
+			Retries: pol.Retries, RetryDelay: pol.RetryDelay.String(), Priority: set.Priority, Pool: set.Pool,
+			DependsOnPast: set.DependsOnPast, WaitForDownstream: set.WaitForDownstream, Executor: set.Executor}
+		if pol.Timeout > 0 {
+			ts.Timeout = pol.Timeout.String()
+		}
+		for _, u := range task.Upstream(t) {
+			ts.Upstream = append(ts.Upstream, u.ID())
+		}
+		for _, x := range task.Downstream(t) {
+			ts.Downstream = append(ts.Downstream, x.ID())
+		}
+		s.Tasks = append(s.Tasks, ts)
+	}
+	return s
+}
+
+// InferInterval returns the data interval of a manual run at logical date t.
+func (d *DAG) InferInterval(t time.Time) (start, end time.Time) {
+	return t, t
+}
