@@ -1,0 +1,263 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trellisdag/trellis/task"
+)
+
+// Batch collects changes that Apply commits together in one transaction.
+// The zero value is an empty batch.
+type Batch struct {
+	tis   []TIChange
+	runs  []RunChange
+	xcoms []xcom
+}
+
+// TIChange moves a task instance from state From to the values in TI. It applies
+// only if the row is in state From, and only if From -> TI.State is a legal
+// transition.
+//
+// The task's tries follow: a change to queued inserts the try TI.Try; a change out
+// of queued or running ends that try with TI's end, exit code and error; queued
+// back to scheduled removes the try (it never ran).
+type TIChange struct {
+	From task.State
+	TI   TaskInstance
+	// At is when the change happened (the try's queued time for a change to queued).
+	At time.Time
+}
+
+// RunChange moves a run from state From to state To.
+type RunChange struct {
+	Run      int64
+	From, To task.RunState
+	At       time.Time // the start time for a change to running, the end time for an end
+}
+
+type xcom struct {
+	run    int64
+	taskID string
+	value  []byte
+}
+
+// SetTI adds a task-instance change.
+func (b *Batch) SetTI(c TIChange) { b.tis = append(b.tis, c) }
+
+// SetRun adds a run change.
+func (b *Batch) SetRun(c RunChange) { b.runs = append(b.runs, c) }
+
+// PutXCom adds a task's result.
+func (b *Batch) PutXCom(run int64, taskID string, value []byte) {
+	b.xcoms = append(b.xcoms, xcom{run, taskID, value})
+}
+
+// Len is the number of changes in the batch.
+func (b *Batch) Len() int { return len(b.tis) + len(b.runs) + len(b.xcoms) }
+
+// Reset empties the batch, keeping its memory.
+func (b *Batch) Reset() { b.tis, b.runs, b.xcoms = b.tis[:0], b.runs[:0], b.xcoms[:0] }
+
+// ConflictError says which change of a batch did not apply. It wraps ErrConflict.
+type ConflictError struct {
+	Run    int64
+	TaskID string // empty for a run change
+	Reason string
+}
+
+func (e *ConflictError) Error() string {
+	if e.TaskID == "" {
+		return fmt.Sprintf("run #%d: %s", e.Run, e.Reason)
+	}
+	return fmt.Sprintf("task %q in run #%d: %s", e.TaskID, e.Run, e.Reason)
+}
+
+// Unwrap returns ErrConflict.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Apply commits every change of b in one transaction, or none of them. A change
+// whose row is not in the expected state, or which is not a legal transition, fails
+// the batch with a *ConflictError.
+func (s *Store) Apply(ctx context.Context, b *Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	for _, c := range b.tis {
+		if err := task.CheckTransition(c.From, c.TI.State); err != nil {
+			return &ConflictError{Run: c.TI.Run, TaskID: c.TI.TaskID, Reason: err.Error()}
+		}
+	}
+	for _, c := range b.runs {
+		if !legalRun(c.From, c.To) {
+			return &ConflictError{Run: c.Run, Reason: fmt.Sprintf("illegal run state transition %s -> %s", c.From, c.To)}
+		}
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if len(b.tis) > 0 {
+			if err := applyTIs(ctx, tx, b.tis); err != nil {
+				return err
+			}
+		}
+		if len(b.xcoms) > 0 {
+			st, err := tx.PrepareContext(ctx, `INSERT INTO xcom (run, task_id, value) VALUES (?, ?, ?)
+				ON CONFLICT (run, task_id) DO UPDATE SET value = excluded.value`)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for _, x := range b.xcoms {
+				if _, err := st.ExecContext(ctx, x.run, x.taskID, x.value); err != nil {
+					return fmt.Errorf("result of task %q: %w", x.taskID, err)
+				}
+			}
+		}
+		for _, c := range b.runs {
+			var q string
+			switch {
+			case c.To == task.RunRunning:
+				q = `UPDATE dag_runs SET state = ?, started_at = COALESCE(started_at, ?), ended_at = NULL WHERE id = ? AND state = ?`
+			case c.To.Finished():
+				q = `UPDATE dag_runs SET state = ?, ended_at = ? WHERE id = ? AND state = ?`
+			default:
+				q = `UPDATE dag_runs SET state = ?, ended_at = NULL WHERE id = ? AND state = ?`
+			}
+			args := []any{string(c.To), micros(c.At), c.Run, string(c.From)}
+			if c.To == task.RunQueued {
+				args = []any{string(c.To), c.Run, string(c.From)}
+			}
+			res, err := tx.ExecContext(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return &ConflictError{Run: c.Run, Reason: fmt.Sprintf("run is not in state %s", c.From)}
+			}
+		}
+		return nil
+	})
+}
+
+func legalRun(from, to task.RunState) bool {
+	switch from {
+	case task.RunQueued:
+		return to == task.RunRunning || to == task.RunFailed || to == task.RunSuccess
+	case task.RunRunning:
+		return to.Finished() || to == task.RunQueued
+	case task.RunSuccess, task.RunFailed:
+		return to == task.RunQueued || (to.Finished() && to != from)
+	}
+	return false
+}
+
+func applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
+	upd, err := tx.PrepareContext(ctx, `UPDATE task_instances SET state = ?, try_number = ?, max_tries = ?, started_at = ?,
+		ended_at = ?, next_retry_at = ?, exit_code = ?, error = ?, executor = ?, host = ?, pod = ?
+		WHERE run = ? AND task_id = ? AND state = ?`)
+	if err != nil {
+		return err
+	}
+	defer upd.Close()
+	var insTry, endTry, delTry, startTry *sql.Stmt
+	prep := func(p **sql.Stmt, q string) error {
+		if *p != nil {
+			return nil
+		}
+		st, err := tx.PrepareContext(ctx, q)
+		*p = st
+		return err
+	}
+	defer func() {
+		for _, st := range []*sql.Stmt{insTry, endTry, delTry, startTry} {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}()
+	for _, c := range cs {
+		ti := c.TI
+		res, err := upd.ExecContext(ctx, string(ti.State), ti.Try, ti.MaxTries, micros(ti.Started), micros(ti.Ended),
+			micros(ti.NextRetry), nullInt(ti.ExitCode), ti.Error, ti.Executor, ti.Host, ti.Pod, ti.Run, ti.TaskID, string(c.From))
+		if err != nil {
+			return fmt.Errorf("task %q: %w", ti.TaskID, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return &ConflictError{Run: ti.Run, TaskID: ti.TaskID, Reason: fmt.Sprintf("not in state %s", c.From)}
+		}
+		switch {
+		case ti.State == task.StateQueued:
+			if err := prep(&insTry, `INSERT INTO task_tries (run, task_id, try_number, state, queued_at, executor, pod)
+				VALUES (?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (run, task_id, try_number) DO UPDATE SET state = 'queued',
+				queued_at = excluded.queued_at, started_at = NULL, ended_at = NULL, exit_code = NULL, error = '',
+				executor = excluded.executor, pod = excluded.pod`); err != nil {
+				return err
+			}
+			_, err = insTry.ExecContext(ctx, ti.Run, ti.TaskID, ti.Try, micros(c.At), ti.Executor, ti.Pod)
+		case c.From == task.StateQueued && ti.State == task.StateScheduled:
+			if err := prep(&delTry, `DELETE FROM task_tries WHERE run = ? AND task_id = ? AND try_number = ?`); err != nil {
+				return err
+			}
+			_, err = delTry.ExecContext(ctx, ti.Run, ti.TaskID, ti.Try+1)
+		case ti.State == task.StateRunning:
+			if err := prep(&startTry, `UPDATE task_tries SET state = 'running', started_at = ?, host = ?, pod = ?
+				WHERE run = ? AND task_id = ? AND try_number = ?`); err != nil {
+				return err
+			}
+			_, err = startTry.ExecContext(ctx, micros(ti.Started), ti.Host, ti.Pod, ti.Run, ti.TaskID, ti.Try)
+		case c.From.Active():
+			if err := prep(&endTry, `UPDATE task_tries SET state = ?, started_at = COALESCE(started_at, ?), ended_at = ?,
+				exit_code = ?, error = ?, host = ?, pod = ? WHERE run = ? AND task_id = ? AND try_number = ?`); err != nil {
+				return err
+			}
+			_, err = endTry.ExecContext(ctx, string(ti.State), micros(ti.Started), micros(ti.Ended), nullInt(ti.ExitCode),
+				ti.Error, ti.Host, ti.Pod, ti.Run, ti.TaskID, ti.Try)
+		}
+		if err != nil {
+			return fmt.Errorf("task %q try %d: %w", ti.TaskID, ti.Try, err)
+		}
+	}
+	return nil
+}
+
+// ErrActive is returned by Clear when a task to clear has a try in flight.
+var ErrActive = errors.New("task has a try in flight")
+
+// Clear resets finished task instances of a run to state none, so the scheduler
+// runs them again: each gets its retries back (max tries = tries so far + retries
+// + 1, as in Airflow), and its stored result is removed. The run goes back to
+// queued. A task in flight (queued or running) is ErrActive and nothing is changed.
+// retries gives each task's configured retries.
+func (s *Store) Clear(ctx context.Context, run int64, taskIDs []string, retries func(taskID string) int) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, id := range taskIDs {
+			var state string
+			var try int
+			err := tx.QueryRowContext(ctx, `SELECT state, try_number FROM task_instances WHERE run = ? AND task_id = ?`, run, id).Scan(&state, &try)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("task %q in run #%d: %w", id, run, ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			st := task.State(state)
+			if st.Active() {
+				return fmt.Errorf("task %q is %s: %w", id, st, ErrActive)
+			}
+			if st == task.StateNone {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE task_instances SET state = 'none', max_tries = ?, next_retry_at = NULL
+				WHERE run = ? AND task_id = ?`, try+retries(id)+1, run, id); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM xcom WHERE run = ? AND task_id = ?`, run, id); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE dag_runs SET state = 'queued', ended_at = NULL, version = version + 1 WHERE id = ?`, run)
+		return err
+	})
+}

@@ -1,0 +1,404 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/trellisdag/trellis/task"
+)
+
+// DAG is a DAG's stored record.
+type DAG struct {
+	ID         string
+	Paused     bool
+	Definition json.RawMessage // a snapshot of tasks, edges and settings, for tools
+	// LastInterval is the data interval of the latest scheduled run (zero when none).
+	LastIntervalStart, LastIntervalEnd time.Time
+	Updated                            time.Time
+}
+
+// Run is a DAG run.
+type Run struct {
+	ID            int64 // the store's key
+	DAGID         string
+	RunID         string
+	Type          task.RunType
+	State         task.RunState
+	LogicalDate   time.Time
+	IntervalStart time.Time
+	IntervalEnd   time.Time
+	Conf          json.RawMessage
+	Created       time.Time
+	Started       time.Time
+	Ended         time.Time
+	// Version changes whenever a process other than the scheduler changes the run
+	// or its task instances (clear, mark), so the scheduler reloads it.
+	Version int64
+}
+
+// TaskInstance is one task in one run.
+type TaskInstance struct {
+	Run       int64
+	TaskID    string
+	State     task.State
+	Try       int // number of the latest try; 0 before the first
+	MaxTries  int
+	Started   time.Time
+	Ended     time.Time
+	NextRetry time.Time
+	ExitCode  *int
+	Error     string
+	Executor  string
+	Host      string
+	Pod       string
+}
+
+// Duration is how long the latest try ran (0 while it runs).
+func (ti TaskInstance) Duration() time.Duration {
+	if ti.Started.IsZero() || ti.Ended.IsZero() {
+		return 0
+	}
+	return ti.Ended.Sub(ti.Started)
+}
+
+// Try is one try of a task instance.
+type Try struct {
+	Run      int64
+	TaskID   string
+	Try      int
+	State    task.State
+	Queued   time.Time
+	Started  time.Time
+	Ended    time.Time
+	ExitCode *int
+	Error    string
+	Executor string
+	Host     string
+	Pod      string
+}
+
+// PutDAG records a DAG's definition snapshot, keeping its paused flag and last
+// interval.
+func (s *Store) PutDAG(ctx context.Context, id string, definition []byte, paused bool) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO dags (dag_id, paused, definition, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (dag_id) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at`,
+			id, paused, string(definition), time.Now().UnixMicro())
+		return err
+	})
+}
+
+// SetPaused pauses or unpauses a DAG. The DAG is created if it has no record yet.
+func (s *Store) SetPaused(ctx context.Context, id string, paused bool) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO dags (dag_id, paused, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (dag_id) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at`,
+			id, paused, time.Now().UnixMicro())
+		return err
+	})
+}
+
+// SetLastInterval records the data interval of the latest scheduled run of a DAG.
+func (s *Store) SetLastInterval(ctx context.Context, id string, start, end time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO dags (dag_id, last_interval_start, last_interval_end, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (dag_id) DO UPDATE SET last_interval_start = excluded.last_interval_start,
+			last_interval_end = excluded.last_interval_end, updated_at = excluded.updated_at`,
+			id, micros(start), micros(end), time.Now().UnixMicro())
+		return err
+	})
+}
+
+// DAG returns a DAG's record, or ErrNotFound.
+func (s *Store) DAG(ctx context.Context, id string) (DAG, error) {
+	var d DAG
+	var def string
+	var ls, le sql.NullInt64
+	var up int64
+	err := s.r.QueryRowContext(ctx, `SELECT dag_id, paused, definition, last_interval_start, last_interval_end, updated_at
+		FROM dags WHERE dag_id = ?`, id).Scan(&d.ID, &d.Paused, &def, &ls, &le, &up)
+	if errors.Is(err, sql.ErrNoRows) {
+		return DAG{}, fmt.Errorf("dag %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return DAG{}, fmt.Errorf("dag %q: %w", id, err)
+	}
+	d.Definition = json.RawMessage(def)
+	d.LastIntervalStart, d.LastIntervalEnd = fromMicros(ls), fromMicros(le)
+	d.Updated = time.UnixMicro(up).UTC()
+	return d, nil
+}
+
+// TaskSeed is a task instance created with its run.
+type TaskSeed struct {
+	TaskID   string
+	MaxTries int
+}
+
+// CreateRun inserts a run and its task instances (state none) in one transaction
+// and returns the run with its ID set. A run with the same DAG and run id is
+// ErrExists.
+func (s *Store) CreateRun(ctx context.Context, r Run, tasks []TaskSeed) (Run, error) {
+	if r.Created.IsZero() {
+		r.Created = time.Now().UTC()
+	}
+	var conf any
+	if len(r.Conf) > 0 {
+		conf = string(r.Conf)
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO dag_runs (dag_id, run_id, run_type, state, logical_date, interval_start,
+			interval_end, conf, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.DAGID, r.RunID, string(r.Type), string(r.State), r.LogicalDate.UnixMicro(), r.IntervalStart.UnixMicro(),
+			r.IntervalEnd.UnixMicro(), conf, r.Created.UnixMicro())
+		if err != nil {
+			if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+				return fmt.Errorf("run %q of dag %q: %w", r.RunID, r.DAGID, ErrExists)
+			}
+			return err
+		}
+		if r.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		st, err := tx.PrepareContext(ctx, `INSERT INTO task_instances (run, task_id, state, max_tries) VALUES (?, ?, 'none', ?)`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, t := range tasks {
+			if _, err := st.ExecContext(ctx, r.ID, t.TaskID, t.MaxTries); err != nil {
+				return fmt.Errorf("task %q: %w", t.TaskID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Run{}, err
+	}
+	return r, nil
+}
+
+const runColumns = `id, dag_id, run_id, run_type, state, logical_date, interval_start, interval_end, conf,
+	created_at, started_at, ended_at, version`
+
+func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
+	var r Run
+	var typ, state string
+	var ld, is, ie, cr int64
+	var conf sql.NullString
+	var st, en sql.NullInt64
+	if err := sc.Scan(&r.ID, &r.DAGID, &r.RunID, &typ, &state, &ld, &is, &ie, &conf, &cr, &st, &en, &r.Version); err != nil {
+		return Run{}, err
+	}
+	r.Type, r.State = task.RunType(typ), task.RunState(state)
+	r.LogicalDate, r.IntervalStart, r.IntervalEnd = time.UnixMicro(ld).UTC(), time.UnixMicro(is).UTC(), time.UnixMicro(ie).UTC()
+	if conf.Valid {
+		r.Conf = json.RawMessage(conf.String)
+	}
+	r.Created, r.Started, r.Ended = time.UnixMicro(cr).UTC(), fromMicros(st), fromMicros(en)
+	return r, nil
+}
+
+// Run returns the run of a DAG with the given run id, or ErrNotFound.
+func (s *Store) Run(ctx context.Context, dagID, runID string) (Run, error) {
+	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM dag_runs WHERE dag_id = ? AND run_id = ?`, dagID, runID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, fmt.Errorf("run %q of dag %q: %w", runID, dagID, ErrNotFound)
+	}
+	return r, err
+}
+
+// RunByID returns the run with the given key, or ErrNotFound.
+func (s *Store) RunByID(ctx context.Context, id int64) (Run, error) {
+	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM dag_runs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, fmt.Errorf("run #%d: %w", id, ErrNotFound)
+	}
+	return r, err
+}
+
+// RunFilter selects runs. Zero fields select everything.
+type RunFilter struct {
+	DAGID  string
+	States []task.RunState
+	Limit  int // 0 means 100
+	Offset int
+	// Since and Until bound the logical date: Since <= logical date < Until.
+	Since, Until time.Time
+}
+
+// Runs returns runs, newest logical date first.
+func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+	q := `SELECT ` + runColumns + ` FROM dag_runs WHERE 1=1`
+	var args []any
+	if f.DAGID != "" {
+		q += ` AND dag_id = ?`
+		args = append(args, f.DAGID)
+	}
+	if len(f.States) > 0 {
+		q += ` AND state IN (?` + strings.Repeat(",?", len(f.States)-1) + `)`
+		for _, st := range f.States {
+			args = append(args, string(st))
+		}
+	}
+	if !f.Since.IsZero() {
+		q += ` AND logical_date >= ?`
+		args = append(args, f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		q += ` AND logical_date < ?`
+		args = append(args, f.Until.UnixMicro())
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q += ` ORDER BY logical_date DESC, id DESC LIMIT ? OFFSET ?`
+	args = append(args, limit, f.Offset)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ActiveRuns returns every queued or running run, oldest first.
+func (s *Store) ActiveRuns(ctx context.Context) ([]Run, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM dag_runs WHERE state IN ('queued', 'running') ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+const tiColumns = `run, task_id, state, try_number, max_tries, started_at, ended_at, next_retry_at, exit_code, error, executor, host, pod`
+
+func scanTI(sc interface{ Scan(...any) error }) (TaskInstance, error) {
+	var ti TaskInstance
+	var state string
+	var st, en, nr, ec sql.NullInt64
+	if err := sc.Scan(&ti.Run, &ti.TaskID, &state, &ti.Try, &ti.MaxTries, &st, &en, &nr, &ec, &ti.Error, &ti.Executor, &ti.Host, &ti.Pod); err != nil {
+		return TaskInstance{}, err
+	}
+	ti.State = task.State(state)
+	ti.Started, ti.Ended, ti.NextRetry, ti.ExitCode = fromMicros(st), fromMicros(en), fromMicros(nr), intPtr(ec)
+	return ti, nil
+}
+
+// TaskInstances returns the task instances of a run, by task id.
+func (s *Store) TaskInstances(ctx context.Context, run int64) ([]TaskInstance, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tiColumns+` FROM task_instances WHERE run = ? ORDER BY task_id`, run)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []TaskInstance
+	for rows.Next() {
+		ti, err := scanTI(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ti)
+	}
+	return out, rows.Err()
+}
+
+// TaskInstance returns one task instance, or ErrNotFound.
+func (s *Store) TaskInstance(ctx context.Context, run int64, taskID string) (TaskInstance, error) {
+	ti, err := scanTI(s.r.QueryRowContext(ctx, `SELECT `+tiColumns+` FROM task_instances WHERE run = ? AND task_id = ?`, run, taskID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return TaskInstance{}, fmt.Errorf("task %q in run #%d: %w", taskID, run, ErrNotFound)
+	}
+	return ti, err
+}
+
+// Tries returns the tries of a task instance, first try first.
+func (s *Store) Tries(ctx context.Context, run int64, taskID string) ([]Try, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT run, task_id, try_number, state, queued_at, started_at, ended_at, exit_code,
+		error, executor, host, pod FROM task_tries WHERE run = ? AND task_id = ? ORDER BY try_number`, run, taskID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Try
+	for rows.Next() {
+		var t Try
+		var state string
+		var q, st, en, ec sql.NullInt64
+		if err := rows.Scan(&t.Run, &t.TaskID, &t.Try, &state, &q, &st, &en, &ec, &t.Error, &t.Executor, &t.Host, &t.Pod); err != nil {
+			return nil, err
+		}
+		t.State = task.State(state)
+		t.Queued, t.Started, t.Ended, t.ExitCode = fromMicros(q), fromMicros(st), fromMicros(en), intPtr(ec)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// XCom returns the stored result of a task in a run; ok is false when there is none.
+func (s *Store) XCom(ctx context.Context, run int64, taskID string) (value []byte, ok bool, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT value FROM xcom WHERE run = ? AND task_id = ?`, run, taskID).Scan(&value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("result of task %q in run #%d: %w", taskID, run, err)
+	}
+	return value, true, nil
+}
+
+// AppendLog appends a chunk to a try's log.
+func (s *Store) AppendLog(ctx context.Context, run int64, taskID string, try int, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO task_logs (run, task_id, try_number, seq, data)
+			SELECT ?, ?, ?, COALESCE(MAX(seq), 0) + 1, ? FROM task_logs WHERE run = ? AND task_id = ? AND try_number = ?`,
+			run, taskID, try, data, run, taskID, try)
+		return err
+	})
+}
+
+// Log returns a try's log from chunk after+1 on, and the number of the last chunk
+// returned (pass it as after to read only what was appended since).
+func (s *Store) Log(ctx context.Context, run int64, taskID string, try int, after int64) (data []byte, last int64, err error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, data FROM task_logs WHERE run = ? AND task_id = ? AND try_number = ? AND seq > ?
+		ORDER BY seq`, run, taskID, try, after)
+	if err != nil {
+		return nil, after, err
+	}
+	defer rows.Close()
+	last = after
+	for rows.Next() {
+		var chunk []byte
+		if err := rows.Scan(&last, &chunk); err != nil {
+			return nil, after, err
+		}
+		data = append(data, chunk...)
+	}
+	return data, last, rows.Err()
+}
