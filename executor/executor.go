@@ -1,0 +1,93 @@
+// Package executor defines how the scheduler hands tries over to whatever runs
+// them. Implementations live in subpackages: local (goroutines and child
+// processes, the embedded default) and, later, kubernetes (one pod per try).
+//
+// An executor is asynchronous: Start hands a try over and returns; the try's end
+// (and its start) arrive later through the ReportFunc the executor was built with.
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/trellisdag/trellis/task"
+)
+
+// Key identifies one try of one task in one DAG run.
+type Key struct {
+	Run    int64 // the store's key of the run
+	DAGID  string
+	RunID  string
+	TaskID string
+	Try    int
+}
+
+// Try is one try handed to an executor.
+type Try struct {
+	Key
+	Task   task.Task
+	Info   task.Info
+	Params map[string]any
+	Conf   json.RawMessage
+	Inputs task.Inputs
+	// Timeout is the execution timeout (0 means none).
+	Timeout time.Duration
+	// State is the try's state in the store: queued or running. Recover uses it.
+	State task.State
+	// Host and Pod are what the store knows of where the try runs (for Recover).
+	Host, Pod string
+}
+
+// Status is what a report says about a try.
+type Status int
+
+// Statuses.
+const (
+	// Started: the try's code is running.
+	Started Status = iota
+	// Succeeded: the try ended without error; Result holds its result.
+	Succeeded
+	// Failed: the try ended with an error; retries apply.
+	Failed
+	// Skipped: the try skipped itself (task.ErrSkip).
+	Skipped
+	// Lost: the try never ran (its process or pod was lost before the task's code
+	// started); the scheduler runs it again without spending a retry.
+	Lost
+)
+
+func (s Status) String() string {
+	return [...]string{"started", "succeeded", "failed", "skipped", "lost"}[s]
+}
+
+// Report is an executor's word about a try.
+type Report struct {
+	Key
+	Status Status
+	Result []byte // JSON; Succeeded only
+	Error  string // Failed, Skipped or Lost: what happened, one line
+	// NoRetry says the failure must not be retried (task.ErrFailNow).
+	NoRetry  bool
+	ExitCode *int
+	Host     string
+	Pod      string
+	At       time.Time // when it happened
+}
+
+// ReportFunc receives reports. It may block briefly; it must not call back into the
+// executor.
+type ReportFunc func(Report)
+
+// Executor runs tries.
+type Executor interface {
+	// Start hands one try over (a goroutine started, a process started, a pod
+	// created) and returns; its end is reported later. An error means the try was
+	// not handed over.
+	Start(ctx context.Context, t Try) error
+	// Kill stops a running try (run timeout, shutdown). Its end is still reported.
+	Kill(ctx context.Context, k Key, reason string) error
+	// Recover is called once at start-up with the tries the store says are queued
+	// or running; the executor adopts what still runs and reports the rest.
+	Recover(ctx context.Context, tries []Try) error
+}

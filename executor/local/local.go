@@ -1,0 +1,178 @@
+// Package local is the embedded default executor: each try runs in a goroutine of
+// the runner (Go tasks run their function; Bash tasks start a child process in their
+// own process group). It needs no cluster and no other process.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/trellisdag/trellis/executor"
+	"github.com/trellisdag/trellis/task"
+)
+
+// Config configures an Executor.
+type Config struct {
+	// Report receives every try's start and end. Required.
+	Report executor.ReportFunc
+	// Logs opens the log of a try; the executor closes it before reporting the end.
+	// Nil discards logs.
+	Logs func(executor.Key) io.WriteCloser
+	// Host is recorded as where tries run (default: the machine's hostname).
+	Host string
+}
+
+// Executor runs tries in goroutines of this process. The scheduler limits how many
+// run at once.
+type Executor struct {
+	cfg     Config
+	base    context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	running map[executor.Key]context.CancelCauseFunc
+}
+
+var _ executor.Executor = (*Executor)(nil)
+
+// New returns a local executor.
+func New(cfg Config) *Executor {
+	if cfg.Host == "" {
+		cfg.Host, _ = os.Hostname()
+	}
+	if cfg.Logs == nil {
+		cfg.Logs = func(executor.Key) io.WriteCloser { return nopCloser{io.Discard} }
+	}
+	base, stop := context.WithCancel(context.Background())
+	return &Executor{cfg: cfg, base: base, stop: stop, running: map[executor.Key]context.CancelCauseFunc{}}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// ErrTimeout is the cause of a try stopped by its execution timeout.
+var ErrTimeout = errors.New("execution timeout")
+
+// Start runs the try in a new goroutine.
+func (e *Executor) Start(_ context.Context, t executor.Try) error {
+	ctx, cancel := context.WithCancelCause(e.base)
+	if t.Timeout > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeoutCause(ctx, t.Timeout, fmt.Errorf("%w of %s exceeded", ErrTimeout, t.Timeout))
+		inner := cancel
+		cancel = func(err error) { inner(err); c2() }
+	}
+	e.mu.Lock()
+	e.running[t.Key] = cancel
+	e.mu.Unlock()
+	e.wg.Add(1)
+	go e.run(ctx, cancel, t)
+	return nil
+}
+
+func (e *Executor) run(ctx context.Context, cancel context.CancelCauseFunc, t executor.Try) {
+	defer e.wg.Done()
+	log := e.cfg.Logs(t.Key)
+	e.cfg.Report(executor.Report{Key: t.Key, Status: executor.Started, Host: e.cfg.Host, At: time.Now()})
+	r := task.NewRun(t.Task, t.Info, t.Params, t.Conf, t.Inputs, log)
+	result, err := execute(ctx, t.Task, r, log)
+	if err == nil && ctx.Err() != nil {
+		err = context.Cause(ctx) // finished only because it was stopped
+	}
+	stopped := ctx.Err() != nil
+	cancel(nil)
+	e.mu.Lock()
+	delete(e.running, t.Key)
+	e.mu.Unlock()
+	rep := executor.Report{Key: t.Key, Host: e.cfg.Host}
+	switch {
+	case err == nil:
+		rep.Status, rep.Result = executor.Succeeded, result
+	case errors.Is(err, task.ErrSkip):
+		rep.Status, rep.Error = executor.Skipped, oneLine(err)
+	default:
+		if c := context.Cause(ctx); stopped && !errors.Is(err, c) {
+			err = fmt.Errorf("%w (%v)", c, err)
+		}
+		rep.Status, rep.Error, rep.NoRetry = executor.Failed, oneLine(err), errors.Is(err, task.ErrFailNow)
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			code := ec.ExitCode()
+			rep.ExitCode = &code
+		}
+		fmt.Fprintf(log, "task failed: %v\n", err)
+	}
+	if cerr := log.Close(); cerr != nil && rep.Status == executor.Succeeded {
+		rep.Status, rep.Error = executor.Failed, "save log: "+oneLine(cerr)
+	}
+	rep.At = time.Now()
+	e.cfg.Report(rep)
+}
+
+// execute runs the task, turning a panic into an error with its stack in the log.
+func execute(ctx context.Context, t task.Task, r *task.Run, log io.Writer) (result []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(log, "panic: %v\n\n%s", p, debug.Stack())
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return t.Execute(ctx, r)
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " …"
+	}
+	return s
+}
+
+// Kill cancels a running try; its end is reported as a failure with the reason.
+func (e *Executor) Kill(_ context.Context, k executor.Key, reason string) error {
+	e.mu.Lock()
+	cancel, ok := e.running[k]
+	e.mu.Unlock()
+	if ok {
+		cancel(errors.New(reason))
+	}
+	return nil
+}
+
+// Recover reports every try of a previous process as gone: a queued try never ran
+// (Lost: it runs again without spending a retry); a running try's process is gone
+// (Failed: retries apply).
+func (e *Executor) Recover(_ context.Context, tries []executor.Try) error {
+	for _, t := range tries {
+		rep := executor.Report{Key: t.Key, At: time.Now(), Host: t.Host}
+		if t.State == task.StateQueued {
+			rep.Status, rep.Error = executor.Lost, "the runner restarted before the try started"
+		} else {
+			rep.Status, rep.Error = executor.Failed, "the runner restarted while the try was running; its process is gone"
+		}
+		e.cfg.Report(rep)
+	}
+	return nil
+}
+
+// Shutdown cancels every running try and waits until each has reported, or ctx is
+// done.
+func (e *Executor) Shutdown(ctx context.Context) error {
+	e.stop()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
