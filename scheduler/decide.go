@@ -1,0 +1,197 @@
+package scheduler
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/trellisdag/trellis/executor"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+// evaluate applies a task's trigger rule to its upstream counts; the task must be
+// in state none.
+func (s *Scheduler) evaluate(rs *runState, i int) {
+	switch rs.plan.settings[i].TriggerRule.Evaluate(rs.tis[i].counts) {
+	case task.DecideRun:
+		s.set(rs, i, task.StateScheduled, nil)
+		s.ready.push(rs, i)
+	case task.DecideSkip:
+		s.set(rs, i, task.StateSkipped, nil)
+	case task.DecideUpstreamFailed:
+		s.set(rs, i, task.StateUpstreamFailed, nil)
+	}
+}
+
+// propagate counts every newly finished task in its downstream tasks and evaluates
+// those still undecided; decisions that finish a task (skip, upstream_failed)
+// propagate in turn. It touches only the direct downstream tasks of what changed.
+func (s *Scheduler) propagate(rs *runState) {
+	for len(rs.done) > 0 {
+		i := rs.done[len(rs.done)-1]
+		rs.done = rs.done[:len(rs.done)-1]
+		st := rs.tis[i].State
+		for _, d := range rs.plan.down[i] {
+			rs.tis[d].counts.Add(st)
+			if rs.tis[d].State == task.StateNone {
+				s.evaluate(rs, d)
+			}
+		}
+	}
+}
+
+// maybeFinish ends a running run whose tasks have all finished: failed if a leaf
+// task failed or is upstream_failed, else success (Airflow's rule).
+func (s *Scheduler) maybeFinish(rs *runState) {
+	if rs.unfinished > 0 || rs.rec.State != task.RunRunning {
+		return
+	}
+	to := task.RunSuccess
+	for i, leaf := range rs.plan.leaf {
+		if st := rs.tis[i].State; leaf && (st == task.StateFailed || st == task.StateUpstreamFailed) {
+			to = task.RunFailed
+		}
+	}
+	s.endRun(rs, to, "")
+}
+
+func (s *Scheduler) endRun(rs *runState, to task.RunState, reason string) {
+	now := s.now()
+	s.batch.SetRun(store.RunChange{Run: rs.rec.ID, From: rs.rec.State, To: to, At: now})
+	s.touched[rs.rec.ID] = true
+	s.events = append(s.events, Event{At: now, DAGID: rs.rec.DAGID, RunID: rs.rec.RunID, RunState: to, Error: reason})
+	s.unload(rs)
+	rs.rec.State = to
+}
+
+// handleReport applies an executor's report to its task instance. Reports about a
+// try that is no longer current (a run that timed out, a stale try) are ignored.
+func (s *Scheduler) handleReport(r executor.Report) {
+	rs := s.runs[r.Run]
+	if rs == nil {
+		return
+	}
+	i, ok := rs.plan.index[r.TaskID]
+	if !ok {
+		return
+	}
+	ti := &rs.tis[i]
+	if ti.Try != r.Try || !ti.State.Active() {
+		return
+	}
+	at := r.At.UTC()
+	if at.IsZero() {
+		at = s.now()
+	}
+	where := func(t *store.TaskInstance) {
+		if r.Host != "" {
+			t.Host = r.Host
+		}
+		if r.Pod != "" {
+			t.Pod = r.Pod
+		}
+	}
+	end := func(t *store.TaskInstance) {
+		where(t)
+		if t.Started.IsZero() {
+			t.Started = at
+		}
+		t.Ended, t.ExitCode, t.Error = at, r.ExitCode, r.Error
+	}
+	switch r.Status {
+	case executor.Started:
+		if ti.State == task.StateQueued {
+			s.set(rs, i, task.StateRunning, func(t *store.TaskInstance) { where(t); t.Started = at })
+		}
+		return
+	case executor.Succeeded:
+		if len(r.Result) > 0 && string(r.Result) != "null" {
+			s.batch.PutXCom(rs.rec.ID, r.TaskID, r.Result)
+		}
+		s.succeeded(rs, i, r.Result, end)
+	case executor.Skipped:
+		s.set(rs, i, task.StateSkipped, end)
+	case executor.Failed:
+		if !r.NoRetry && ti.Try < ti.MaxTries {
+			next := at.Add(rs.plan.policy[i].Delay(ti.Try + 1))
+			s.set(rs, i, task.StateUpForRetry, func(t *store.TaskInstance) { end(t); t.NextRetry = next })
+			s.timers.add(timerItem{at: next, kind: timerRetry, run: rs, task: i, try: ti.Try})
+		} else {
+			s.set(rs, i, task.StateFailed, end)
+		}
+	case executor.Lost:
+		ti.lost++
+		if ti.lost > s.cfg.MaxLost {
+			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) {
+				end(t)
+				t.Error = fmt.Sprintf("lost %d times before it could run: %s", ti.lost, r.Error)
+			})
+			break
+		}
+		s.set(rs, i, task.StateScheduled, func(t *store.TaskInstance) {
+			t.Try--
+			t.Started, t.Host, t.Pod, t.Error = time.Time{}, "", "", ""
+		})
+		s.ready.push(rs, i)
+	}
+	s.propagate(rs)
+	s.maybeFinish(rs)
+}
+
+// succeeded records a success and applies branch and short-circuit results before
+// the downstream tasks are evaluated.
+func (s *Scheduler) succeeded(rs *runState, i int, result []byte, end func(*store.TaskInstance)) {
+	p := rs.plan
+	switch p.settings[i].Kind {
+	case task.KindBranch:
+		var chosen []string
+		if err := json.Unmarshal(result, &chosen); err != nil {
+			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) { end(t); t.Error = "branch result: " + err.Error() })
+			return
+		}
+		// Follow the chosen tasks; skip every other direct downstream task, except
+		// one that is also downstream of a chosen task (Airflow's skip_all_except).
+		keep := map[int]bool{}
+		var mark func(int)
+		mark = func(j int) {
+			for _, d := range p.down[j] {
+				if !keep[d] {
+					keep[d] = true
+					mark(d)
+				}
+			}
+		}
+		for _, id := range chosen {
+			if j, ok := p.index[id]; ok {
+				keep[j] = true
+				mark(j)
+			}
+		}
+		for _, d := range p.down[i] {
+			if !keep[d] && rs.tis[d].State == task.StateNone {
+				s.set(rs, d, task.StateSkipped, func(t *store.TaskInstance) { t.Error = "not chosen by branch " + p.tasks[i].ID() })
+			}
+		}
+	case task.KindShortCircuit:
+		var ok bool
+		if err := json.Unmarshal(result, &ok); err == nil && !ok {
+			seen := map[int]bool{}
+			var skip func(int)
+			skip = func(j int) {
+				for _, d := range p.down[j] {
+					if seen[d] {
+						continue
+					}
+					seen[d] = true
+					if rs.tis[d].State == task.StateNone {
+						s.set(rs, d, task.StateSkipped, func(t *store.TaskInstance) { t.Error = "short-circuited by " + p.tasks[i].ID() })
+					}
+					skip(d)
+				}
+			}
+			skip(i)
+		}
+	}
+	s.set(rs, i, task.StateSuccess, end)
+}

@@ -1,0 +1,73 @@
+package scheduler
+
+import (
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/task"
+)
+
+// DefaultPool is the pool of tasks that name none.
+const DefaultPool = "default_pool"
+
+// plan is a DAG compiled for scheduling: tasks by index, edges as index lists.
+type plan struct {
+	dag      *dag.DAG
+	tasks    []task.Task
+	index    map[string]int
+	up, down [][]int
+	weight   []int // effective priority: own weight plus all downstream weights
+	pool     []string
+	policy   []task.Policy
+	settings []task.Settings
+	leaf     []bool
+
+	activeTasks int // tries of this DAG in flight, over all runs
+	activeRuns  int // runs of this DAG in state running
+}
+
+func compile(d *dag.DAG) *plan {
+	ts := d.Tasks()
+	p := &plan{dag: d, tasks: ts, index: make(map[string]int, len(ts)),
+		up: make([][]int, len(ts)), down: make([][]int, len(ts)), weight: make([]int, len(ts)),
+		pool: make([]string, len(ts)), policy: make([]task.Policy, len(ts)),
+		settings: make([]task.Settings, len(ts)), leaf: make([]bool, len(ts))}
+	for i, t := range ts {
+		p.index[t.ID()] = i
+	}
+	defaults := d.Defaults()
+	for i, t := range ts {
+		for _, u := range task.Upstream(t) {
+			p.up[i] = append(p.up[i], p.index[u.ID()])
+		}
+		for _, x := range task.Downstream(t) {
+			p.down[i] = append(p.down[i], p.index[x.ID()])
+		}
+		p.leaf[i] = len(p.down[i]) == 0
+		p.settings[i] = task.SettingsOf(t)
+		p.policy[i] = task.PolicyOf(t, defaults)
+		p.pool[i] = p.settings[i].Pool
+		if p.pool[i] == "" {
+			p.pool[i] = DefaultPool
+		}
+	}
+	// Airflow's default weight rule ("downstream"): a task's weight plus the weights
+	// of every task downstream of it, so long paths start first.
+	for i := range ts {
+		seen := make(map[int]bool)
+		w := p.settings[i].Priority
+		var walk func(int)
+		walk = func(j int) {
+			for _, k := range p.down[j] {
+				if !seen[k] {
+					seen[k] = true
+					w += p.settings[k].Priority
+					walk(k)
+				}
+			}
+		}
+		if len(ts) <= 2000 {
+			walk(i)
+		}
+		p.weight[i] = w
+	}
+	return p
+}

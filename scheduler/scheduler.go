@@ -1,0 +1,287 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/executor"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+// Config configures a Scheduler. Store, DAGs and Local are required; every other
+// field has a default.
+type Config struct {
+	// Store holds the state.
+	Store *store.Store
+	// DAGs are the DAGs this binary knows; runs of other DAGs are left alone.
+	DAGs []*dag.DAG
+	// Local runs tries of tasks whose executor is local.
+	Local executor.Executor
+	// Kubernetes runs tries of tasks whose executor is kubernetes, and every
+	// PodOperator. Nil: such tries fail with a message that says a cluster is needed.
+	Kubernetes executor.Executor
+	// DefaultExecutor is the executor of tasks that choose none (default local).
+	DefaultExecutor task.ExecutorKind
+	// Parallelism limits the tries in flight over all DAGs (default 32).
+	Parallelism int
+	// Pools sets the slots of named pools; a task of a pool not listed gets
+	// DefaultPoolSlots. DefaultPool has DefaultPoolSlots unless listed.
+	Pools map[string]int
+	// Clock is the source of time (default the wall clock).
+	Clock Clock
+	// Logger receives the scheduler's own messages (default: discarded).
+	Logger *slog.Logger
+	// Observe, when set, is called from the scheduling goroutine with every change
+	// once it is committed. It must return quickly.
+	Observe func(Event)
+	// Runs, when set, limits the scheduler to the runs it returns true for.
+	Runs func(store.Run) bool
+	// ExitWhenIdle makes Run return once no run is queued or running.
+	ExitWhenIdle bool
+	// PollInterval is how often the store is checked for runs created or cleared by
+	// other processes (default 1s; negative: never).
+	PollInterval time.Duration
+	// MaxLost bounds how often a try may be lost (its process or pod gone before the
+	// task's code ran) and relaunched without spending a retry (default 3).
+	MaxLost int
+}
+
+// DefaultPoolSlots is the size of a pool that Config.Pools does not list.
+const DefaultPoolSlots = 128
+
+// Event is one committed change: of a task instance (TaskID set) or of a run.
+type Event struct {
+	At       time.Time
+	DAGID    string
+	RunID    string
+	TaskID   string // empty for a run event
+	Try      int
+	State    task.State    // task events
+	RunState task.RunState // run events
+	Error    string
+	// Duration is how long the try ran, for a task that finished.
+	Duration time.Duration
+}
+
+// Scheduler decides what runs when. One goroutine (Run) owns all scheduling state;
+// executors report to it through Report. Every change is committed to the store
+// before it is acted on: a task is started only after its queued state is durable,
+// and a downstream task only after its upstream's result is.
+type Scheduler struct {
+	cfg   Config
+	st    *store.Store
+	plans map[string]*plan
+	runs  map[int64]*runState
+	order []int64 // run keys in creation order, for admission
+
+	mu     sync.Mutex
+	inbox  []executor.Report
+	signal chan struct{}
+	wake   chan struct{}
+
+	batch    store.Batch
+	touched  map[int64]bool
+	starts   []startItem
+	events   []Event
+	ready    ready
+	timers   timerHeap
+	active   int
+	poolUsed map[string]int
+	dataVer  int64
+}
+
+type runState struct {
+	rec        store.Run
+	plan       *plan
+	tis        []tiState
+	params     map[string]any
+	unfinished int
+	done       []int // tasks that finished and whose downstream tasks are not yet evaluated
+}
+
+type tiState struct {
+	store.TaskInstance
+	counts task.UpstreamCounts
+	lost   int
+}
+
+type startItem struct {
+	run  *runState
+	task int
+}
+
+// New returns a scheduler. It checks the configuration; it does not touch the store.
+func New(cfg Config) (*Scheduler, error) {
+	if cfg.Store == nil || cfg.Local == nil {
+		return nil, errors.New("scheduler: Store and Local are required")
+	}
+	if cfg.Parallelism <= 0 {
+		cfg.Parallelism = 32
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.MaxLost == 0 {
+		cfg.MaxLost = 3
+	}
+	s := &Scheduler{cfg: cfg, st: cfg.Store, plans: map[string]*plan{}, runs: map[int64]*runState{},
+		signal: make(chan struct{}, 1), wake: make(chan struct{}, 1), poolUsed: map[string]int{}, touched: map[int64]bool{}}
+	for _, d := range cfg.DAGs {
+		if _, dup := s.plans[d.ID()]; dup {
+			return nil, fmt.Errorf("scheduler: dag %q given twice", d.ID())
+		}
+		s.plans[d.ID()] = compile(d)
+	}
+	return s, nil
+}
+
+// Report hands the scheduler an executor's report. It never blocks for long and is
+// safe to call from any goroutine.
+func (s *Scheduler) Report(r executor.Report) {
+	s.mu.Lock()
+	s.inbox = append(s.inbox, r)
+	s.mu.Unlock()
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Wake makes the scheduler look at the store now for runs created or cleared
+// outside it (by this process's CLI or API, or another process).
+func (s *Scheduler) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run schedules until ctx is done (or, with ExitWhenIdle, until no run is active).
+// It first recovers the runs a previous process left active. It returns an error
+// only when the store fails; task failures are state, not errors.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if err := s.reconcile(ctx, true); err != nil {
+		return err
+	}
+	var poll <-chan time.Time
+	if s.cfg.PollInterval > 0 {
+		t := time.NewTicker(s.cfg.PollInterval)
+		defer t.Stop()
+		poll = t.C
+	}
+	for {
+		if err := s.step(ctx); err != nil {
+			return err
+		}
+		if s.cfg.ExitWhenIdle && len(s.runs) == 0 {
+			return nil
+		}
+		var timerC <-chan time.Time
+		var timer Timer
+		if len(s.timers) > 0 {
+			timer = s.cfg.Clock.NewTimer(s.timers[0].at.Sub(s.cfg.Clock.Now()))
+			timerC = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return nil
+		case <-s.signal:
+			s.handleInbox()
+		case <-timerC:
+			s.fireTimers()
+		case <-s.wake:
+			if err := s.reconcile(ctx, false); err != nil {
+				return err
+			}
+		case <-poll:
+			if err := s.poll(ctx); err != nil {
+				return err
+			}
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+func (s *Scheduler) handleInbox() {
+	s.mu.Lock()
+	in := s.inbox
+	s.inbox = nil
+	s.mu.Unlock()
+	for _, r := range in {
+		s.handleReport(r)
+	}
+}
+
+// poll reloads from the store when another connection committed since last time.
+func (s *Scheduler) poll(ctx context.Context) error {
+	v, err := s.st.DataVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	if v == s.dataVer {
+		return nil
+	}
+	s.dataVer = v
+	return s.reconcile(ctx, false)
+}
+
+// step admits queued runs, starts ready tasks up to the limits, commits the
+// batch, and only then starts the tries and publishes the events.
+func (s *Scheduler) step(ctx context.Context) error {
+	s.admit()
+	s.schedule()
+	if s.batch.Len() == 0 && len(s.events) == 0 {
+		return nil
+	}
+	if err := s.st.Apply(ctx, &s.batch); err != nil {
+		var conflict *store.ConflictError
+		if !errors.As(err, &conflict) {
+			return fmt.Errorf("scheduler: commit: %w", err)
+		}
+		// Someone else changed a row we believed we knew: reload what this batch
+		// touched from the store and decide again.
+		s.cfg.Logger.Warn("state changed under the scheduler; reloading", "err", err)
+		s.batch.Reset()
+		s.events, s.starts = s.events[:0], s.starts[:0]
+		for id := range s.touched {
+			if rs := s.runs[id]; rs != nil {
+				s.unload(rs)
+			}
+		}
+		clear(s.touched)
+		return s.reconcile(ctx, false)
+	}
+	s.batch.Reset()
+	clear(s.touched)
+	if s.cfg.Observe != nil {
+		for _, e := range s.events {
+			s.cfg.Observe(e)
+		}
+	}
+	s.events = s.events[:0]
+	starts := s.starts
+	s.starts = nil
+	for _, it := range starts {
+		s.start(ctx, it.run, it.task)
+	}
+	return nil
+}
+
+func (s *Scheduler) now() time.Time { return s.cfg.Clock.Now().UTC() }

@@ -1,0 +1,346 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/trellisdag/trellis/executor"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+// reconcile loads the active runs of the store that the scheduler does not hold, or
+// holds in an older version. At start-up (recovering) the tries the store says are
+// in flight are handed to their executors' Recover.
+func (s *Scheduler) reconcile(ctx context.Context, recovering bool) error {
+	runs, err := s.st.ActiveRuns(ctx)
+	if err != nil {
+		return fmt.Errorf("scheduler: load active runs: %w", err)
+	}
+	seen := make(map[int64]bool, len(runs))
+	recover := map[task.ExecutorKind][]executor.Try{}
+	for _, r := range runs {
+		if s.cfg.Runs != nil && !s.cfg.Runs(r) {
+			continue
+		}
+		p := s.plans[r.DAGID]
+		if p == nil {
+			continue // a DAG this binary does not have
+		}
+		seen[r.ID] = true
+		old := s.runs[r.ID]
+		if old != nil && old.rec.Version == r.Version {
+			continue
+		}
+		if old != nil {
+			s.unload(old)
+		}
+		rs, inflight, err := s.load(ctx, r, p)
+		if err != nil {
+			return err
+		}
+		if recovering {
+			for _, i := range inflight {
+				kind := task.ExecutorKind(rs.tis[i].Executor)
+				recover[kind] = append(recover[kind], s.try(rs, i))
+			}
+		}
+	}
+	for id, rs := range s.runs {
+		if !seen[id] && s.inflight(rs) == 0 {
+			s.unload(rs) // finished or removed elsewhere
+		}
+	}
+	for kind, tries := range recover {
+		ex := s.executorFor(kind)
+		if ex == nil {
+			for _, t := range tries {
+				s.Report(executor.Report{Key: t.Key, Status: executor.Failed, NoRetry: true, At: s.now(),
+					Error: fmt.Sprintf("no %s executor to recover the try", kind)})
+			}
+			continue
+		}
+		if err := ex.Recover(ctx, tries); err != nil {
+			return fmt.Errorf("scheduler: recover %s tries: %w", kind, err)
+		}
+	}
+	return nil
+}
+
+func (s *Scheduler) inflight(rs *runState) int {
+	n := 0
+	for i := range rs.tis {
+		if rs.tis[i].State.Active() {
+			n++
+		}
+	}
+	return n
+}
+
+// load builds a run's state from the store and returns the tasks in flight.
+func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, []int, error) {
+	tis, err := s.st.TaskInstances(ctx, r.ID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("scheduler: run %q of dag %q: %w", r.RunID, r.DAGID, err)
+	}
+	params, err := p.dag.ResolveConf(r.Conf)
+	if err != nil {
+		params = map[string]any{} // conf was checked at trigger time; the DAG may have changed since
+	}
+	rs := &runState{rec: r, plan: p, tis: make([]tiState, len(p.tasks)), params: params}
+	for i, t := range p.tasks {
+		rs.tis[i].TaskInstance = store.TaskInstance{Run: r.ID, TaskID: t.ID(), State: task.StateNone,
+			MaxTries: p.policy[i].Retries + 1}
+	}
+	var missing []store.TaskSeed
+	have := make([]bool, len(p.tasks))
+	for _, ti := range tis {
+		if i, ok := p.index[ti.TaskID]; ok {
+			rs.tis[i].TaskInstance = ti
+			have[i] = true
+		}
+	}
+	for i, ok := range have {
+		if !ok {
+			missing = append(missing, store.TaskSeed{TaskID: p.tasks[i].ID(), MaxTries: rs.tis[i].MaxTries})
+		}
+	}
+	if len(missing) > 0 {
+		return nil, nil, fmt.Errorf("scheduler: run %q of dag %q has no task instance for %d task(s) added since (e.g. %q); clear or recreate the run",
+			r.RunID, r.DAGID, len(missing), missing[0].TaskID)
+	}
+	s.runs[r.ID] = rs
+	s.order = append(s.order, r.ID)
+	if r.State == task.RunRunning {
+		p.activeRuns++
+	}
+	var inflight []int
+	for i := range rs.tis {
+		ti := &rs.tis[i]
+		if !ti.State.Finished() {
+			rs.unfinished++
+		}
+		if ti.State.Finished() {
+			for _, d := range p.down[i] {
+				rs.tis[d].counts.Add(ti.State)
+			}
+		}
+		if ti.State.Active() {
+			s.acquire(rs, i)
+			inflight = append(inflight, i)
+		}
+	}
+	for i := range rs.tis {
+		rs.tis[i].counts.Total = len(p.up[i])
+		switch rs.tis[i].State {
+		case task.StateScheduled:
+			s.ready.push(rs, i)
+		case task.StateUpForRetry:
+			s.timers.add(timerItem{at: rs.tis[i].NextRetry, kind: timerRetry, run: rs, task: i, try: rs.tis[i].Try})
+		}
+	}
+	if r.State == task.RunRunning {
+		s.startRun(rs)
+	}
+	return rs, inflight, nil
+}
+
+// unload forgets a run; ready items and timers that point at it are ignored later.
+func (s *Scheduler) unload(rs *runState) {
+	for i := range rs.tis {
+		if rs.tis[i].State.Active() {
+			s.release(rs, i)
+		}
+	}
+	if rs.rec.State == task.RunRunning {
+		rs.plan.activeRuns--
+	}
+	delete(s.runs, rs.rec.ID)
+	if i := slices.Index(s.order, rs.rec.ID); i >= 0 {
+		s.order = slices.Delete(s.order, i, i+1)
+	}
+}
+
+func (s *Scheduler) current(rs *runState) bool { return s.runs[rs.rec.ID] == rs }
+
+// admit moves queued runs to running while their DAG is under max active runs,
+// oldest first, and sets a run timeout timer.
+func (s *Scheduler) admit() {
+	for _, id := range s.order {
+		rs := s.runs[id]
+		if rs.rec.State != task.RunQueued || rs.plan.activeRuns >= rs.plan.dag.MaxActiveRunsLimit() {
+			continue
+		}
+		now := s.now()
+		s.batch.SetRun(store.RunChange{Run: id, From: task.RunQueued, To: task.RunRunning, At: now})
+		s.touched[id] = true
+		rs.rec.State = task.RunRunning
+		if rs.rec.Started.IsZero() {
+			rs.rec.Started = now
+		}
+		rs.plan.activeRuns++
+		s.events = append(s.events, Event{At: now, DAGID: rs.rec.DAGID, RunID: rs.rec.RunID, RunState: task.RunRunning})
+		s.startRun(rs)
+	}
+}
+
+// startRun evaluates the tasks of a running run that wait for nothing, and sets
+// its timeout.
+func (s *Scheduler) startRun(rs *runState) {
+	if t := rs.plan.dag.RunTimeoutLimit(); t > 0 {
+		s.timers.add(timerItem{at: rs.rec.Started.Add(t), kind: timerRunTimeout, run: rs})
+	}
+	for i := range rs.tis {
+		if rs.tis[i].State == task.StateNone {
+			s.evaluate(rs, i)
+		}
+	}
+	s.propagate(rs)
+	s.maybeFinish(rs)
+}
+
+func (s *Scheduler) executorFor(kind task.ExecutorKind) executor.Executor {
+	switch kind {
+	case task.ExecutorLocal:
+		return s.cfg.Local
+	case task.ExecutorKubernetes:
+		if s.cfg.Kubernetes == nil {
+			return nil
+		}
+		return s.cfg.Kubernetes
+	}
+	return nil
+}
+
+func (s *Scheduler) executorKind(rs *runState, i int) task.ExecutorKind {
+	set := rs.plan.settings[i]
+	if set.Kind == task.KindPod {
+		return task.ExecutorKubernetes
+	}
+	if set.Executor.Executor != task.ExecutorDefault {
+		return set.Executor.Executor
+	}
+	if s.cfg.DefaultExecutor != task.ExecutorDefault {
+		return s.cfg.DefaultExecutor
+	}
+	return task.ExecutorLocal
+}
+
+func (s *Scheduler) poolLimit(name string) int {
+	if n, ok := s.cfg.Pools[name]; ok {
+		return n
+	}
+	return DefaultPoolSlots
+}
+
+func (s *Scheduler) acquire(rs *runState, i int) {
+	s.active++
+	s.poolUsed[rs.plan.pool[i]]++
+	rs.plan.activeTasks++
+}
+
+func (s *Scheduler) release(rs *runState, i int) {
+	s.active--
+	s.poolUsed[rs.plan.pool[i]]--
+	rs.plan.activeTasks--
+}
+
+// schedule moves ready tasks to queued while slots are free: parallelism, the
+// task's pool, and its DAG's max active tasks.
+func (s *Scheduler) schedule() {
+	canStart := func(k bucketKey) bool {
+		return s.poolUsed[k.pool] < s.poolLimit(k.pool) && k.plan.activeTasks < k.plan.dag.MaxActiveTasksLimit()
+	}
+	for s.active < s.cfg.Parallelism {
+		it, ok := s.ready.pop(canStart)
+		if !ok {
+			return
+		}
+		rs, i := it.run, it.task
+		if !s.current(rs) || rs.tis[i].State != task.StateScheduled {
+			continue // stale
+		}
+		kind := s.executorKind(rs, i)
+		s.set(rs, i, task.StateQueued, func(ti *store.TaskInstance) {
+			ti.Try++
+			ti.Started, ti.Ended, ti.NextRetry, ti.ExitCode, ti.Error = time.Time{}, time.Time{}, time.Time{}, nil, ""
+			ti.Executor, ti.Host, ti.Pod = string(kind), "", ""
+		})
+		s.acquire(rs, i)
+		s.starts = append(s.starts, startItem{rs, i})
+	}
+}
+
+// try builds the executor's view of a task instance's current try.
+func (s *Scheduler) try(rs *runState, i int) executor.Try {
+	ti := rs.tis[i]
+	p := rs.plan
+	t := p.tasks[i]
+	runPK := rs.rec.ID
+	st := s.st
+	return executor.Try{
+		Key:  executor.Key{Run: runPK, DAGID: rs.rec.DAGID, RunID: rs.rec.RunID, TaskID: t.ID(), Try: ti.Try},
+		Task: t,
+		Info: task.Info{DAGID: rs.rec.DAGID, TaskID: t.ID(), RunID: rs.rec.RunID, RunType: rs.rec.Type,
+			Try: ti.Try, MaxTries: ti.MaxTries, LogicalDate: rs.rec.LogicalDate,
+			DataIntervalStart: rs.rec.IntervalStart, DataIntervalEnd: rs.rec.IntervalEnd, Location: p.dag.Location()},
+		Params: rs.params,
+		Conf:   json.RawMessage(rs.rec.Conf),
+		Inputs: task.InputsFunc(func(id string) ([]byte, bool, error) {
+			return st.XCom(context.Background(), runPK, id)
+		}),
+		Timeout: p.policy[i].Timeout,
+		State:   ti.State,
+		Host:    ti.Host,
+		Pod:     ti.Pod,
+	}
+}
+
+// start hands a committed queued try to its executor.
+func (s *Scheduler) start(ctx context.Context, rs *runState, i int) {
+	if !s.current(rs) || rs.tis[i].State != task.StateQueued {
+		return
+	}
+	t := s.try(rs, i)
+	kind := task.ExecutorKind(rs.tis[i].Executor)
+	ex := s.executorFor(kind)
+	var err error
+	if ex == nil {
+		err = fmt.Errorf("task %q needs the %s executor, and this runner has none (run with --executor kubernetes and a reachable cluster)", t.TaskID, kind)
+	} else {
+		err = ex.Start(ctx, t)
+	}
+	if err != nil {
+		s.Report(executor.Report{Key: t.Key, Status: executor.Failed, Error: err.Error(), At: s.now()})
+	}
+}
+
+// set changes a task instance's state in memory and adds the change to the batch.
+func (s *Scheduler) set(rs *runState, i int, to task.State, mutate func(*store.TaskInstance)) {
+	ti := &rs.tis[i]
+	from := ti.State
+	next := ti.TaskInstance
+	next.State = to
+	if mutate != nil {
+		mutate(&next)
+	}
+	now := s.now()
+	s.batch.SetTI(store.TIChange{From: from, TI: next, At: now})
+	s.touched[rs.rec.ID] = true
+	ti.TaskInstance = next
+	e := Event{At: now, DAGID: rs.rec.DAGID, RunID: rs.rec.RunID, TaskID: next.TaskID, Try: next.Try, State: to, Error: next.Error}
+	if to.Finished() && !next.Started.IsZero() && !next.Ended.IsZero() {
+		e.Duration = next.Ended.Sub(next.Started)
+	}
+	s.events = append(s.events, e)
+	if from.Active() && !to.Active() {
+		s.release(rs, i)
+	}
+	if to.Finished() && !from.Finished() {
+		rs.unfinished--
+		rs.done = append(rs.done, i)
+	}
+}
