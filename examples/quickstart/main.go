@@ -1,0 +1,119 @@
+// Command quickstart is a small ETL DAG that shows trellis's authoring API: Go tasks
+// that pass typed results, a templated Bash task, a branch, and a task that fails
+// once and succeeds on its retry. Run it with no cluster and nothing installed:
+//
+//	go run ./examples/quickstart dags test etl
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/operators"
+	"github.com/trellisdag/trellis/runner"
+	"github.com/trellisdag/trellis/task"
+)
+
+// Order is one sale in the data interval.
+type Order struct {
+	ID       int     `json:"id"`
+	Customer string  `json:"customer"`
+	Amount   float64 `json:"amount"`
+}
+
+// Totals is revenue per customer.
+type Totals struct {
+	ByCustomer map[string]float64 `json:"byCustomer"`
+	Revenue    float64            `json:"revenue"`
+}
+
+var etl = dag.New("etl",
+	dag.Description("Daily orders ETL: extract, aggregate, branch on volume, report, load"),
+	dag.Schedule("0 3 * * *"),
+	dag.StartDate(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)),
+	dag.Catchup(false),
+	dag.DefaultRetries(2, time.Second),
+	dag.Params(dag.Param{Name: "big_day", Default: 100.0, Description: "revenue above which the full report runs"}),
+	dag.Tags("example", "etl"),
+)
+
+var (
+	extract = task.Go("extract", func(ctx context.Context, r *task.Run) ([]Order, error) {
+		start, end := r.DataInterval()
+		r.Log().Info("extracting orders", "from", start, "to", end)
+		customers := []string{"ada", "grace", "linus", "margaret"}
+		var orders []Order
+		for i := 0; i < 12; i++ {
+			orders = append(orders, Order{ID: i + 1, Customer: customers[i%len(customers)], Amount: float64(5 + 3*i)})
+		}
+		return orders, nil
+	})
+
+	// aggregate fails on its first try (a flaky upstream, say) and succeeds on the retry.
+	aggregate = task.Go("aggregate", func(ctx context.Context, r *task.Run) (Totals, error) {
+		if r.Info().Try == 1 {
+			return Totals{}, errors.New("warehouse connection reset (simulated; the retry succeeds)")
+		}
+		orders, err := task.Output(r, extract)
+		if err != nil {
+			return Totals{}, err
+		}
+		t := Totals{ByCustomer: map[string]float64{}}
+		for _, o := range orders {
+			t.ByCustomer[o.Customer] += o.Amount
+			t.Revenue += o.Amount
+		}
+		r.Log().Info("aggregated", "orders", len(orders), "revenue", t.Revenue)
+		return t, nil
+	}, task.RetryDelay(200*time.Millisecond))
+
+	fullReport = operators.BashWith("full_report", operators.BashSpec{
+		Command: `echo "full report for {{ .DS }} (run {{ .RunID }}, try {{ .TryNumber }})"; echo "threshold: $THRESHOLD"; echo "report-{{ .DSNodash }}.html"`,
+		Env:     map[string]string{"THRESHOLD": "{{ .Params.big_day }}"},
+	})
+
+	quickSummary = task.Go("quick_summary", func(ctx context.Context, r *task.Run) (string, error) {
+		return "quiet day", nil
+	})
+
+	chooseReport = task.Branch("choose_report", func(ctx context.Context, r *task.Run) ([]task.Task, error) {
+		totals, err := task.Output(r, aggregate)
+		if err != nil {
+			return nil, err
+		}
+		threshold, _ := r.Params()["big_day"].(float64)
+		if totals.Revenue > threshold {
+			return []task.Task{fullReport}, nil
+		}
+		return []task.Task{quickSummary}, nil
+	})
+
+	load = task.Go("load", func(ctx context.Context, r *task.Run) (string, error) {
+		totals, err := task.Output(r, aggregate)
+		if err != nil {
+			return "", err
+		}
+		names := make([]string, 0, len(totals.ByCustomer))
+		for n := range totals.ByCustomer {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(r.Output(), "%-10s %8.2f\n", n, totals.ByCustomer[n])
+		}
+		return fmt.Sprintf("loaded %d customers, revenue %.2f", len(names), totals.Revenue), nil
+	}, task.Trigger(task.NoneFailedMinOneSuccess))
+)
+
+func init() {
+	etl.Add(extract, aggregate, chooseReport, fullReport, quickSummary, load)
+	extract.Then(aggregate).Then(chooseReport)
+	chooseReport.Then(fullReport, quickSummary)
+	load.After(aggregate, fullReport, quickSummary)
+}
+
+func main() { runner.Main(etl) }

@@ -1,0 +1,299 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/scheduler"
+	"github.com/trellisdag/trellis/task"
+)
+
+func cmdDagsList(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "dags list")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	st, err := openRead(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		defer st.Close()
+	}
+	w := tabwriter.NewWriter(r.cfg.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "DAG\tSCHEDULE\tTASKS\tPAUSED\tLATEST RUN\tSTATE\tDESCRIPTION")
+	for _, d := range r.dags {
+		sched := d.ScheduleExpr()
+		if sched == "" {
+			sched = "(manual)"
+		}
+		paused, latest, state := "no", "-", "-"
+		if st != nil {
+			if rec, err := st.DAG(ctx, d.ID()); err == nil && rec.Paused {
+				paused = "yes"
+			}
+			runs, err := st.Runs(ctx, store.RunFilter{DAGID: d.ID(), Limit: 1})
+			if err != nil {
+				return err
+			}
+			if len(runs) > 0 {
+				latest, state = runs[0].RunID, string(runs[0].State)
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.ID(), sched, len(d.Tasks()), paused, latest, state, d.DescriptionText())
+	}
+	return w.Flush()
+}
+
+func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "dags show")
+	asJSON := f.fs.Bool("json", false, "print the definition as JSON")
+	pos, err := f.parse(args, "<dag>")
+	if err != nil {
+		return err
+	}
+	d, err := r.dag(pos[0])
+	if err != nil {
+		return err
+	}
+	snap := d.Snapshot()
+	if *asJSON {
+		enc := json.NewEncoder(r.cfg.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(snap)
+	}
+	out := r.cfg.Stdout
+	fmt.Fprintf(out, "DAG %s", snap.ID)
+	if snap.Description != "" {
+		fmt.Fprintf(out, ": %s", snap.Description)
+	}
+	fmt.Fprintln(out)
+	sched := snap.Schedule
+	if sched == "" {
+		sched = "(manual runs only)"
+	}
+	fmt.Fprintf(out, "  schedule:   %s (timezone %s, catchup %v)\n", sched, snap.Timezone, snap.Catchup)
+	if snap.StartDate != nil {
+		fmt.Fprintf(out, "  start date: %s\n", snap.StartDate.Format(time.RFC3339))
+	}
+	if snap.EndDate != nil {
+		fmt.Fprintf(out, "  end date:   %s\n", snap.EndDate.Format(time.RFC3339))
+	}
+	fmt.Fprintf(out, "  limits:     %d active runs, %d active tasks", snap.MaxActiveRuns, snap.MaxActiveTasks)
+	if snap.RunTimeout != "" {
+		fmt.Fprintf(out, ", run timeout %s", snap.RunTimeout)
+	}
+	fmt.Fprintln(out)
+	for _, p := range snap.Params {
+		def, _ := json.Marshal(p.Default)
+		fmt.Fprintf(out, "  param:      %s = %s  %s\n", p.Name, def, p.Description)
+	}
+	if len(snap.Tags) > 0 {
+		fmt.Fprintf(out, "  tags:       %s\n", strings.Join(snap.Tags, ", "))
+	}
+	fmt.Fprintln(out)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TASK\tKIND\tTRIGGER RULE\tRETRIES\tTIMEOUT\tPOOL\tEXECUTOR\tDOWNSTREAM")
+	for _, t := range snap.Tasks {
+		pool := t.Pool
+		if pool == "" {
+			pool = scheduler.DefaultPool
+		}
+		timeout := t.Timeout
+		if timeout == "" {
+			timeout = "-"
+		}
+		ex := string(t.Executor.Executor)
+		if ex == "" {
+			ex = "default"
+		}
+		down := strings.Join(t.Downstream, ", ")
+		if down == "" {
+			down = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.TriggerRule, t.Retries, timeout, pool, ex, down)
+	}
+	return w.Flush()
+}
+
+func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "dags test")
+	ld := f.fs.String("logical-date", "", "logical date of the run (default: now)")
+	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
+	pos, err := f.parse(args, "<dag>")
+	if err != nil {
+		return err
+	}
+	d, err := r.dag(pos[0])
+	if err != nil {
+		return err
+	}
+	logical := time.Now().UTC()
+	if *ld != "" {
+		if logical, err = parseDate("logical-date", *ld); err != nil {
+			return err
+		}
+	}
+	conf, err := parseConf(*confFlag)
+	if err != nil {
+		return err
+	}
+	if _, err := d.ResolveConf(conf); err != nil {
+		return &UsageError{err}
+	}
+	unlock, err := store.Lock(*f.db)
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("%w: a scheduler (trellis serve) runs on this database; use dags trigger --wait instead", err)
+		}
+		return err
+	}
+	defer unlock()
+	st, err := openWrite(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := r.syncDAGs(ctx, st); err != nil {
+		return err
+	}
+	run, err := createRun(ctx, st, d, task.RunManual, runID("manual", logical), logical, conf)
+	if err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return usagef("dag %q: a run at logical date %s exists already; pick another --logical-date or use tasks clear", d.ID(), logical.Format(time.RFC3339))
+		}
+		return err
+	}
+	fmt.Fprintf(r.cfg.Stdout, "Testing DAG %s: run %s (logical date %s)\n", d.ID(), run.RunID, logical.Format(time.RFC3339))
+	p := newProgress(r.cfg.Stdout, d)
+	e, err := r.newEngine(st, engineConfig{
+		observe:      p.observe,
+		runs:         func(x store.Run) bool { return x.ID == run.ID },
+		exitWhenIdle: true,
+		pollInterval: -1,
+	})
+	if err != nil {
+		return err
+	}
+	if err := e.run(ctx); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted; run %s is left as it was (tasks clear or serve resume it)", run.RunID)
+	}
+	return r.summary(ctx, st, d.ID(), run.RunID)
+}
+
+func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "dags trigger")
+	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
+	ld := f.fs.String("logical-date", "", "logical date of the run (default: now)")
+	wait := f.fs.Bool("wait", false, "wait until the run ends; run it in this process when no scheduler is running")
+	pos, err := f.parse(args, "<dag>")
+	if err != nil {
+		return err
+	}
+	d, err := r.dag(pos[0])
+	if err != nil {
+		return err
+	}
+	conf, err := parseConf(*confFlag)
+	if err != nil {
+		return err
+	}
+	if _, err := d.ResolveConf(conf); err != nil {
+		return &UsageError{err}
+	}
+	logical := time.Now().UTC()
+	if *ld != "" {
+		if logical, err = parseDate("logical-date", *ld); err != nil {
+			return err
+		}
+	}
+	st, err := openWrite(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := r.syncDAGs(ctx, st); err != nil {
+		return err
+	}
+	run, err := createRun(ctx, st, d, task.RunManual, runID("manual", logical), logical, conf)
+	if err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return usagef("dag %q: a run at logical date %s exists already", d.ID(), logical.Format(time.RFC3339))
+		}
+		return err
+	}
+	fmt.Fprintf(r.cfg.Stdout, "Created run %s of DAG %s (queued)\n", run.RunID, d.ID())
+	if !*wait {
+		return nil
+	}
+	unlock, err := store.Lock(*f.db)
+	if err == nil {
+		// No scheduler runs: run it here.
+		defer unlock()
+		p := newProgress(r.cfg.Stdout, d)
+		e, err := r.newEngine(st, engineConfig{observe: p.observe, runs: func(x store.Run) bool { return x.ID == run.ID },
+			exitWhenIdle: true, pollInterval: -1})
+		if err != nil {
+			return err
+		}
+		if err := e.run(ctx); err != nil {
+			return err
+		}
+	} else if errors.Is(err, store.ErrLocked) {
+		fmt.Fprintln(r.cfg.Stdout, "A scheduler runs on this database; waiting for the run to end.")
+		if err := waitRun(ctx, st, run.ID); err != nil {
+			return err
+		}
+	} else {
+		return err
+	}
+	return r.summary(ctx, st, d.ID(), run.RunID)
+}
+
+// waitRun waits until a run run by another process ends, watching the database's
+// data version.
+func waitRun(ctx context.Context, st *store.Store, id int64) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		run, err := st.RunByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		if run.State.Finished() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// summary prints a run's task table and returns ErrRunFailed if it failed.
+func (r *Runner) summary(ctx context.Context, st *store.Store, dagID, runID string) error {
+	run, err := st.Run(ctx, dagID, runID)
+	if err != nil {
+		return err
+	}
+	if err := r.printRun(ctx, st, run); err != nil {
+		return err
+	}
+	if run.State == task.RunFailed {
+		return fmt.Errorf("dag %q run %q: %w", dagID, runID, ErrRunFailed)
+	}
+	if !run.State.Finished() {
+		return fmt.Errorf("dag %q run %q is still %s", dagID, runID, run.State)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+func cmdRunsList(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "runs list")
+	state := f.fs.String("state", "", "only runs in this state (queued, running, success, failed)")
+	limit := f.fs.Int("limit", 25, "at most this many runs")
+	pos, err := f.parse(args, "<dag>")
+	if err != nil {
+		return err
+	}
+	if _, err := r.dag(pos[0]); err != nil {
+		return err
+	}
+	filter := store.RunFilter{DAGID: pos[0], Limit: *limit}
+	if *state != "" {
+		s := task.RunState(*state)
+		switch s {
+		case task.RunQueued, task.RunRunning, task.RunSuccess, task.RunFailed:
+		default:
+			return usagef("runs list: --state %q: want queued, running, success or failed", *state)
+		}
+		filter.States = []task.RunState{s}
+	}
+	if *limit <= 0 {
+		return usagef("runs list: --limit %d: must be positive", *limit)
+	}
+	st, err := openRead(ctx, *f.db)
+	if err != nil || st == nil {
+		return err
+	}
+	defer st.Close()
+	runs, err := st.Runs(ctx, filter)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(r.cfg.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "RUN\tTYPE\tSTATE\tLOGICAL DATE\tSTARTED\tDURATION")
+	for _, run := range runs {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", run.RunID, run.Type, run.State, run.LogicalDate.Format(time.RFC3339),
+			fmtTime(run.Started), fmtDuration(run.Started, run.Ended))
+	}
+	return w.Flush()
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func fmtDuration(a, b time.Time) string {
+	if a.IsZero() || b.IsZero() {
+		return "-"
+	}
+	return round(b.Sub(a)).String()
+}
+
+// findRun returns a run, as a usage error when it does not exist.
+func findRun(ctx context.Context, st *store.Store, dagID, runID string) (store.Run, error) {
+	if st == nil {
+		return store.Run{}, usagef("dag %q has no run %q (the database has no runs)", dagID, runID)
+	}
+	run, err := st.Run(ctx, dagID, runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Run{}, usagef("dag %q has no run %q (see runs list %s)", dagID, runID, dagID)
+	}
+	return run, err
+}
+
+func cmdRunsShow(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "runs show")
+	pos, err := f.parse(args, "<dag>", "<run>")
+	if err != nil {
+		return err
+	}
+	if _, err := r.dag(pos[0]); err != nil {
+		return err
+	}
+	st, err := openRead(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		defer st.Close()
+	}
+	run, err := findRun(ctx, st, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	return r.printRun(ctx, st, run)
+}
+
+// printRun prints a run's header and a table of its task instances in DAG order.
+func (r *Runner) printRun(ctx context.Context, st *store.Store, run store.Run) error {
+	tis, err := st.TaskInstances(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	out := r.cfg.Stdout
+	fmt.Fprintf(out, "\nRun %s of %s: %s", run.RunID, run.DAGID, run.State)
+	if d := fmtDuration(run.Started, run.Ended); d != "-" {
+		fmt.Fprintf(out, " in %s", d)
+	}
+	fmt.Fprintf(out, "\n  logical date %s, data interval [%s, %s)\n\n", run.LogicalDate.Format(time.RFC3339),
+		run.IntervalStart.Format(time.RFC3339), run.IntervalEnd.Format(time.RFC3339))
+	byID := map[string]store.TaskInstance{}
+	for _, ti := range tis {
+		byID[ti.TaskID] = ti
+	}
+	var order []string
+	if d, err := r.dag(run.DAGID); err == nil {
+		for _, t := range d.Tasks() {
+			order = append(order, t.ID())
+		}
+	} else {
+		for _, ti := range tis {
+			order = append(order, ti.TaskID)
+		}
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TASK\tSTATE\tTRY\tDURATION\tEXIT\tRESULT / ERROR")
+	for _, id := range order {
+		ti, ok := byID[id]
+		if !ok {
+			continue
+		}
+		exit := "-"
+		if ti.ExitCode != nil {
+			exit = strconv.Itoa(*ti.ExitCode)
+		}
+		detail := ti.Error
+		if ti.State == task.StateSuccess {
+			if v, ok, err := st.XCom(ctx, run.ID, id); err == nil && ok {
+				detail = preview(string(v), 60)
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", id, ti.State, ti.Try, ti.MaxTries, fmtDuration(ti.Started, ti.Ended), exit, preview(detail, 80))
+	}
+	return w.Flush()
+}
+
+func preview(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+func cmdLogs(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "logs")
+	try := f.fs.Int("try", 0, "try number (default: the latest)")
+	pos, err := f.parse(args, "<dag>", "<run>", "<task>")
+	if err != nil {
+		return err
+	}
+	d, err := r.dag(pos[0])
+	if err != nil {
+		return err
+	}
+	if _, ok := d.Task(pos[2]); !ok {
+		return usagef("dag %q has no task %q", pos[0], pos[2])
+	}
+	st, err := openRead(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		defer st.Close()
+	}
+	run, err := findRun(ctx, st, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	ti, err := st.TaskInstance(ctx, run.ID, pos[2])
+	if err != nil {
+		return err
+	}
+	n := *try
+	if n == 0 {
+		n = ti.Try
+	}
+	if n < 1 || n > ti.Try {
+		return usagef("task %q of run %q has %d tries; --try %d does not exist", pos[2], pos[1], ti.Try, *try)
+	}
+	data, _, err := st.Log(ctx, run.ID, pos[2], n, 0)
+	if err != nil {
+		return err
+	}
+	_, err = r.cfg.Stdout.Write(data)
+	return err
+}

@@ -1,0 +1,185 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+func cmdTasksTest(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "tasks test")
+	ld := f.fs.String("logical-date", "", "logical date (default: now)")
+	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
+	fromRun := f.fs.String("run", "", "read upstream results from this existing run")
+	pos, err := f.parse(args, "<dag>", "<task>")
+	if err != nil {
+		return err
+	}
+	d, err := r.dag(pos[0])
+	if err != nil {
+		return err
+	}
+	t, ok := d.Task(pos[1])
+	if !ok {
+		return usagef("dag %q has no task %q", pos[0], pos[1])
+	}
+	logical := time.Now().UTC()
+	if *ld != "" {
+		if logical, err = parseDate("logical-date", *ld); err != nil {
+			return err
+		}
+	}
+	conf, err := parseConf(*confFlag)
+	if err != nil {
+		return err
+	}
+	params, err := d.ResolveConf(conf)
+	if err != nil {
+		return &UsageError{err}
+	}
+	var inputs task.Inputs
+	if *fromRun != "" {
+		st, err := openRead(ctx, *f.db)
+		if err != nil {
+			return err
+		}
+		run, err := findRun(ctx, st, pos[0], *fromRun)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		inputs = task.InputsFunc(func(id string) ([]byte, bool, error) { return st.XCom(ctx, run.ID, id) })
+	}
+	start, end := d.InferInterval(logical)
+	info := task.Info{DAGID: d.ID(), TaskID: t.ID(), RunID: runID("test", logical), RunType: task.RunManual,
+		Try: 1, MaxTries: 1, LogicalDate: logical, DataIntervalStart: start, DataIntervalEnd: end, Location: d.Location()}
+	run := task.NewRun(t, info, params, conf, inputs, r.cfg.Stdout)
+	pol := task.PolicyOf(t, d.Defaults())
+	tctx := ctx
+	if pol.Timeout > 0 {
+		var cancel context.CancelFunc
+		tctx, cancel = context.WithTimeout(ctx, pol.Timeout)
+		defer cancel()
+	}
+	began := time.Now()
+	res, err := t.Execute(tctx, run)
+	took := round(time.Since(began))
+	switch {
+	case errors.Is(err, task.ErrSkip):
+		fmt.Fprintf(r.cfg.Stdout, "task %s skipped in %s: %v\n", t.ID(), took, err)
+		return nil
+	case err != nil:
+		return fmt.Errorf("task %q failed in %s: %w", t.ID(), took, err)
+	}
+	fmt.Fprintf(r.cfg.Stdout, "task %s succeeded in %s; result: %s\n", t.ID(), took, preview(string(res), 200))
+	return nil
+}
+
+func cmdTasksClear(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "tasks clear")
+	var only stringList
+	f.fs.Var(&only, "task", "clear this task (repeatable; default: every task)")
+	downstream := f.fs.Bool("downstream", false, "also clear every task downstream of the chosen ones")
+	failedOnly := f.fs.Bool("failed-only", false, "clear only failed and upstream_failed tasks")
+	pos, err := f.parse(args, "<dag>", "<run>")
+	if err != nil {
+		return err
+	}
+	d, err := r.dag(pos[0])
+	if err != nil {
+		return err
+	}
+	var chosen []task.Task
+	for _, id := range only {
+		t, ok := d.Task(id)
+		if !ok {
+			return usagef("dag %q has no task %q", d.ID(), id)
+		}
+		chosen = append(chosen, t)
+	}
+	if len(only) == 0 {
+		chosen = d.Tasks()
+	}
+	if *downstream {
+		seen := map[string]bool{}
+		var walk func(task.Task)
+		walk = func(t task.Task) {
+			if seen[t.ID()] {
+				return
+			}
+			seen[t.ID()] = true
+			for _, x := range task.Downstream(t) {
+				walk(x)
+			}
+		}
+		for _, t := range chosen {
+			walk(t)
+		}
+		chosen = chosen[:0]
+		for _, t := range d.Tasks() {
+			if seen[t.ID()] {
+				chosen = append(chosen, t)
+			}
+		}
+	}
+	ro, err := openRead(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	run, err := findRun(ctx, ro, pos[0], pos[1])
+	if err != nil {
+		if ro != nil {
+			ro.Close()
+		}
+		return err
+	}
+	tis, err := ro.TaskInstances(ctx, run.ID)
+	ro.Close()
+	if err != nil {
+		return err
+	}
+	state := map[string]task.State{}
+	for _, ti := range tis {
+		state[ti.TaskID] = ti.State
+	}
+	var ids []string
+	for _, t := range chosen {
+		s := state[t.ID()]
+		if *failedOnly && s != task.StateFailed && s != task.StateUpstreamFailed {
+			continue
+		}
+		if s.Active() {
+			return usagef("task %q of run %q is %s; wait for it to end before clearing it", t.ID(), run.RunID, s)
+		}
+		if s != task.StateNone {
+			ids = append(ids, t.ID())
+		}
+	}
+	if len(ids) == 0 {
+		fmt.Fprintln(r.cfg.Stdout, "Nothing to clear.")
+		return nil
+	}
+	st, err := openWrite(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	retries := func(id string) int {
+		t, _ := d.Task(id)
+		return task.PolicyOf(t, d.Defaults()).Retries
+	}
+	if err := st.Clear(ctx, run.ID, ids, retries); err != nil {
+		if errors.Is(err, store.ErrActive) {
+			return &UsageError{err}
+		}
+		return err
+	}
+	slices.Sort(ids)
+	fmt.Fprintf(r.cfg.Stdout, "Cleared %d task(s) of run %s: %v\nThe run is queued; a scheduler (serve, or dags trigger --wait) runs them.\n", len(ids), run.RunID, ids)
+	return nil
+}

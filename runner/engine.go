@@ -1,0 +1,108 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/executor"
+	"github.com/trellisdag/trellis/executor/local"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/scheduler"
+	"github.com/trellisdag/trellis/task"
+)
+
+// openRead opens the database for reading; a missing database reads as empty
+// (nil store, nil error).
+func openRead(ctx context.Context, path string) (*store.Store, error) {
+	st, err := store.Open(ctx, path, store.Options{ReadOnly: true})
+	if errors.Is(err, store.ErrNoDatabase) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func openWrite(ctx context.Context, path string) (*store.Store, error) {
+	return store.Open(ctx, path, store.Options{})
+}
+
+// syncDAGs records the definition of every DAG of this binary.
+func (r *Runner) syncDAGs(ctx context.Context, st *store.Store) error {
+	for _, d := range r.dags {
+		b, err := json.Marshal(d.Snapshot())
+		if err != nil {
+			return fmt.Errorf("dag %q: %w", d.ID(), err)
+		}
+		if err := st.PutDAG(ctx, d.ID(), b, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// engine is a scheduler wired to a store and executors.
+type engine struct {
+	st    *store.Store
+	sched *scheduler.Scheduler
+	local *local.Executor
+}
+
+type engineConfig struct {
+	parallelism  int
+	observe      func(scheduler.Event)
+	runs         func(store.Run) bool
+	exitWhenIdle bool
+	pollInterval time.Duration
+}
+
+func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
+	e := &engine{st: st}
+	var sched *scheduler.Scheduler
+	e.local = local.New(local.Config{
+		Report: func(rep executor.Report) { sched.Report(rep) },
+		Logs: func(k executor.Key) io.WriteCloser {
+			return st.TryLog(k.Run, k.TaskID, k.Try)
+		},
+	})
+	if ec.parallelism <= 0 {
+		ec.parallelism = r.cfg.Parallelism
+	}
+	sched, err := scheduler.New(scheduler.Config{
+		Store: st, DAGs: r.dags, Local: e.local, Parallelism: ec.parallelism, Pools: r.cfg.Pools,
+		Observe: ec.observe, Runs: ec.runs, ExitWhenIdle: ec.exitWhenIdle, PollInterval: ec.pollInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.sched = sched
+	return e, nil
+}
+
+// run schedules until ctx is done (or idle), then stops the local tries.
+func (e *engine) run(ctx context.Context) error {
+	err := e.sched.Run(ctx)
+	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if serr := e.local.Shutdown(shutdown); serr != nil && err == nil {
+		err = fmt.Errorf("stop running tries: %w", serr)
+	}
+	return err
+}
+
+// createRun creates a queued run with a task instance per task.
+func createRun(ctx context.Context, st *store.Store, d *dag.DAG, typ task.RunType, id string, logical time.Time, conf json.RawMessage) (store.Run, error) {
+	start, end := d.InferInterval(logical)
+	seeds := make([]store.TaskSeed, 0, len(d.Tasks()))
+	for _, t := range d.Tasks() {
+		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
+	}
+	return st.CreateRun(ctx, store.Run{DAGID: d.ID(), RunID: id, Type: typ, State: task.RunQueued,
+		LogicalDate: logical.UTC(), IntervalStart: start.UTC(), IntervalEnd: end.UTC(), Conf: conf}, seeds)
+}

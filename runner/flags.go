@@ -1,0 +1,89 @@
+package runner
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// flags parses a command's flags and positional arguments in any order.
+type flags struct {
+	fs   *flag.FlagSet
+	name string
+	db   *string
+}
+
+func newFlags(r *Runner, name string) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	def := r.cfg.Getenv("TRELLIS_DB")
+	if def == "" {
+		def = r.cfg.DB
+	}
+	return &flags{fs: fs, name: name, db: fs.String("db", def, "database path")}
+}
+
+// parse returns the positional arguments; it requires exactly want of them.
+func (f *flags) parse(args []string, want ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.fs.Parse(args); err != nil {
+			return nil, usagef("%s: %v", f.name, err)
+		}
+		args = f.fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			pos = append(pos, args[1:]...)
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != len(want) {
+		if len(pos) < len(want) {
+			return nil, usagef("%s: missing %s", f.name, strings.Join(want[len(pos):], " "))
+		}
+		return nil, usagef("%s: unexpected argument %q", f.name, pos[len(want)])
+	}
+	return pos, nil
+}
+
+// parseDate reads a date as RFC 3339, "2006-01-02T15:04:05" or "2006-01-02" (UTC
+// when no offset is given).
+func parseDate(flagName, s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usagef("--%s %q: not a date (want 2024-01-31 or 2024-01-31T03:00:00Z)", flagName, s)
+}
+
+// parseConf checks that s is a JSON object.
+func parseConf(s string) (json.RawMessage, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, usagef("--conf: malformed JSON: %v", err)
+	}
+	if m == nil {
+		return nil, usagef("--conf: want a JSON object, got %s", s)
+	}
+	return json.RawMessage(s), nil
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+func runID(prefix string, t time.Time) string {
+	return fmt.Sprintf("%s__%s", prefix, t.UTC().Format("2006-01-02T15:04:05.999999Z07:00"))
+}

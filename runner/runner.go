@@ -1,0 +1,253 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/trellisdag/trellis/dag"
+)
+
+// Version is the trellis version printed by the version command.
+var Version = "0.1.0-dev"
+
+// Config configures a Runner. The zero value is a sane default.
+type Config struct {
+	// DB is the default database path when neither --db nor TRELLIS_DB is given
+	// (default "trellis.db").
+	DB string
+	// Parallelism is the default of --parallelism: tries in flight at once (default 32).
+	Parallelism int
+	// Pools sets the slots of named pools (a pool not listed has 128).
+	Pools map[string]int
+	// Stdout and Stderr default to the process's.
+	Stdout, Stderr io.Writer
+	// Getenv reads the environment (default os.Getenv).
+	Getenv func(string) string
+}
+
+// Runner is the command-line program of a team's binary: its DAGs plus the CLI,
+// the scheduler and the executors.
+type Runner struct {
+	cfg  Config
+	dags []*dag.DAG
+}
+
+// New returns a runner for the given DAGs.
+func New(cfg Config, dags ...*dag.DAG) *Runner {
+	if cfg.DB == "" {
+		cfg.DB = "trellis.db"
+	}
+	if cfg.Parallelism <= 0 {
+		cfg.Parallelism = 32
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	return &Runner{cfg: cfg, dags: dags}
+}
+
+// Main runs the command line of a team's binary with the given DAGs and exits:
+//
+//	func main() { runner.Main(etl, reports) }
+func Main(dags ...*dag.DAG) { New(Config{}, dags...).Main() }
+
+// Main runs the command in os.Args and exits with its status. SIGINT and SIGTERM
+// cancel the command.
+func (r *Runner) Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := r.Run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// Exit statuses.
+const (
+	ExitOK      = 0 // the command did what it was asked
+	ExitFailure = 1 // it ran, and what it ran failed (a failed run), or the runtime failed
+	ExitUsage   = 2 // bad input: nothing was done or written
+)
+
+// UsageError is bad input: an unknown DAG, task or run, a malformed flag, an invalid
+// DAG. The command exits with ExitUsage having written nothing.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{fmt.Errorf(format, args...)}
+}
+
+// ErrRunFailed is returned by commands whose run ended failed.
+var ErrRunFailed = errors.New("run failed")
+
+type command struct {
+	name  string // "dags test"
+	args  string // "<dag> [--logical-date D] [--conf JSON]"
+	short string
+	run   func(ctx context.Context, r *Runner, args []string) error
+}
+
+func (r *Runner) commands() []command {
+	return []command{
+		{"dags list", "", "list the DAGs with their schedule and latest run", cmdDagsList},
+		{"dags show", "<dag>", "print a DAG's tasks, edges and schedule", cmdDagsShow},
+		{"dags test", "<dag> [--logical-date D] [--conf JSON]", "run one complete DAG run now, in this process, with live progress", cmdDagsTest},
+		{"dags trigger", "<dag> [--conf JSON] [--wait]", "create a manual run for the scheduler (with --wait, wait for its end)", cmdDagsTrigger},
+		{"tasks test", "<dag> <task> [--logical-date D] [--conf JSON]", "run one task once in this process; nothing is recorded", cmdTasksTest},
+		{"tasks clear", "<dag> <run> [--task T]... [--downstream] [--failed-only]", "reset finished tasks of a run so that they run again", cmdTasksClear},
+		{"runs list", "<dag> [--state S] [--limit N]", "list a DAG's runs, newest first", cmdRunsList},
+		{"runs show", "<dag> <run>", "print a run's task instances", cmdRunsShow},
+		{"logs", "<dag> <run> <task> [--try N]", "print a try's log (default: the latest try)", cmdLogs},
+		{"serve", "[--parallelism N]", "run the scheduler: execute triggered runs until stopped", cmdServe},
+		{"version", "", "print the version", cmdVersion},
+	}
+}
+
+// Run runs one command line (without the program name) and returns the exit status.
+func (r *Runner) Run(ctx context.Context, args []string) int {
+	err := r.run(ctx, args)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(r.cfg.Stderr, "error: %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+func (r *Runner) run(ctx context.Context, args []string) error {
+	// --db may also come before the command: move it behind.
+	var global []string
+	for len(args) > 0 && (args[0] == "--db" || args[0] == "-db" || strings.HasPrefix(args[0], "--db=") || strings.HasPrefix(args[0], "-db=")) {
+		n := 1
+		if !strings.Contains(args[0], "=") && len(args) > 1 {
+			n = 2
+		}
+		global, args = append(global, args[:n]...), args[n:]
+	}
+	if len(global) > 0 {
+		args = append(append([]string(nil), args...), global...)
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		r.usage(r.cfg.Stdout)
+		if len(args) == 0 {
+			return usagef("no command given")
+		}
+		return nil
+	}
+	// Commands are one word or a group and a word.
+	cmds := r.commands()
+	var found *command
+	rest := args
+	for i := range cmds {
+		words := strings.Fields(cmds[i].name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == cmds[i].name {
+			found, rest = &cmds[i], args[len(words):]
+			if len(global) > 0 && len(rest) >= len(global) {
+				// keep global flags before a "--" so they are parsed as flags
+				rest = append(append([]string(nil), global...), rest[:len(rest)-len(global)]...)
+			}
+			break
+		}
+	}
+	if found == nil {
+		var known []string
+		for _, c := range cmds {
+			if strings.HasPrefix(c.name, args[0]) {
+				known = append(known, c.name)
+			}
+		}
+		if len(known) > 0 {
+			return usagef("unknown command %q; did you mean: %s", strings.Join(args, " "), strings.Join(known, ", "))
+		}
+		return usagef("unknown command %q (see --help)", args[0])
+	}
+	for _, a := range rest {
+		if a == "-h" || a == "--help" {
+			fmt.Fprintf(r.cfg.Stdout, "usage: %s %s %s\n\n%s\n", progName(), found.name, found.args, found.short)
+			return nil
+		}
+		if a == "--" {
+			break
+		}
+	}
+	if err := r.validate(); err != nil {
+		return err
+	}
+	return found.run(ctx, r, rest)
+}
+
+func progName() string {
+	if len(os.Args) > 0 {
+		return filepathBase(os.Args[0])
+	}
+	return "trellis"
+}
+
+func filepathBase(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func (r *Runner) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: %s <command> [arguments]\n\ncommands:\n", progName())
+	for _, c := range r.commands() {
+		fmt.Fprintf(w, "  %-14s %-50s %s\n", c.name, c.args, c.short)
+	}
+	fmt.Fprintf(w, "\nEvery command takes --db PATH (default $TRELLIS_DB, else %s) and --help.\n", r.cfg.DB)
+}
+
+// validate checks every DAG; an invalid DAG is a usage error listing all problems.
+func (r *Runner) validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, d := range r.dags {
+		if d == nil {
+			errs = append(errs, errors.New("nil DAG given to the runner"))
+			continue
+		}
+		if seen[d.ID()] {
+			errs = append(errs, fmt.Errorf("dag %q: given twice", d.ID()))
+		}
+		seen[d.ID()] = true
+		if err := d.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return &UsageError{fmt.Errorf("invalid DAGs:\n%w", errors.Join(errs...))}
+	}
+	return nil
+}
+
+func (r *Runner) dag(id string) (*dag.DAG, error) {
+	for _, d := range r.dags {
+		if d.ID() == id {
+			return d, nil
+		}
+	}
+	ids := make([]string, 0, len(r.dags))
+	for _, d := range r.dags {
+		ids = append(ids, d.ID())
+	}
+	sort.Strings(ids)
+	return nil, usagef("unknown dag %q (this binary has: %s)", id, strings.Join(ids, ", "))
+}
