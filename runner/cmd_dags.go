@@ -147,6 +147,10 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 	if _, err := d.ResolveConf(conf); err != nil {
 		return &UsageError{err}
 	}
+	id := runID("manual", logical)
+	if err := noRun(ctx, *f.db, d.ID(), id, logical); err != nil {
+		return err
+	}
 	unlock, err := store.Lock(*f.db)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
@@ -163,11 +167,8 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 	if err := r.syncDAGs(ctx, st); err != nil {
 		return err
 	}
-	run, err := createRun(ctx, st, d, task.RunManual, runID("manual", logical), logical, conf)
+	run, err := createRun(ctx, st, d, task.RunManual, id, logical, conf)
 	if err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return usagef("dag %q: a run at logical date %s exists already; pick another --logical-date or use tasks clear", d.ID(), logical.Format(time.RFC3339))
-		}
 		return err
 	}
 	fmt.Fprintf(r.cfg.Stdout, "Testing DAG %s: run %s (logical date %s)\n", d.ID(), run.RunID, logical.Format(time.RFC3339))
@@ -216,6 +217,10 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 			return err
 		}
 	}
+	id := runID("manual", logical)
+	if err := noRun(ctx, *f.db, d.ID(), id, logical); err != nil {
+		return err
+	}
 	st, err := openWrite(ctx, *f.db)
 	if err != nil {
 		return err
@@ -224,11 +229,8 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 	if err := r.syncDAGs(ctx, st); err != nil {
 		return err
 	}
-	run, err := createRun(ctx, st, d, task.RunManual, runID("manual", logical), logical, conf)
+	run, err := createRun(ctx, st, d, task.RunManual, id, logical, conf)
 	if err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return usagef("dag %q: a run at logical date %s exists already", d.ID(), logical.Format(time.RFC3339))
-		}
 		return err
 	}
 	fmt.Fprintf(r.cfg.Stdout, "Created run %s of DAG %s (queued)\n", run.RunID, d.ID())
@@ -296,4 +298,21 @@ func (r *Runner) summary(ctx context.Context, st *store.Store, dagID, runID stri
 		return fmt.Errorf("dag %q run %q is still %s", dagID, runID, run.State)
 	}
 	return nil
+}
+
+// noRun is a usage error when the run exists already; it reads without writing.
+func noRun(ctx context.Context, db, dagID, runID string, logical time.Time) error {
+	st, err := openRead(ctx, db)
+	if err != nil || st == nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.Run(ctx, dagID, runID)
+	switch {
+	case err == nil:
+		return usagef("dag %q: a run at logical date %s exists already; pick another --logical-date or use tasks clear", dagID, logical.Format(time.RFC3339))
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	}
+	return err
 }

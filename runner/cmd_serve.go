@@ -12,6 +12,7 @@ import (
 func cmdServe(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "serve")
 	par := f.fs.Int("parallelism", r.cfg.Parallelism, "tries in flight at once")
+	untilIdle := f.fs.Bool("until-idle", false, "exit once no run is queued or running (batch jobs, tests)")
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
@@ -36,7 +37,8 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 	if err := r.syncDAGs(ctx, st); err != nil {
 		return err
 	}
-	e, err := r.newEngine(st, engineConfig{parallelism: *par, observe: func(ev schedulerEvent) { logEvent(log, ev) }})
+	e, err := r.newEngine(st, engineConfig{parallelism: *par, exitWhenIdle: *untilIdle,
+		observe: func(ev schedulerEvent) { logEvent(log, ev) }})
 	if err != nil {
 		return err
 	}

@@ -112,7 +112,7 @@ func (r *Runner) commands() []command {
 		{"runs list", "<dag> [--state S] [--limit N]", "list a DAG's runs, newest first", cmdRunsList},
 		{"runs show", "<dag> <run>", "print a run's task instances", cmdRunsShow},
 		{"logs", "<dag> <run> <task> [--try N]", "print a try's log (default: the latest try)", cmdLogs},
-		{"serve", "[--parallelism N]", "run the scheduler: execute triggered runs until stopped", cmdServe},
+		{"serve", "[--parallelism N] [--until-idle]", "run the scheduler: execute triggered runs until stopped", cmdServe},
 		{"version", "", "print the version", cmdVersion},
 	}
 }
@@ -174,7 +174,8 @@ func (r *Runner) run(ctx context.Context, args []string) error {
 			}
 		}
 		if len(known) > 0 {
-			return usagef("unknown command %q; did you mean: %s", strings.Join(args, " "), strings.Join(known, ", "))
+			n := min(2, len(args))
+			return usagef("unknown command %q; did you mean: %s", strings.Join(args[:n], " "), strings.Join(known, ", "))
 		}
 		return usagef("unknown command %q (see --help)", args[0])
 	}

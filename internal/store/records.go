@@ -87,7 +87,8 @@ type Try struct {
 func (s *Store) PutDAG(ctx context.Context, id string, definition []byte, paused bool) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO dags (dag_id, paused, definition, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (dag_id) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at`,
+			ON CONFLICT (dag_id) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
+			WHERE definition IS NOT excluded.definition`,
 			id, paused, string(definition), time.Now().UnixMicro())
 		return err
 	})

@@ -1,0 +1,116 @@
+package runner_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildCrashDAG builds testdata/crashdag into dir and returns the binary's path.
+func buildCrashDAG(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "crashdag")
+	out, err := exec.Command("go", "build", "-o", bin, "./testdata/crashdag").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build crashdag: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestKill9MidRunLosesNothing SIGKILLs a runner while a task runs, restarts it,
+// and checks that the succeeded task did not run again and the run completes.
+func TestKill9MidRunLosesNothing(t *testing.T) {
+	t.Parallel()
+	bin := buildCrashDAG(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "trellis.db")
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "CRASH_DIR="+dir)
+
+	// First life: trigger and run in-process; "block" signals its pid through the
+	// FIFO on its first try and then sleeps.
+	first := exec.Command(bin, "dags", "trigger", "crash", "--wait", "--logical-date", "2024-05-01", "--db", db)
+	first.Env = env
+	var out1 bytes.Buffer
+	first.Stdout, first.Stderr = &out1, &out1
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidc := make(chan string, 1)
+	go func() {
+		f, err := os.Open(fifo) // blocks until the task opens it for writing
+		if err != nil {
+			pidc <- ""
+			return
+		}
+		defer f.Close()
+		line, _ := bufio.NewReader(f).ReadString('\n')
+		pidc <- strings.TrimSpace(line)
+	}()
+	var taskPID int
+	select {
+	case s := <-pidc:
+		taskPID, _ = strconv.Atoi(s)
+	case <-time.After(60 * time.Second):
+		first.Process.Kill()
+		t.Fatalf("task never started; output:\n%s", &out1)
+	}
+	if taskPID == 0 {
+		t.Fatalf("no task pid; output:\n%s", &out1)
+	}
+	// The task's process group outlives the runner; end it when the test ends.
+	t.Cleanup(func() { syscall.Kill(-taskPID, syscall.SIGKILL) })
+
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+	if !strings.Contains(out1.String(), "✓ first") {
+		t.Fatalf("first task had not succeeded before the kill:\n%s", &out1)
+	}
+
+	// Second life: the scheduler recovers the run.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	second := exec.CommandContext(ctx, bin, "serve", "--until-idle", "--db", db)
+	second.Env = env
+	if out, err := second.CombinedOutput(); err != nil {
+		t.Fatalf("restart: %v\n%s", err, out)
+	}
+
+	show := exec.Command(bin, "runs", "show", "crash", "manual__2024-05-01T00:00:00Z", "--db", db)
+	out, err := show.CombinedOutput()
+	if err != nil {
+		t.Fatalf("runs show: %v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`of crash: success`),
+		regexp.MustCompile(`first +success +1/2`),
+		regexp.MustCompile(`block +success +2/2 .*"try 2 ok"`),
+		regexp.MustCompile(`last +success +1/2 .*"after try 2 ok"`),
+	} {
+		if !want.MatchString(text) {
+			t.Errorf("runs show lacks %s:\n%s", want, text)
+		}
+	}
+	ran, err := os.ReadFile(filepath.Join(dir, "first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(ran), "ran"); n != 1 {
+		t.Errorf("the succeeded task ran %d times, want 1", n)
+	}
+}
