@@ -439,9 +439,7 @@ func TestSurvivesReopen(t *testing.T) {
 	apply(t, s,
 		ch(task.StateNone, TaskInstance{Run: r.ID, TaskID: "a", State: task.StateSuccess, MaxTries: 1, Ended: at}),
 		xc(r.ID, "a", `"done"`))
-	if err := s.AppendLog(ctx, r.ID, "a", 1, []byte("hello\n")); err != nil {
-		t.Fatal(err)
-	}
+	appendChunk(t, s, r.ID, "a", 1, "hello\n")
 	if err := s.PutDAG(ctx, "d", []byte(`{"id":"d"}`), true); err != nil {
 		t.Fatal(err)
 	}
