@@ -96,23 +96,19 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 			return &ConflictError{Run: c.Run, Reason: fmt.Sprintf("illegal run state transition %s -> %s", c.From, c.To)}
 		}
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	began := time.Now()
+	defer func() {
+		s.stats.commitNanos.Add(int64(time.Since(began)))
+	}()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if len(b.tis) > 0 {
 			if err := applyTIs(ctx, tx, b.tis); err != nil {
 				return err
 			}
 		}
 		if len(b.xcoms) > 0 {
-			st, err := tx.PrepareContext(ctx, `INSERT INTO xcom (run, task_id, value) VALUES (?, ?, ?)
-				ON CONFLICT (run, task_id) DO UPDATE SET value = excluded.value`)
-			if err != nil {
+			if err := applyXComs(ctx, tx, b.xcoms); err != nil {
 				return err
-			}
-			defer st.Close()
-			for _, x := range b.xcoms {
-				if _, err := st.ExecContext(ctx, x.run, x.taskID, x.value); err != nil {
-					return fmt.Errorf("result of task %q: %w", x.taskID, err)
-				}
 			}
 		}
 		for _, c := range b.runs {
@@ -139,6 +135,11 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.stats.batches.Add(1)
+		s.stats.changes.Add(int64(b.Len()))
+	}
+	return err
 }
 
 func legalRun(from, to task.RunState) bool {
@@ -151,75 +152,6 @@ func legalRun(from, to task.RunState) bool {
 		return to == task.RunQueued || (to.Finished() && to != from)
 	}
 	return false
-}
-
-func applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
-	upd, err := tx.PrepareContext(ctx, `UPDATE task_instances SET state = ?, try_number = ?, max_tries = ?, started_at = ?,
-		ended_at = ?, next_retry_at = ?, exit_code = ?, error = ?, executor = ?, host = ?, pod = ?
-		WHERE run = ? AND task_id = ? AND state = ?`)
-	if err != nil {
-		return err
-	}
-	defer upd.Close()
-	var insTry, endTry, delTry, startTry *sql.Stmt
-	prep := func(p **sql.Stmt, q string) error {
-		if *p != nil {
-			return nil
-		}
-		st, err := tx.PrepareContext(ctx, q)
-		*p = st
-		return err
-	}
-	defer func() {
-		for _, st := range []*sql.Stmt{insTry, endTry, delTry, startTry} {
-			if st != nil {
-				st.Close()
-			}
-		}
-	}()
-	for _, c := range cs {
-		ti := c.TI
-		res, err := upd.ExecContext(ctx, string(ti.State), ti.Try, ti.MaxTries, micros(ti.Started), micros(ti.Ended),
-			micros(ti.NextRetry), nullInt(ti.ExitCode), ti.Error, ti.Executor, ti.Host, ti.Pod, ti.Run, ti.TaskID, string(c.From))
-		if err != nil {
-			return fmt.Errorf("task %q: %w", ti.TaskID, err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return &ConflictError{Run: ti.Run, TaskID: ti.TaskID, Reason: fmt.Sprintf("not in state %s", c.From)}
-		}
-		switch {
-		case ti.State == task.StateQueued:
-			if err := prep(&insTry, `INSERT INTO task_tries (run, task_id, try_number, state, queued_at, executor, pod)
-				VALUES (?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (run, task_id, try_number) DO UPDATE SET state = 'queued',
-				queued_at = excluded.queued_at, started_at = NULL, ended_at = NULL, exit_code = NULL, error = '',
-				executor = excluded.executor, pod = excluded.pod`); err != nil {
-				return err
-			}
-			_, err = insTry.ExecContext(ctx, ti.Run, ti.TaskID, ti.Try, micros(c.At), ti.Executor, ti.Pod)
-		case c.From == task.StateQueued && ti.State == task.StateScheduled:
-			if err := prep(&delTry, `DELETE FROM task_tries WHERE run = ? AND task_id = ? AND try_number = ?`); err != nil {
-				return err
-			}
-			_, err = delTry.ExecContext(ctx, ti.Run, ti.TaskID, ti.Try+1)
-		case ti.State == task.StateRunning:
-			if err := prep(&startTry, `UPDATE task_tries SET state = 'running', started_at = ?, host = ?, pod = ?
-				WHERE run = ? AND task_id = ? AND try_number = ?`); err != nil {
-				return err
-			}
-			_, err = startTry.ExecContext(ctx, micros(ti.Started), ti.Host, ti.Pod, ti.Run, ti.TaskID, ti.Try)
-		case c.From.Active():
-			if err := prep(&endTry, `UPDATE task_tries SET state = ?, started_at = COALESCE(started_at, ?), ended_at = ?,
-				exit_code = ?, error = ?, host = ?, pod = ? WHERE run = ? AND task_id = ? AND try_number = ?`); err != nil {
-				return err
-			}
-			_, err = endTry.ExecContext(ctx, string(ti.State), micros(ti.Started), micros(ti.Ended), nullInt(ti.ExitCode),
-				ti.Error, ti.Host, ti.Pod, ti.Run, ti.TaskID, ti.Try)
-		}
-		if err != nil {
-			return fmt.Errorf("task %q try %d: %w", ti.TaskID, ti.Try, err)
-		}
-	}
-	return nil
 }
 
 // ErrActive is returned by Clear when a task to clear has a try in flight.

@@ -166,17 +166,17 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tasks []TaskSeed) (Run, er
 		if r.ID, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		st, err := tx.PrepareContext(ctx, `INSERT INTO task_instances (run, task_id, state, max_tries) VALUES (?, ?, 'none', ?)`)
+		rows := make([]tiRow, 0, len(tasks))
+		for _, t := range tasks {
+			rows = append(rows, tiRow{Task: t.TaskID, MaxTries: t.MaxTries})
+		}
+		b, err := json.Marshal(rows)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		for _, t := range tasks {
-			if _, err := st.ExecContext(ctx, r.ID, t.TaskID, t.MaxTries); err != nil {
-				return fmt.Errorf("task %q: %w", t.TaskID, err)
-			}
-		}
-		return nil
+		_, err = tx.ExecContext(ctx, `INSERT INTO task_instances (run, task_id, state, max_tries)
+			SELECT ?, c.value->>'t', 'none', c.value->>'m' FROM json_each(?) AS c`, r.ID, string(b))
+		return err
 	})
 	if err != nil {
 		return Run{}, err
@@ -371,24 +371,11 @@ func (s *Store) XCom(ctx context.Context, run int64, taskID string) (value []byt
 	return value, true, nil
 }
 
-// AppendLog appends a chunk to a try's log.
-func (s *Store) AppendLog(ctx context.Context, run int64, taskID string, try int, data []byte) error {
-	if len(data) == 0 {
-		return nil
-	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO task_logs (run, task_id, try_number, seq, data)
-			SELECT ?, ?, ?, COALESCE(MAX(seq), 0) + 1, ? FROM task_logs WHERE run = ? AND task_id = ? AND try_number = ?`,
-			run, taskID, try, data, run, taskID, try)
-		return err
-	})
-}
-
 // Log returns a try's log from chunk after+1 on, and the number of the last chunk
 // returned (pass it as after to read only what was appended since).
 func (s *Store) Log(ctx context.Context, run int64, taskID string, try int, after int64) (data []byte, last int64, err error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, data FROM task_logs WHERE run = ? AND task_id = ? AND try_number = ? AND seq > ?
-		ORDER BY seq`, run, taskID, try, after)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, data FROM task_logs WHERE run = ? AND task_id = ? AND try_number = ? AND id > ?
+		ORDER BY id`, run, taskID, try, after)
 	if err != nil {
 		return nil, after, err
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -65,6 +66,27 @@ type Store struct {
 	w    *sql.DB // the single writer connection
 	r    *sql.DB // readers
 	ro   bool
+
+	logs     chan logReq // log chunks for the appender
+	logsDone chan struct{}
+
+	stats struct {
+		batches, changes, logCommits, commitNanos atomic.Int64
+	}
+}
+
+// Stats counts what the store committed since it was opened.
+type Stats struct {
+	Batches    int64         // Apply calls that committed
+	Changes    int64         // task-instance, run and result changes in them
+	LogCommits int64         // transactions that appended log chunks
+	CommitTime time.Duration // time spent in Apply transactions, commit included
+}
+
+// Stats returns the commit counters.
+func (s *Store) Stats() Stats {
+	return Stats{Batches: s.stats.batches.Load(), Changes: s.stats.changes.Load(),
+		LogCommits: s.stats.logCommits.Load(), CommitTime: time.Duration(s.stats.commitNanos.Load())}
 }
 
 func dsn(path string, o Options, readOnly bool) string {
@@ -111,6 +133,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			s.w.Close()
 			return nil, fmt.Errorf("database %q: %w", path, err)
 		}
+		s.startLogAppender()
 	}
 	s.r, err = sql.Open("sqlite", dsn(abs, o, true))
 	if err != nil {
@@ -130,8 +153,13 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 // Path returns the database file's absolute path.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the database.
+// Close waits for pending log appends and closes the database.
 func (s *Store) Close() error {
+	if s.logs != nil {
+		close(s.logs)
+		<-s.logsDone
+		s.logs = nil
+	}
 	var errs []error
 	if s.r != nil {
 		errs = append(errs, s.r.Close())

@@ -67,11 +67,12 @@ CREATE TABLE xcom (
     PRIMARY KEY (run, task_id)
 ) WITHOUT ROWID;
 
+-- A try's log is its chunks in id order.
 CREATE TABLE task_logs (
+    id         INTEGER PRIMARY KEY,
     run        INTEGER NOT NULL REFERENCES dag_runs (id) ON DELETE CASCADE,
     task_id    TEXT    NOT NULL,
     try_number INTEGER NOT NULL,
-    seq        INTEGER NOT NULL,
-    data       BLOB    NOT NULL,
-    PRIMARY KEY (run, task_id, try_number, seq)
-) WITHOUT ROWID;
+    data       BLOB    NOT NULL
+);
+CREATE INDEX task_logs_by_try ON task_logs (run, task_id, try_number, id);

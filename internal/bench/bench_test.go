@@ -1,0 +1,67 @@
+package bench_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/trellisdag/trellis/internal/bench"
+	"github.com/trellisdag/trellis/internal/store"
+)
+
+func report(b *testing.B, r bench.Result) {
+	b.Log(r)
+	b.ReportMetric(r.TasksPerSecond(), "tasks/s")
+	if r.HandoffP50 > 0 {
+		b.ReportMetric(float64(r.HandoffP50.Microseconds()), "p50-handoff-µs")
+		b.ReportMetric(float64(r.HandoffP99.Microseconds()), "p99-handoff-µs")
+	}
+}
+
+// BenchmarkChain1000 is scenario (a): hand-off latency along a chain of 1,000
+// no-op Go tasks (synchronous=FULL commits).
+func BenchmarkChain1000(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		r, err := bench.Chain(context.Background(), b.TempDir(), 1000, store.SyncFull)
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, r)
+	}
+}
+
+// BenchmarkFanOut10000 is scenario (b): 10,000 no-op Go tasks at parallelism 64.
+func BenchmarkFanOut10000(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		r, err := bench.FanOut(context.Background(), b.TempDir(), 10000, 64, store.SyncFull)
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, r)
+	}
+}
+
+// BenchmarkBash1000 is scenario (c): 1,000 Bash `true` tasks at parallelism 8.
+func BenchmarkBash1000(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		r, err := bench.Bash(context.Background(), b.TempDir(), 1000, 8, store.SyncFull)
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, r)
+	}
+}
+
+// TestScenariosComplete runs each scenario small, so that the benchmark code is
+// checked by the ordinary test run.
+func TestScenariosComplete(t *testing.T) {
+	ctx := context.Background()
+	if r, err := bench.Chain(ctx, t.TempDir(), 20, store.SyncNormal); err != nil || r.HandoffP50 <= 0 {
+		t.Fatalf("chain: %v %+v", err, r)
+	}
+	if _, err := bench.FanOut(ctx, t.TempDir(), 200, 16, store.SyncNormal); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bench.Bash(ctx, t.TempDir(), 10, 4, store.SyncNormal); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/trellisdag/trellis/task"
+)
+
+// The SQLite driver parses a statement's text on every execution, so a batch is
+// written with one statement per kind of change: the rows travel as one JSON array
+// bound to a single parameter and are expanded by json_each.
+
+// tiRow is a task-instance change as JSON for the bulk statements.
+type tiRow struct {
+	Run      int64   `json:"r"`
+	Task     string  `json:"t"`
+	From     string  `json:"f"`
+	State    string  `json:"s"`
+	Try      int     `json:"n"`
+	MaxTries int     `json:"m"`
+	Started  *int64  `json:"st"`
+	Ended    *int64  `json:"en"`
+	Next     *int64  `json:"nr"`
+	Exit     *int    `json:"ec"`
+	Error    string  `json:"e"`
+	Executor string  `json:"x"`
+	Host     string  `json:"h"`
+	Pod      string  `json:"p"`
+	At       *int64  `json:"at"`
+	Value    rawJSON `json:"v,omitempty"`
+}
+
+type rawJSON []byte
+
+func (r rawJSON) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+
+func microsPtr(v any) *int64 {
+	if v == nil {
+		return nil
+	}
+	i := v.(int64)
+	return &i
+}
+
+func rowOf(c TIChange) tiRow {
+	ti := c.TI
+	return tiRow{Run: ti.Run, Task: ti.TaskID, From: string(c.From), State: string(ti.State), Try: ti.Try,
+		MaxTries: ti.MaxTries, Started: microsPtr(micros(ti.Started)), Ended: microsPtr(micros(ti.Ended)),
+		Next: microsPtr(micros(ti.NextRetry)), Exit: ti.ExitCode, Error: ti.Error, Executor: ti.Executor,
+		Host: ti.Host, Pod: ti.Pod, At: microsPtr(micros(c.At))}
+}
+
+func execJSON(ctx context.Context, tx *sql.Tx, q string, rows any) (int64, error) {
+	b, err := json.Marshal(rows)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, q, string(b))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+const (
+	bulkUpdateTI = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
+		UPDATE task_instances AS t SET state = c.value->>'s', try_number = c.value->>'n',
+		max_tries = c.value->>'m', started_at = c.value->>'st', ended_at = c.value->>'en',
+		next_retry_at = c.value->>'nr', exit_code = c.value->>'ec', error = c.value->>'e',
+		executor = c.value->>'x', host = c.value->>'h', pod = c.value->>'p'
+		FROM c
+		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.state = c.value->>'f'`
+	bulkDeleteTry = `DELETE FROM task_tries WHERE (run, task_id, try_number) IN
+		(SELECT c.value->>'r', c.value->>'t', (c.value->>'n') + 1 FROM json_each(?) AS c)`
+	bulkInsertTry = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
+		INSERT INTO task_tries (run, task_id, try_number, state, queued_at, executor, pod)
+		SELECT c.value->>'r', c.value->>'t', c.value->>'n', 'queued', c.value->>'at', c.value->>'x', c.value->>'p'
+		FROM c WHERE true
+		ON CONFLICT (run, task_id, try_number) DO UPDATE SET state = 'queued', queued_at = excluded.queued_at,
+		started_at = NULL, ended_at = NULL, exit_code = NULL, error = '', executor = excluded.executor, pod = excluded.pod`
+	bulkStartTry = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
+		UPDATE task_tries AS t SET state = 'running', started_at = c.value->>'st', host = c.value->>'h',
+		pod = c.value->>'p' FROM c
+		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.try_number = c.value->>'n'`
+	bulkEndTry = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
+		UPDATE task_tries AS t SET state = c.value->>'s', started_at = COALESCE(t.started_at, c.value->>'st'),
+		ended_at = c.value->>'en', exit_code = c.value->>'ec', error = c.value->>'e', host = c.value->>'h',
+		pod = c.value->>'p' FROM c
+		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.try_number = c.value->>'n'`
+	bulkXCom = `INSERT INTO xcom (run, task_id, value)
+		SELECT c.value->>'r', c.value->>'t', CAST(c.value->'v' AS BLOB) FROM json_each(?) AS c WHERE true
+		ON CONFLICT (run, task_id) DO UPDATE SET value = excluded.value`
+)
+
+type tiKey struct {
+	run  int64
+	task string
+}
+
+// applyTIs writes the task-instance changes of a batch. Several changes of one
+// task instance (scheduled, then queued) collapse into one row update from the
+// first expected state to the last values; the tries follow every change, in
+// lifecycle order: removals, inserts, starts, ends.
+func applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
+	var updates []tiRow
+	at := map[tiKey]int{}
+	var dels, ins, starts, ends []tiRow
+	for _, c := range cs {
+		r := rowOf(c)
+		k := tiKey{r.Run, r.Task}
+		if i, ok := at[k]; ok {
+			r.From = updates[i].From
+			updates[i] = r
+		} else {
+			at[k] = len(updates)
+			updates = append(updates, r)
+		}
+		switch to := c.TI.State; {
+		case to == task.StateQueued:
+			ins = append(ins, rowOf(c))
+		case c.From.Active() && to == task.StateScheduled:
+			dels = append(dels, rowOf(c))
+		case to == task.StateRunning:
+			starts = append(starts, rowOf(c))
+		case c.From.Active():
+			ends = append(ends, rowOf(c))
+		}
+	}
+	n, err := execJSON(ctx, tx, bulkUpdateTI, updates)
+	if err != nil {
+		return fmt.Errorf("update task instances: %w", err)
+	}
+	if n != int64(len(updates)) {
+		return conflictOf(ctx, tx, updates)
+	}
+	for _, op := range []struct {
+		q    string
+		rows []tiRow
+	}{{bulkDeleteTry, dels}, {bulkInsertTry, ins}, {bulkStartTry, starts}, {bulkEndTry, ends}} {
+		if len(op.rows) == 0 {
+			continue
+		}
+		if _, err := execJSON(ctx, tx, op.q, op.rows); err != nil {
+			return fmt.Errorf("record tries: %w", err)
+		}
+	}
+	return nil
+}
+
+// conflictOf names the first change whose row was not in its expected state.
+func conflictOf(ctx context.Context, tx *sql.Tx, rows []tiRow) error {
+	for _, r := range rows {
+		var state string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM task_instances WHERE run = ? AND task_id = ?`, r.Run, r.Task).Scan(&state)
+		switch {
+		case err == sql.ErrNoRows:
+			return &ConflictError{Run: r.Run, TaskID: r.Task, Reason: "no such task instance"}
+		case err != nil:
+			return err
+		case state != r.State && state != r.From:
+			return &ConflictError{Run: r.Run, TaskID: r.Task, Reason: fmt.Sprintf("not in state %s (it is %s)", r.From, state)}
+		}
+	}
+	return &ConflictError{Reason: "a task instance changed concurrently"}
+}
+
+func applyXComs(ctx context.Context, tx *sql.Tx, xs []xcom) error {
+	rows := make([]tiRow, 0, len(xs))
+	for _, x := range xs {
+		if !json.Valid(x.value) {
+			return fmt.Errorf("result of task %q is not valid JSON", x.taskID)
+		}
+		rows = append(rows, tiRow{Run: x.run, Task: x.taskID, Value: x.value})
+	}
+	_, err := execJSON(ctx, tx, bulkXCom, rows)
+	return err
+}
