@@ -155,7 +155,7 @@ func (r *Run) Template() TemplateData {
 		DS: ld.Format("2006-01-02"), DSNodash: ld.Format("20060102"),
 		TS: ld.Format("2006-01-02T15:04:05-07:00"), TSNodash: ld.Format("20060102T150405"),
 		LogicalDate: ld, DataIntervalStart: i.DataIntervalStart.UTC(), DataIntervalEnd: i.DataIntervalEnd.UTC(),
-		LocalDS: ld.In(loc).Format("2006-01-02"), LocalTS: ld.In(loc).Format(time.RFC3339),
+		LocalDS: ld.In(loc).Format("2006-01-02"), LocalTS: ld.In(loc).Format("2006-01-02T15:04:05-07:00"),
 		DAGID: i.DAGID, TaskID: i.TaskID, RunID: i.RunID, TryNumber: i.Try,
 		Params: r.params, Conf: conf, PrevDataIntervalStartSuccess: i.PrevDataIntervalStartSuccess,
 	}

@@ -83,22 +83,22 @@ type Policy struct {
 // DefaultMaxRetryDelay caps exponential backoff when Policy.MaxRetryDelay is zero.
 const DefaultMaxRetryDelay = 24 * time.Hour
 
-// Delay returns the wait before try number next (2 for the first retry).
+// Delay returns the wait before try number next (2 for the first retry): the retry
+// delay, or under exponential backoff the retry delay doubled for every retry
+// before this one, capped at MaxRetryDelay (24h when zero), as in Airflow.
 func (p Policy) Delay(next int) time.Duration {
 	d := p.RetryDelay
-	if p.ExponentialBackoff {
-		for i := 2; i < next && d < DefaultMaxRetryDelay; i++ {
-			d *= 2
-		}
+	if !p.ExponentialBackoff {
+		return d
 	}
 	max := p.MaxRetryDelay
 	if max <= 0 {
 		max = DefaultMaxRetryDelay
 	}
-	if d > max {
-		d = max
+	for i := 2; i < next && d < max; i++ {
+		d *= 2
 	}
-	return d
+	return min(d, max)
 }
 
 // Def is what every task shares: its id, settings and edges. Task types embed it;
