@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"slices"
 	"time"
 
 	"github.com/trellisdag/trellis/task"
@@ -45,9 +46,9 @@ type TaskSnapshot struct {
 
 // Snapshot returns the DAG's definition as data.
 func (d *DAG) Snapshot() Snapshot {
-	s := Snapshot{ID: d.id, Description: d.description, Doc: d.doc, Tags: d.tags, Schedule: d.schedule,
+	s := Snapshot{ID: d.id, Description: d.description, Doc: d.doc, Tags: slices.Clone(d.tags), Schedule: d.schedule,
 		Timezone: d.Location().String(), Catchup: d.catchup, MaxActiveRuns: d.maxActiveRuns,
-		MaxActiveTasks: d.maxActiveTasks, Params: d.params, Tasks: []TaskSnapshot{}}
+		MaxActiveTasks: d.maxActiveTasks, Params: slices.Clone(d.params), Tasks: []TaskSnapshot{}}
 	if !d.start.IsZero() {
 		t := d.start
 		s.StartDate = &t
