@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,9 @@ type Store struct {
 	r    *sql.DB // readers
 	ro   bool
 
+	verMu   sync.Mutex
+	verConn *sql.Conn // the one connection DataVersion asks: the value is per connection
+
 	logs     chan logReq // log chunks for the appender
 	logsDone chan struct{}
 
@@ -100,7 +104,8 @@ func dsn(path string, o Options, readOnly bool) string {
 	if readOnly {
 		q.Add("mode", "ro")
 	} else {
-		q.Add("_pragma", "journal_mode(wal)")
+		// journal_mode is set by migrate, after the schema version is checked, so
+		// that a refused database is not modified.
 		sync := "full"
 		if o.Sync == SyncNormal {
 			sync = "normal"
@@ -140,7 +145,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("database %q: %w", path, err)
 	}
-	s.r.SetMaxOpenConns(4)
+	s.r.SetMaxOpenConns(5) // four readers and the DataVersion connection
 	if o.ReadOnly {
 		if err := s.checkVersion(ctx, s.r); err != nil {
 			s.Close()
@@ -161,6 +166,12 @@ func (s *Store) Close() error {
 		s.logs = nil
 	}
 	var errs []error
+	s.verMu.Lock()
+	if s.verConn != nil {
+		errs = append(errs, s.verConn.Close())
+		s.verConn = nil
+	}
+	s.verMu.Unlock()
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
@@ -225,6 +236,13 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := s.checkVersion(ctx, s.w); err != nil {
 		return err
 	}
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+		return fmt.Errorf("set WAL mode: %w", err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("set WAL mode: the database stays in %q mode", mode)
+	}
 	for _, m := range ms {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
 			var v int
@@ -266,13 +284,17 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // process, or this store's writer) commits. Pollers use it to notice changes made
 // by other processes cheaply.
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
-	conn, err := s.r.Conn(ctx)
-	if err != nil {
-		return 0, err
+	s.verMu.Lock()
+	defer s.verMu.Unlock()
+	if s.verConn == nil {
+		conn, err := s.r.Conn(ctx)
+		if err != nil {
+			return 0, err
+		}
+		s.verConn = conn
 	}
-	defer conn.Close()
 	var v int64
-	err = conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
+	err := s.verConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
 	return v, err
 }
 

@@ -183,11 +183,6 @@ func TestSchemaTooNew(t *testing.T) {
 
 func TestSchemaTooNewRollbackJournal(t *testing.T) {
 	t.Parallel()
-	t.Skip("BUG: Open (read-write) of a newer database in rollback-journal mode converts it to WAL before " +
-		"refusing it with ErrSchemaTooNew: the writer's DSN runs PRAGMA journal_mode(wal) when the connection " +
-		"opens, before migrate/checkVersion reads user_version, so header bytes 18-19 (1 -> 2) and the change " +
-		"counter are rewritten. Check user_version on a connection without the journal_mode pragma (e.g. the " +
-		"read-only one) before opening the writer.")
 	checkNewerRefused(t, false)
 }
 
@@ -313,11 +308,6 @@ func TestDataVersion(t *testing.T) {
 // executor reads results.
 func TestDataVersionWithBusyReader(t *testing.T) {
 	t.Parallel()
-	t.Skip("BUG: DataVersion runs PRAGMA data_version on any connection of the reader pool (up to 4), but " +
-		"data_version is per connection: its values from different connections are not comparable. When a " +
-		"concurrent read holds the connection the previous poll used, DataVersion answers from another one that " +
-		"has seen fewer commits and can return the value the poller already has, so a commit by another process " +
-		"(clear, mark) goes unnoticed. Run data_version on one dedicated connection.")
 	a, path := setup(t)
 	b := open(t, path, Options{})
 	ctx := context.Background()
