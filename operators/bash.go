@@ -88,10 +88,19 @@ func BashWith(id string, spec BashSpec, opts ...task.Option) *BashTask {
 	return b
 }
 
-// ExitError is the error of a command that exited with a non-zero status.
-type ExitError struct{ Code int }
+// ExitError is the error of a command that exited with a non-zero status, or was
+// killed by a signal (Code is then 128 + the signal's number, as a shell reports it).
+type ExitError struct {
+	Code   int
+	Signal syscall.Signal // 0 unless killed by a signal
+}
 
-func (e *ExitError) Error() string { return fmt.Sprintf("command exited with status %d", e.Code) }
+func (e *ExitError) Error() string {
+	if e.Signal != 0 {
+		return fmt.Sprintf("command killed by signal %d (%s), status %d", int(e.Signal), e.Signal, e.Code)
+	}
+	return fmt.Sprintf("command exited with status %d", e.Code)
+}
 
 // ExitCode returns the exit status.
 func (e *ExitError) ExitCode() int { return e.Code }
@@ -137,53 +146,104 @@ func (b *BashTask) Execute(ctx context.Context, r *task.Run) ([]byte, error) {
 	}
 	fmt.Fprintf(r.Output(), "+ %s\n", command)
 	last := &lastLine{}
-	cmd := exec.Command(shell, "-c", command)
-	cmd.Env, cmd.Dir = env, dir
 	out := &syncWriter{w: r.Output()}
-	cmd.Stdout = io.MultiWriter(out, last)
-	cmd.Stderr = out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Output pipes are copied by goroutines; a grandchild that keeps them open must
-	// not hold the try forever once the command has exited.
-	cmd.WaitDelay = b.spec.KillGrace
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bash: start: %w", err)
-	}
-	stopped := make(chan struct{})
-	defer close(stopped)
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-stopped:
-			return
-		}
-		pgid := -cmd.Process.Pid
-		_ = syscall.Kill(pgid, syscall.SIGTERM)
-		select {
-		case <-time.After(b.spec.KillGrace):
-			_ = syscall.Kill(pgid, syscall.SIGKILL)
-		case <-stopped:
-		}
-	}()
-	err = cmd.Wait()
+	code, sig, err := b.run(ctx, shell, command, env, dir, io.MultiWriter(out, last), out)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("bash: stopped: %w", context.Cause(ctx))
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code := ee.ExitCode()
-		if code == -1 { // killed by a signal
-			return nil, fmt.Errorf("bash: %w", err)
-		}
-		if code == b.spec.SkipExitCode {
-			return nil, task.Skip(fmt.Sprintf("command exited with status %d", code))
-		}
-		return nil, &ExitError{Code: code}
+	switch {
+	case err != nil:
+		return nil, err
+	case code == b.spec.SkipExitCode && sig == 0:
+		return nil, task.Skip(fmt.Sprintf("command exited with status %d", code))
+	case code != 0:
+		return nil, &ExitError{Code: code, Signal: sig}
 	}
+	return json.Marshal(last.String())
+}
+
+// run starts the command in its own process group, copies its stdout and stderr,
+// and waits for it. When ctx is done, or once the shell has exited, the whole
+// group is stopped: SIGTERM, then SIGKILL after KillGrace, so that no process of a
+// try outlives it. A command killed by a signal gets the shell's code, 128+signal.
+func (b *BashTask) run(ctx context.Context, shell, command string, env []string, dir string, stdout, stderr io.Writer) (int, syscall.Signal, error) {
+	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("bash: %w", err)
+		return 0, 0, fmt.Errorf("bash: %w", err)
 	}
-	return jsonString(last.String())
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return 0, 0, fmt.Errorf("bash: %w", err)
+	}
+	cmd := exec.Command(shell, "-c", command)
+	cmd.Env, cmd.Dir = env, dir
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return 0, 0, fmt.Errorf("bash: start: %w", err)
+	}
+	copied := make(chan struct{}, 2)
+	go func() { io.Copy(stdout, outR); outR.Close(); copied <- struct{}{} }()
+	go func() { io.Copy(stderr, errR); errR.Close(); copied <- struct{}{} }()
+
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			stopGroup(cmd.Process.Pid, b.spec.KillGrace, exited)
+		case <-exited:
+		}
+	}()
+	werr := cmd.Wait()
+	close(exited)
+	// The shell is gone; whatever it left running in its group goes too.
+	drained := make(chan struct{})
+	go func() { <-copied; <-copied; close(drained) }()
+	if !groupGone(cmd.Process.Pid) {
+		stopGroup(cmd.Process.Pid, b.spec.KillGrace, drained)
+	}
+	select {
+	case <-drained:
+	case <-time.After(b.spec.KillGrace):
+		// A process outside the group holds the pipes (it changed its group):
+		// stop reading; its output is lost.
+		outR.Close()
+		errR.Close()
+	}
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), ws.Signal(), nil
+		}
+		return ee.ExitCode(), 0, nil
+	}
+	if werr != nil {
+		return 0, 0, fmt.Errorf("bash: %w", werr)
+	}
+	return 0, 0, nil
+}
+
+// groupGone reports whether no process of the group is left.
+func groupGone(pgid int) bool {
+	return syscall.Kill(-pgid, 0) == syscall.ESRCH
+}
+
+// stopGroup sends SIGTERM to the process group, and SIGKILL if it has not ended
+// (done closed) within grace.
+func stopGroup(pgid int, grace time.Duration, done <-chan struct{}) {
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
 }
 
 type syncWriter struct {
@@ -224,5 +284,3 @@ func (l *lastLine) String() string {
 	}
 	return string(l.last)
 }
-
-func jsonString(s string) ([]byte, error) { return json.Marshal(s) }

@@ -395,11 +395,6 @@ func TestBashTask(t *testing.T) {
 
 func TestBashLeftoverProcessesEndWithTheTry(t *testing.T) {
 	t.Parallel()
-	t.Skip("BUG: when the shell exits but a background process of its group still holds stdout " +
-		"(`echo hi; sleep 1000 &`), Execute waits KillGrace (cmd.WaitDelay), fails the try with " +
-		"\"exec: WaitDelay expired before I/O complete\" although the command exited 0, and never signals the " +
-		"process group, so the background process keeps running after the try has ended (and alongside its " +
-		"retry). Kill the group (SIGTERM, then SIGKILL after KillGrace) once the shell has exited, as on a stop.")
 	b := operators.BashWith("t", operators.BashSpec{Command: "echo hi; sleep 1000 & echo PID=$!", KillGrace: 300 * time.Millisecond})
 	log := newLog()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
