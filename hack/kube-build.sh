@@ -12,7 +12,7 @@ set -euo pipefail
 
 KUBE_VERSION=v1.34.3
 HACK="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-CACHE="${TRELLIS_CACHE:-$HOME/.cache/trellis}"
+CACHE="${TRELLIS_CACHE:-${HOME:-/root}/.cache/trellis}"
 BIN="$CACHE/kube-${KUBE_VERSION#v}"
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet)
 
@@ -60,11 +60,11 @@ ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/cl
 log "building ${missing[*]} into $BIN (cold: about 8 min on 2 cores)"
 start=$SECONDS
 # One go build for all packages so that shared packages compile once.
-# -mod=mod lets go fill go.sum entries a fresh module cache might lack;
+# -mod=readonly: the committed go.mod/go.sum are complete and must not change;
 # GOWORK=off keeps any go.work of the caller out of it.
 (
 	cd "$HACK/kube"
-	CGO_ENABLED=0 GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" \
+	CGO_ENABLED=0 GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" \
 		go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}"
 ) || die "go build failed (see the output above)"
 

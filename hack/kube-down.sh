@@ -28,29 +28,37 @@ fi
 exec 8>"$S/.lock"
 flock -w 300 8 || die "another kube-up/kube-down holds $S/.lock (waited 5 min)"
 
-# stop_pid NAME PID: SIGTERM, up to 15 s, then SIGKILL and up to 5 s.
-stop_pid() {
-	local name=$1 pid=$2 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 150; i++)); do
-		kill -0 "$pid" 2>/dev/null || { log "stopped $name (pid $pid)"; return 0; }
-		sleep 0.1
+# stop_components NAME...: SIGTERM to each recorded, live process at once,
+# up to 15 s for all of them to exit, then SIGKILL and up to 5 s more.
+stop_components() {
+	local name pid i
+	local -A live=()
+	for name in "$@"; do
+		if pid=$(pid_of "$name"); then
+			live[$name]=$pid
+			kill -TERM "$pid" 2>/dev/null || true
+		fi
+		rm -f "$RUN/$name.pid" "$RUN/$name.exe"
 	done
-	log "$name (pid $pid) ignored SIGTERM for 15 s: SIGKILL"
-	kill -KILL "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
+	for ((i = 0; i < 200 && ${#live[@]} > 0; i++)); do
+		if ((i == 150)); then
+			for name in "${!live[@]}"; do
+				log "$name (pid ${live[$name]}) ignored SIGTERM for 15 s: SIGKILL"
+				kill -KILL "${live[$name]}" 2>/dev/null || true
+			done
+		fi
+		for name in "${!live[@]}"; do
+			if ! kill -0 "${live[$name]}" 2>/dev/null; then
+				log "stopped $name (pid ${live[$name]})"
+				unset "live[$name]"
+			fi
+		done
+		((${#live[@]} == 0)) || sleep 0.1
 	done
-	echo "${0##*/}: warning: $name (pid $pid) still alive after SIGKILL" >&2
-}
-
-stop_component() {
-	local pid
-	if pid=$(pid_of "$1"); then
-		stop_pid "$1" "$pid"
-	fi
-	rm -f "$RUN/$1.pid" "$RUN/$1.exe"
+	for name in "${!live[@]}"; do
+		echo "${0##*/}: warning: $name (pid ${live[$name]}) still alive after SIGKILL" >&2
+	done
+	return 0
 }
 
 # shim_pids: containerd shims serving our containerd (their command line names
@@ -74,7 +82,7 @@ descendants() {
 }
 
 # 1. The kubelet first, so that it does not restart what we remove.
-stop_component kubelet
+stop_components kubelet
 
 # 2. Pod sandboxes and containers, through the CRI (tears down CNI and mounts).
 #    If containerd is gone but its shims still run, start it again to do this.
@@ -104,10 +112,10 @@ if pid_of containerd >/dev/null; then
 	done
 fi
 
-# 3. The rest of the components, in order.
-for c in kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
-	stop_component "$c"
-done
+# 3. The rest of the components: the control plane together, then etcd, then containerd.
+stop_components kube-scheduler kube-controller-manager kube-apiserver
+stop_components etcd
+stop_components containerd
 
 # 4. Shims (and their containers) that outlived containerd.
 for shim in $(shim_pids); do

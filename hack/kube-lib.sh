@@ -1,9 +1,9 @@
 # Shared settings and helpers of hack/kube-*.sh. Source it; do not run it.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 
 KUBE_VERSION=v1.34.3
 HACK="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-CACHE="${TRELLIS_CACHE:-$HOME/.cache/trellis}"
+CACHE="${TRELLIS_CACHE:-${HOME:-/root}/.cache/trellis}"
 KBIN="$CACHE/kube-${KUBE_VERSION#v}"
 
 S="${TRELLIS_KUBE_DIR:-/tmp/trellis-kube}"
@@ -35,9 +35,6 @@ KUBELET_PORT=10250 # inside the node's netns
 
 PAUSE_IMAGE=trellis.local/pause:1
 BUSYBOX_IMAGE=trellis.local/busybox:1
-
-# Stop order (kube-down.sh); kube-up.sh starts them in the reverse order.
-COMPONENTS=(kubelet kube-scheduler kube-controller-manager kube-apiserver etcd containerd)
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 die() {

@@ -63,7 +63,7 @@ log "building hack tools (mkimage, pause, kubetool) into $TOOLS"
 (cd "$HACK/mkimage" && CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false go build -trimpath -o "$TOOLS/mkimage" . &&
 	CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false go build -trimpath -ldflags=-s -o "$TOOLS/pause" ./pause) ||
 	die "building hack/mkimage failed"
-(cd "$HACK/kube" && CGO_ENABLED=0 GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -o "$TOOLS/kubetool" ./cmd/kubetool) ||
+(cd "$HACK/kube" && CGO_ENABLED=0 GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -o "$TOOLS/kubetool" ./cmd/kubetool) ||
 	die "building hack/kube/cmd/kubetool failed"
 
 # ---------------------------------------------------------------- network

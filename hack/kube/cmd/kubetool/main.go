@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -31,7 +32,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/remotecommand"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -61,12 +65,18 @@ func fail(err error) {
 }
 
 func client(kubeconfig string) (*kubernetes.Clientset, error) {
+	cs, _, err := clientAndConfig(kubeconfig)
+	return cs, err
+}
+
+func clientAndConfig(kubeconfig string) (*kubernetes.Clientset, *rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+		return nil, nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
 	cfg.Timeout = 15 * time.Second
-	return kubernetes.NewForConfig(cfg)
+	cs, err := kubernetes.NewForConfig(cfg)
+	return cs, cfg, err
 }
 
 // poll calls cond every interval until it returns true or an error, or ctx ends.
@@ -196,8 +206,9 @@ func smoke(args []string) error {
 	image := fs.String("image", "trellis.local/busybox:1", "image with /bin/sh")
 	ns := fs.String("namespace", "default", "namespace")
 	timeout := fs.Duration("timeout", 120*time.Second, "overall bound")
+	doExec := fs.Bool("exec", true, "also check exec into a running pod")
 	fs.Parse(args)
-	cs, err := client(*kubeconfig)
+	cs, cfg, err := clientAndConfig(*kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -301,6 +312,68 @@ func smoke(args []string) error {
 		return fmt.Errorf("pod %s log: got %q, want %q", name, logs, "hello from trellis smoke\n")
 	}
 	fmt.Printf("ok: GET pods/%s/log = %q\n", name, logs)
+	if *doExec {
+		return smokeExec(ctx, cs, cfg, *ns, *image)
+	}
+	return nil
+}
+
+// smokeExec runs a command in a running pod through the API server, the
+// kubelet and containerd's stream server.
+func smokeExec(ctx context.Context, cs *kubernetes.Clientset, cfg *rest.Config, ns, image string) error {
+	name := fmt.Sprintf("trellis-smoke-exec-%d", time.Now().UnixNano()%1_000_000)
+	zero := int64(0)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "trellis-smoke"}},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			TerminationGracePeriodSeconds: &zero,
+			Containers: []corev1.Container{{
+				Name: "main", Image: image, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"sleep", "60"},
+			}},
+		},
+	}
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create pod: %w", err)
+	}
+	defer func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer dcancel()
+		_ = cs.CoreV1().Pods(ns).Delete(dctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	}()
+	err := poll(ctx, "pod "+name+" Running", func(ctx context.Context) (bool, string, error) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		if p.Status.Phase != corev1.PodPending && p.Status.Phase != corev1.PodRunning {
+			return false, "", fmt.Errorf("phase %s", p.Status.Phase)
+		}
+		return p.Status.Phase == corev1.PodRunning, "phase " + string(p.Status.Phase), nil
+	})
+	if err != nil {
+		return err
+	}
+	req := cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(name).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{
+			Container: "main",
+			Command:   []string{"sh", "-c", "echo exec-ok; echo to-stderr >&2"},
+			Stdout:    true,
+			Stderr:    true,
+		}, scheme.ParameterCodec)
+	ex, err := remotecommand.NewSPDYExecutor(cfg, "POST", req.URL())
+	if err != nil {
+		return fmt.Errorf("exec: %w", err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr}); err != nil {
+		return fmt.Errorf("exec in pod %s: %w", name, err)
+	}
+	if stdout.String() != "exec-ok\n" || stderr.String() != "to-stderr\n" {
+		return fmt.Errorf("exec in pod %s: stdout %q stderr %q", name, stdout.String(), stderr.String())
+	}
+	fmt.Printf("ok: exec in pod %s: stdout %q stderr %q\n", name, stdout.String(), stderr.String())
 	return nil
 }
 
