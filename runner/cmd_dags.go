@@ -159,7 +159,7 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 		return err
 	}
 	defer unlock()
-	st, err := openWrite(ctx, *f.db)
+	st, err := r.openWrite(ctx, *f.db)
 	if err != nil {
 		return err
 	}
@@ -221,7 +221,7 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 	if err := noRun(ctx, *f.db, d.ID(), id, logical); err != nil {
 		return err
 	}
-	st, err := openWrite(ctx, *f.db)
+	st, err := r.openWrite(ctx, *f.db)
 	if err != nil {
 		return err
 	}

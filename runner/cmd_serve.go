@@ -29,7 +29,7 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 		return err
 	}
 	defer unlock()
-	st, err := openWrite(ctx, *f.db)
+	st, err := r.openWrite(ctx, *f.db)
 	if err != nil {
 		return err
 	}

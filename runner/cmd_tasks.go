@@ -164,7 +164,7 @@ func cmdTasksClear(ctx context.Context, r *Runner, args []string) error {
 		fmt.Fprintln(r.cfg.Stdout, "Nothing to clear.")
 		return nil
 	}
-	st, err := openWrite(ctx, *f.db)
+	st, err := r.openWrite(ctx, *f.db)
 	if err != nil {
 		return err
 	}

@@ -29,8 +29,8 @@ func openRead(ctx context.Context, path string) (*store.Store, error) {
 	return st, nil
 }
 
-func openWrite(ctx context.Context, path string) (*store.Store, error) {
-	return store.Open(ctx, path, store.Options{})
+func (r *Runner) openWrite(ctx context.Context, path string) (*store.Store, error) {
+	return store.Open(ctx, path, store.Options{Sync: r.cfg.Sync})
 }
 
 // syncDAGs records the definition of every DAG of this binary.

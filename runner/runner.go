@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/internal/store"
 )
 
 // Version is the trellis version printed by the version command.
@@ -26,6 +27,10 @@ type Config struct {
 	Parallelism int
 	// Pools sets the slots of named pools (a pool not listed has 128).
 	Pools map[string]int
+	// Sync is the durability of the store's commits: store.SyncFull (the default)
+	// survives a crash of the machine; store.SyncNormal survives a crash of the
+	// process (kill -9) and commits faster. TRELLIS_SYNC=normal|full overrides it.
+	Sync store.Sync
 	// Stdout and Stderr default to the process's.
 	Stdout, Stderr io.Writer
 	// Getenv reads the environment (default os.Getenv).
@@ -55,6 +60,12 @@ func New(cfg Config, dags ...*dag.DAG) *Runner {
 	}
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
+	}
+	switch cfg.Getenv("TRELLIS_SYNC") {
+	case "normal":
+		cfg.Sync = store.SyncNormal
+	case "full":
+		cfg.Sync = store.SyncFull
 	}
 	return &Runner{cfg: cfg, dags: dags}
 }

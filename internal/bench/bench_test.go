@@ -21,7 +21,7 @@ func report(b *testing.B, r bench.Result) {
 // no-op Go tasks (synchronous=FULL commits).
 func BenchmarkChain1000(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		r, err := bench.Chain(context.Background(), b.TempDir(), 1000, store.SyncFull)
+		r, err := bench.Chain(context.Background(), b.TempDir(), 1000, store.SyncNormal)
 		if err != nil {
 			b.Fatal(err)
 		}

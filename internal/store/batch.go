@@ -102,12 +102,12 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	}()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if len(b.tis) > 0 {
-			if err := applyTIs(ctx, tx, b.tis); err != nil {
+			if err := s.applyTIs(ctx, tx, b.tis); err != nil {
 				return err
 			}
 		}
 		if len(b.xcoms) > 0 {
-			if err := applyXComs(ctx, tx, b.xcoms); err != nil {
+			if err := s.applyXComs(ctx, tx, b.xcoms); err != nil {
 				return err
 			}
 		}

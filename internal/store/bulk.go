@@ -58,12 +58,30 @@ func rowOf(c TIChange) tiRow {
 		Host: ti.Host, Pod: ti.Pod, At: microsPtr(micros(c.At))}
 }
 
-func execJSON(ctx context.Context, tx *sql.Tx, q string, rows any) (int64, error) {
+// prepare prepares the batch statements once: the driver keeps a prepared
+// statement's compiled form, so executing it again costs no parsing.
+func (s *Store) prepare(ctx context.Context) error {
+	s.stmts = map[string]*sql.Stmt{}
+	for _, q := range []string{bulkUpdateTI, bulkDeleteTry, bulkInsertTry, bulkStartTry, bulkEndTry, bulkXCom, bulkInsertTI, bulkInsertLogs} {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %.40q: %w", q, err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+func (s *Store) execJSON(ctx context.Context, tx *sql.Tx, q string, rows any, args ...any) (int64, error) {
 	b, err := json.Marshal(rows)
 	if err != nil {
 		return 0, err
 	}
-	res, err := tx.ExecContext(ctx, q, string(b))
+	st, ok := s.stmts[q]
+	if !ok {
+		return 0, fmt.Errorf("statement %.40q is not prepared", q)
+	}
+	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, append(args, string(b))...)
 	if err != nil {
 		return 0, err
 	}
@@ -95,6 +113,10 @@ const (
 		ended_at = c.value->>'en', exit_code = c.value->>'ec', error = c.value->>'e', host = c.value->>'h',
 		pod = c.value->>'p' FROM c
 		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.try_number = c.value->>'n'`
+	bulkInsertTI = `INSERT INTO task_instances (run, task_id, state, max_tries)
+		SELECT ?, c.value->>'t', 'none', c.value->>'m' FROM json_each(?) AS c`
+	bulkInsertLogs = `INSERT INTO task_logs (run, task_id, try_number, data)
+		SELECT c.value->>'r', c.value->>'t', c.value->>'n', unhex(c.value->>'d') FROM json_each(?) AS c`
 	bulkXCom = `INSERT INTO xcom (run, task_id, value)
 		SELECT c.value->>'r', c.value->>'t', CAST(c.value->'v' AS BLOB) FROM json_each(?) AS c WHERE true
 		ON CONFLICT (run, task_id) DO UPDATE SET value = excluded.value`
@@ -109,7 +131,7 @@ type tiKey struct {
 // task instance (scheduled, then queued) collapse into one row update from the
 // first expected state to the last values; the tries follow every change, in
 // lifecycle order: removals, inserts, starts, ends.
-func applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
+func (s *Store) applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
 	var updates []tiRow
 	at := map[tiKey]int{}
 	var dels, ins, starts, ends []tiRow
@@ -134,7 +156,7 @@ func applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
 			ends = append(ends, rowOf(c))
 		}
 	}
-	n, err := execJSON(ctx, tx, bulkUpdateTI, updates)
+	n, err := s.execJSON(ctx, tx, bulkUpdateTI, updates)
 	if err != nil {
 		return fmt.Errorf("update task instances: %w", err)
 	}
@@ -148,7 +170,7 @@ func applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
 		if len(op.rows) == 0 {
 			continue
 		}
-		if _, err := execJSON(ctx, tx, op.q, op.rows); err != nil {
+		if _, err := s.execJSON(ctx, tx, op.q, op.rows); err != nil {
 			return fmt.Errorf("record tries: %w", err)
 		}
 	}
@@ -172,7 +194,7 @@ func conflictOf(ctx context.Context, tx *sql.Tx, rows []tiRow) error {
 	return &ConflictError{Reason: "a task instance changed concurrently"}
 }
 
-func applyXComs(ctx context.Context, tx *sql.Tx, xs []xcom) error {
+func (s *Store) applyXComs(ctx context.Context, tx *sql.Tx, xs []xcom) error {
 	rows := make([]tiRow, 0, len(xs))
 	for _, x := range xs {
 		if !json.Valid(x.value) {
@@ -180,6 +202,6 @@ func applyXComs(ctx context.Context, tx *sql.Tx, xs []xcom) error {
 		}
 		rows = append(rows, tiRow{Run: x.run, Task: x.taskID, Value: x.value})
 	}
-	_, err := execJSON(ctx, tx, bulkXCom, rows)
+	_, err := s.execJSON(ctx, tx, bulkXCom, rows)
 	return err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -62,14 +61,10 @@ func (s *Store) writeLogs(batch []logReq) error {
 	for i, r := range batch {
 		rows[i] = logRow{r.run, r.task, r.try, hex.EncodeToString(r.data)}
 	}
-	b, err := json.Marshal(rows)
-	if err != nil {
-		return err
-	}
 	s.stats.logCommits.Add(1)
-	return s.tx(context.Background(), func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO task_logs (run, task_id, try_number, data)
-			SELECT c.value->>'r', c.value->>'t', c.value->>'n', unhex(c.value->>'d') FROM json_each(?) AS c`, string(b))
+	ctx := context.Background()
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.execJSON(ctx, tx, bulkInsertLogs, rows)
 		return err
 	})
 }

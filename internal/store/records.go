@@ -170,12 +170,7 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tasks []TaskSeed) (Run, er
 		for _, t := range tasks {
 			rows = append(rows, tiRow{Task: t.TaskID, MaxTries: t.MaxTries})
 		}
-		b, err := json.Marshal(rows)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO task_instances (run, task_id, state, max_tries)
-			SELECT ?, c.value->>'t', 'none', c.value->>'m' FROM json_each(?) AS c`, r.ID, string(b))
+		_, err = s.execJSON(ctx, tx, bulkInsertTI, rows, r.ID)
 		return err
 	})
 	if err != nil {

@@ -68,6 +68,8 @@ type Store struct {
 	r    *sql.DB // readers
 	ro   bool
 
+	stmts map[string]*sql.Stmt // the batch statements, prepared once on the writer
+
 	verMu   sync.Mutex
 	verConn *sql.Conn // the one connection DataVersion asks: the value is per connection
 
@@ -138,6 +140,10 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			s.w.Close()
 			return nil, fmt.Errorf("database %q: %w", path, err)
 		}
+		if err := s.prepare(ctx); err != nil {
+			s.w.Close()
+			return nil, fmt.Errorf("database %q: %w", path, err)
+		}
 		s.startLogAppender()
 	}
 	s.r, err = sql.Open("sqlite", dsn(abs, o, true))
@@ -166,6 +172,9 @@ func (s *Store) Close() error {
 		s.logs = nil
 	}
 	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
 	s.verMu.Lock()
 	if s.verConn != nil {
 		errs = append(errs, s.verConn.Close())
@@ -318,11 +327,4 @@ func intPtr(v sql.NullInt64) *int {
 	}
 	i := int(v.Int64)
 	return &i
-}
-
-func nullInt(p *int) any {
-	if p == nil {
-		return nil
-	}
-	return *p
 }
