@@ -19,7 +19,6 @@ import (
 type DAG struct {
 	id             string
 	schedule       string
-	every          time.Duration
 	start, end     time.Time
 	catchup        bool
 	loc            *time.Location

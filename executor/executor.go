@@ -1,9 +1,3 @@
-// Package executor defines how the scheduler hands tries over to whatever runs
-// them. Implementations live in subpackages: local (goroutines and child
-// processes, the embedded default) and, later, kubernetes (one pod per try).
-//
-// An executor is asynchronous: Start hands a try over and returns; the try's end
-// (and its start) arrive later through the ReportFunc the executor was built with.
 package executor
 
 import (

@@ -1,8 +1,3 @@
-// Command quickstart is a small ETL DAG that shows trellis's authoring API: Go tasks
-// that pass typed results, a templated Bash task, a branch, and a task that fails
-// once and succeeds on its retry. Run it with no cluster and nothing installed:
-//
-//	go run ./examples/quickstart dags test etl
 package main
 
 import (

@@ -1,6 +1,3 @@
-// Package local is the embedded default executor: each try runs in a goroutine of
-// the runner (Go tasks run their function; Bash tasks start a child process in their
-// own process group). It needs no cluster and no other process.
 package local
 
 import (

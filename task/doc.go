@@ -1,0 +1,36 @@
+// Package task defines what a DAG is made of: tasks, their typed results, trigger
+// rules, retry and timeout policy, task-instance states, and the run context a try
+// receives. It is the leaf of trellis: it imports nothing else of trellis.
+//
+// # Typed tasks and results
+//
+// A Go task is a function that returns a typed value. The value is stored as JSON
+// (Airflow's XCom) and a downstream task reads it with Output, by handle:
+//
+//	extract := task.Go("extract", func(ctx context.Context, r *task.Run) ([]Order, error) {
+//		start, end := r.DataInterval()
+//		return fetchOrders(ctx, start, end)
+//	})
+//	total := task.Go("total", func(ctx context.Context, r *task.Run) (float64, error) {
+//		orders, err := task.Output(r, extract) // []Order; an error unless extract is a direct upstream
+//		...
+//	})
+//	extract.Then(total)
+//
+// There are no string keys: a typo in a handle does not compile, and reading a
+// task that is not a direct upstream is an error (ErrNotUpstream).
+//
+// # Skips, branches, short circuits
+//
+// A task skips itself by returning ErrSkip (or Skip(reason)). A Branch task returns
+// the direct downstream tasks to follow; the others are skipped. A ShortCircuit task
+// that returns false skips everything downstream of it. Skips propagate through
+// trigger rules, as in Airflow.
+//
+// # Settings
+//
+// Options set a task's retries, retry delay and backoff, execution timeout, trigger
+// rule, priority weight, pool, executor (ExecutorConfig: local or kubernetes, a pod
+// template file and a *corev1.Pod override), depends_on_past and wait_for_downstream.
+// What a task does not set comes from its DAG's defaults.
+package task
