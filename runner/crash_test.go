@@ -90,7 +90,7 @@ func TestKill9MidRunLosesNothing(t *testing.T) {
 		t.Fatalf("restart: %v\n%s", err, out)
 	}
 
-	show := exec.Command(bin, "runs", "show", "crash", "manual__2024-05-01T00:00:00Z", "--db", db)
+	show := exec.Command(bin, "runs", "show", "crash", "manual__2024-05-01T00:00:00+00:00", "--db", db)
 	out, err := show.CombinedOutput()
 	if err != nil {
 		t.Fatalf("runs show: %v\n%s", err, out)

@@ -11,6 +11,7 @@ import (
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/executor"
 	"github.com/trellisdag/trellis/executor/local"
+	"github.com/trellisdag/trellis/internal/runs"
 	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/scheduler"
 	"github.com/trellisdag/trellis/task"
@@ -98,11 +99,5 @@ func (e *engine) run(ctx context.Context) error {
 
 // createRun creates a queued run with a task instance per task.
 func createRun(ctx context.Context, st *store.Store, d *dag.DAG, typ task.RunType, id string, logical time.Time, conf json.RawMessage) (store.Run, error) {
-	start, end := d.InferInterval(logical)
-	seeds := make([]store.TaskSeed, 0, len(d.Tasks()))
-	for _, t := range d.Tasks() {
-		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
-	}
-	return st.CreateRun(ctx, store.Run{DAGID: d.ID(), RunID: id, Type: typ, State: task.RunQueued,
-		LogicalDate: logical.UTC(), IntervalStart: start.UTC(), IntervalEnd: end.UTC(), Conf: conf}, seeds)
+	return runs.Create(ctx, st, d, runs.Spec{Type: typ, RunID: id, LogicalDate: logical, Conf: conf})
 }

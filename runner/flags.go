@@ -3,10 +3,12 @@ package runner
 import (
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/trellisdag/trellis/internal/runs"
+	"github.com/trellisdag/trellis/task"
 )
 
 // flags parses a command's flags and positional arguments in any order.
@@ -84,6 +86,4 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
-func runID(prefix string, t time.Time) string {
-	return fmt.Sprintf("%s__%s", prefix, t.UTC().Format("2006-01-02T15:04:05.999999Z07:00"))
-}
+func runID(prefix string, t time.Time) string { return runs.ID(task.RunType(prefix), t) }

@@ -84,17 +84,17 @@ func TestDagsTestRunsAndSummarizes(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &c.stdout, &c.stderr)
 	}
 	out := c.stdout.String()
-	for _, want := range []string{"▶ extract", "✓ count", "✓ say", "run manual__2024-03-05T00:00:00Z success",
+	for _, want := range []string{"▶ extract", "✓ count", "✓ say", "run manual__2024-03-05T00:00:00+00:00 success",
 		"TASK", `"2024-03-05 limit=3"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 	// Results and logs survive the process: read them back through the CLI.
-	if code := c.run("logs", "etl", "manual__2024-03-05T00:00:00Z", "say"); code != 0 || !strings.Contains(c.stdout.String(), "2024-03-05 limit=3") {
+	if code := c.run("logs", "etl", "manual__2024-03-05T00:00:00+00:00", "say"); code != 0 || !strings.Contains(c.stdout.String(), "2024-03-05 limit=3") {
 		t.Errorf("logs: exit %d: %s %s", code, &c.stdout, &c.stderr)
 	}
-	if code := c.run("runs", "show", "etl", "manual__2024-03-05T00:00:00Z"); code != 0 || !strings.Contains(c.stdout.String(), "[1,2,3]") {
+	if code := c.run("runs", "show", "etl", "manual__2024-03-05T00:00:00+00:00"); code != 0 || !strings.Contains(c.stdout.String(), "[1,2,3]") {
 		t.Errorf("runs show: exit %d: %s %s", code, &c.stdout, &c.stderr)
 	}
 }
@@ -133,12 +133,12 @@ func TestBadInputExits2AndWritesNothing(t *testing.T) {
 		{"unknown run", []string{"runs", "show", "etl", "nope"}, `dag "etl" has no run "nope"`},
 		{"unknown run logs", []string{"logs", "etl", "nope", "extract"}, `dag "etl" has no run "nope"`},
 		{"unknown run clear", []string{"tasks", "clear", "etl", "nope"}, `dag "etl" has no run "nope"`},
-		{"unknown task clear", []string{"tasks", "clear", "etl", "manual__2024-01-01T00:00:00Z", "--task", "nope"}, `dag "etl" has no task "nope"`},
-		{"unknown task logs", []string{"logs", "etl", "manual__2024-01-01T00:00:00Z", "nope"}, `dag "etl" has no task "nope"`},
+		{"unknown task clear", []string{"tasks", "clear", "etl", "manual__2024-01-01T00:00:00+00:00", "--task", "nope"}, `dag "etl" has no task "nope"`},
+		{"unknown task logs", []string{"logs", "etl", "manual__2024-01-01T00:00:00+00:00", "nope"}, `dag "etl" has no task "nope"`},
 		{"missing argument", []string{"runs", "show", "etl"}, "runs show: missing <run>"},
 		{"extra argument", []string{"dags", "list", "x"}, `dags list: unexpected argument "x"`},
 		{"unknown flag", []string{"dags", "test", "etl", "--frob"}, "flag provided but not defined: -frob"},
-		{"bad try", []string{"logs", "etl", "manual__2024-01-01T00:00:00Z", "extract", "--try", "9"}, "--try 9 does not exist"},
+		{"bad try", []string{"logs", "etl", "manual__2024-01-01T00:00:00+00:00", "extract", "--try", "9"}, "--try 9 does not exist"},
 		{"duplicate run", []string{"dags", "test", "etl", "--logical-date", "2024-01-01"}, "a run at logical date 2024-01-01T00:00:00Z exists already"},
 	}
 	for _, withDB := range []bool{false, true} {
@@ -212,7 +212,7 @@ func TestClearReruns(t *testing.T) {
 	if code := c.run("dags", "test", "broken", "--logical-date", "2024-01-01"); code != 1 {
 		t.Fatalf("exit %d", code)
 	}
-	run := "manual__2024-01-01T00:00:00Z"
+	run := "manual__2024-01-01T00:00:00+00:00"
 	if code := c.run("tasks", "clear", "broken", run, "--task", "boom", "--downstream", "--failed-only"); code != 0 {
 		t.Fatalf("clear: exit %d: %s", code, &c.stderr)
 	}

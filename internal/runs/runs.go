@@ -1,0 +1,64 @@
+// Package runs creates DAG runs: the run row and a task instance per task, in one
+// transaction. The CLI, the API and the scheduler's cron loop all create runs
+// through it, so runs look the same whoever made them.
+package runs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+// ID returns the run id of a run of the given type at a logical date, in
+// Airflow's form: manual__2024-01-31T03:00:00+00:00 (fractions of a second kept).
+func ID(typ task.RunType, logical time.Time) string {
+	return fmt.Sprintf("%s__%s", typ, logical.UTC().Format("2006-01-02T15:04:05.999999-07:00"))
+}
+
+// ErrExists is returned by Create when the run exists already.
+var ErrExists = store.ErrExists
+
+// Spec describes a run to create.
+type Spec struct {
+	Type        task.RunType
+	LogicalDate time.Time
+	// IntervalStart and IntervalEnd are the data interval; zero means the DAG's
+	// inferred interval for a manual run at LogicalDate.
+	IntervalStart, IntervalEnd time.Time
+	// RunID defaults to ID(Type, LogicalDate).
+	RunID string
+	// Conf is the run's conf, a JSON object or empty; it is checked against the
+	// DAG's declared params.
+	Conf json.RawMessage
+}
+
+// Create creates a queued run of d with a task instance (state none) per task.
+// A conf that does not fit the DAG's params wraps dag.ErrConf.
+func Create(ctx context.Context, st *store.Store, d *dag.DAG, s Spec) (store.Run, error) {
+	if _, err := d.ResolveConf(s.Conf); err != nil {
+		return store.Run{}, err
+	}
+	if s.RunID == "" {
+		s.RunID = ID(s.Type, s.LogicalDate)
+	}
+	if s.IntervalStart.IsZero() && s.IntervalEnd.IsZero() {
+		s.IntervalStart, s.IntervalEnd = d.InferInterval(s.LogicalDate)
+	}
+	seeds := make([]store.TaskSeed, 0, len(d.Tasks()))
+	for _, t := range d.Tasks() {
+		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
+	}
+	r, err := st.CreateRun(ctx, store.Run{DAGID: d.ID(), RunID: s.RunID, Type: s.Type, State: task.RunQueued,
+		LogicalDate: s.LogicalDate.UTC(), IntervalStart: s.IntervalStart.UTC(), IntervalEnd: s.IntervalEnd.UTC(),
+		Conf: s.Conf}, seeds)
+	if errors.Is(err, store.ErrExists) {
+		return store.Run{}, fmt.Errorf("dag %q: run %q: %w", d.ID(), s.RunID, ErrExists)
+	}
+	return r, err
+}
