@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -129,6 +130,35 @@ func FuzzMergePod(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMergePodRandom runs the FuzzMergePod property on a fixed set of
+// random inputs, more than the fuzz seeds, on every `go test`.
+func TestMergePodRandom(t *testing.T) {
+	n := 150
+	if testing.Short() {
+		n = 20
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range n {
+		data := make([]byte, r.IntN(300))
+		for j := range data {
+			data[j] = byte(r.Uint32())
+		}
+		base, override := fillPods(data)
+		baseBefore, overrideBefore := base.DeepCopy(), override.DeepCopy()
+		for _, mode := range []MergeMode{StrategicMerge, AirflowMerge} {
+			_, _ = MergePod(base, override, mode)
+			_, _ = MergePod(base, base, mode)
+			if !reflect.DeepEqual(base, baseBefore) || !reflect.DeepEqual(override, overrideBefore) {
+				t.Fatalf("input %d, %v: MergePod modified its inputs", i, mode)
+			}
+			got, err := MergePod(base, &corev1.Pod{}, mode)
+			if err != nil || !equality.Semantic.DeepEqual(got, base) {
+				t.Fatalf("input %d, %v: empty override is not the identity (%v):\n%s", i, mode, err, diff.Diff(base, got))
+			}
+		}
+	}
 }
 
 // TestMergePodConcurrent merges one shared template from many goroutines,

@@ -56,7 +56,9 @@ func shortHash(parts ...string) string {
 // TryIdentity names one try of one task instance: the pod that runs it, its
 // labels and its annotations are all derived from it.
 type TryIdentity struct {
+	// DAGID is the DAG's id.
 	DAGID string
+	// RunID is the DAG run's id, e.g. "scheduled__2024-01-01T03:00:00+00:00".
 	RunID string
 	// TaskID is the task's id within the DAG.
 	TaskID string

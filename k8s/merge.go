@@ -17,13 +17,19 @@ type MergeMode int
 const (
 	// StrategicMerge merges the override into the base the way
 	// `kubectl patch --type strategic` applies a patch: lists that Kubernetes
-	// declares mergeable (containers, initContainers, volumes, and per
-	// container env, ports, volumeMounts, volumeDevices, resizePolicy) are
-	// merged element by element on their merge key (name, containerPort,
-	// mountPath, devicePath); maps (labels, annotations, nodeSelector,
-	// resources) are merged key by key; everything else in the override,
-	// including atomic lists such as args, command, envFrom and tolerations,
-	// replaces the base value. It is the default (the zero MergeMode).
+	// declares mergeable (containers, initContainers, volumes,
+	// imagePullSecrets, hostAliases, topologySpreadConstraints,
+	// resourceClaims, and per container env, ports, volumeMounts,
+	// volumeDevices) are merged element by element on their merge key (name,
+	// containerPort, mountPath, devicePath, ...), keeping the base's order
+	// and appending new elements; finalizers are merged as a set; maps
+	// (labels, annotations, nodeSelector, resource limits and requests) are
+	// merged key by key; everything else in the override, including atomic
+	// lists such as args, command, envFrom and tolerations, replaces the base
+	// value. A field the override leaves at its zero value (nil, "", false,
+	// 0 for a non-pointer field) does not count as set; an explicit pointer
+	// to a zero value does. The override can add and replace but never
+	// delete. It is the default (the zero MergeMode).
 	StrategicMerge MergeMode = iota
 
 	// AirflowMerge reproduces Airflow's PodGenerator.reconcile_pods, for
@@ -87,12 +93,13 @@ var podPatchMeta = sync.OnceValues(func() (strategicpatch.LookupPatchMeta, error
 })
 
 // strategicMergePod applies the override, turned into a strategic merge
-// patch (overridePatch, keepBaseOrder), to base.
+// patch (overridePatch, addDirectives), to base.
 //
 // The override is an object, not a patch. Diffing base against it with
 // CreateTwoWayMergePatch would be wrong: that patch turns base into the
 // override, deleting everything the override leaves out. Instead the override
-// itself is applied as a patch, after the clean-up overridePatch describes.
+// itself is applied as a patch, after the clean-up overridePatch describes,
+// with the directives a patch computed by Kubernetes would carry.
 func strategicMergePod(base, override *corev1.Pod) (*corev1.Pod, error) {
 	meta, err := podPatchMeta()
 	if err != nil {
@@ -102,11 +109,11 @@ func strategicMergePod(base, override *corev1.Pod) (*corev1.Pod, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base: %w", err)
 	}
-	patch, err := overridePatch(override, base.Spec.Volumes)
+	patch, err := overridePatch(override)
 	if err != nil {
 		return nil, err
 	}
-	keepBaseOrder(patch, original, meta)
+	addDirectives(patch, original, meta)
 	merged, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(original, patch, meta)
 	if err != nil {
 		return nil, err
@@ -118,25 +125,19 @@ func strategicMergePod(base, override *corev1.Pod) (*corev1.Pod, error) {
 	return out, nil
 }
 
-// overridePatch turns an override object into a strategic merge patch.
+// overridePatch turns an override object into the body of a strategic merge
+// patch.
 //
 //   - Fields the override leaves at their zero value must not clobber the
 //     base. Most Pod fields are omitempty (or pointers), so they are absent
-//     from the converted map, but required fields and non-pointer structs are
-//     not: an override without containers still converts to "containers":
-//     null, and in a strategic merge patch null means "delete this field". Every null is removed, so an override
-//     can add and replace but never delete.
+//     from the converted map, but required fields are not: an override
+//     without containers still converts to "containers": null, and in a
+//     strategic merge patch null means "delete this field". Every null is
+//     removed, so an override can add and replace but never delete.
 //   - Map keys are user data (labels, annotations, CSI volumeAttributes) and
 //     could spell a patch directive ("$patch": "replace" would wipe the
 //     base's map). A key starting with "$" is rejected.
-//   - Volumes are declared patchStrategy "merge,retainKeys": a volume is a
-//     union of sources, and replacing a volume's source (configMap by
-//     emptyDir, say) must drop the base's source, or the merged volume would
-//     have two. A patch computed by Kubernetes carries a $retainKeys list for
-//     that; it is added here for each override volume that sets a source and
-//     replaces a base volume of the same name. (A directive on a volume that
-//     is only appended would be copied into the result as is.)
-func overridePatch(override *corev1.Pod, baseVolumes []corev1.Volume) (map[string]any, error) {
+func overridePatch(override *corev1.Pod) (map[string]any, error) {
 	patch, err := runtime.DefaultUnstructuredConverter.ToUnstructured(override)
 	if err != nil {
 		return nil, fmt.Errorf("override: %w", err)
@@ -144,43 +145,29 @@ func overridePatch(override *corev1.Pod, baseVolumes []corev1.Volume) (map[strin
 	if err := stripNulls(patch, ""); err != nil {
 		return nil, fmt.Errorf("override: %w", err)
 	}
-	if spec, ok := patch["spec"].(map[string]any); ok {
-		if volumes, ok := spec["volumes"].([]any); ok {
-			for _, v := range volumes {
-				vol, ok := v.(map[string]any)
-				if !ok || len(vol) < 2 { // a name alone sets no source
-					continue
-				}
-				name, _ := vol["name"].(string)
-				if !slices.ContainsFunc(baseVolumes, func(b corev1.Volume) bool { return b.Name == name }) {
-					continue
-				}
-				keys := make([]any, 0, len(vol))
-				for k := range vol {
-					keys = append(keys, k)
-				}
-				slices.SortFunc(keys, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
-				vol["$retainKeys"] = keys
-			}
-		}
-	}
 	return patch, nil
 }
 
-// keepBaseOrder adds $setElementOrder directives to patch so that merged
-// lists keep the base's order, with the override's new elements appended.
+// addDirectives walks patch alongside original and adds the directives that
+// `kubectl apply` would compute, where a list element of the patch meets an
+// element of the base:
 //
-// Without them, strategicpatch puts the elements the patch names first, in
-// the patch's order, and the base's other elements after them: an override
-// that adds one env var or one sidecar would move it before the base's, and
-// the "base" container would no longer be the first container. Env var
-// order matters ($(VAR) only expands variables defined earlier), and so
-// does the first container (kubectl logs and exec default to it).
-//
-// The directive is only added where it is well defined: lists declared
-// patchStrategy "merge" whose elements all carry their merge key (or lists
-// of scalars). Anything else is left for strategicpatch to judge.
-func keepBaseOrder(patch, original map[string]any, schema strategicpatch.LookupPatchMeta) {
+//   - $setElementOrder/<list>, so that merged lists keep the base's order
+//     with the override's new elements appended. Without it strategicpatch
+//     puts the elements the patch names first, in the patch's order, and the
+//     base's others after them: an override that adds an env var or a
+//     sidecar would move it before the base's, and the "base" container would
+//     no longer come first. Env var order matters ($(VAR) only expands
+//     variables defined earlier), and so does the first container (kubectl
+//     logs and exec default to it). Added only for lists declared
+//     patchStrategy "merge" whose elements all carry their merge key once.
+//   - $retainKeys, on elements of lists declared "merge,retainKeys" (volumes
+//     and resourceClaims, each a union of sources): an override volume that
+//     sets a source replaces the base volume's source instead of adding a
+//     second one (configMap plus emptyDir, which the API server rejects). A
+//     volume given by name alone is left alone. Elements that only add to a
+//     list get no directive: strategicpatch would copy it into the result.
+func addDirectives(patch, original map[string]any, schema strategicpatch.LookupPatchMeta) {
 	for k, pv := range patch {
 		if strings.HasPrefix(k, "$") {
 			continue
@@ -195,7 +182,7 @@ func keepBaseOrder(patch, original map[string]any, schema strategicpatch.LookupP
 			if err != nil {
 				continue
 			}
-			keepBaseOrder(pv, ov, sub)
+			addDirectives(pv, ov, sub)
 		case []any:
 			ol, _ := original[k].([]any)
 			if len(ol) == 0 || len(pv) == 0 {
@@ -205,19 +192,43 @@ func keepBaseOrder(patch, original map[string]any, schema strategicpatch.LookupP
 			if err != nil || !slices.Contains(pm.GetPatchStrategies(), "merge") {
 				continue
 			}
-			order, ok := mergedOrder(ol, pv, pm.GetPatchMergeKey())
-			if !ok {
-				continue
-			}
 			mk := pm.GetPatchMergeKey()
+			retainKeys := slices.Contains(pm.GetPatchStrategies(), "retainKeys")
 			if mk != "" {
 				for _, p := range pv {
-					elem := p.(map[string]any)
-					i := slices.IndexFunc(ol, func(o any) bool { return o.(map[string]any)[mk] == elem[mk] })
-					if i >= 0 {
-						keepBaseOrder(elem, ol[i].(map[string]any), sub)
+					elem, ok := p.(map[string]any)
+					if !ok {
+						continue
+					}
+					key, ok := elem[mk]
+					if !ok {
+						continue
+					}
+					i := slices.IndexFunc(ol, func(o any) bool {
+						om, ok := o.(map[string]any)
+						return ok && om[mk] == key
+					})
+					if i < 0 {
+						continue
+					}
+					addDirectives(elem, ol[i].(map[string]any), sub)
+					if retainKeys {
+						keys := make([]any, 0, len(elem))
+						for k := range elem {
+							if !strings.HasPrefix(k, "$") {
+								keys = append(keys, k)
+							}
+						}
+						if len(keys) > 1 { // more than the merge key
+							slices.SortFunc(keys, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
+							elem["$retainKeys"] = keys
+						}
 					}
 				}
+			}
+			order, ok := mergedOrder(ol, pv, mk)
+			if !ok {
+				continue
 			}
 			// The patch list must follow the directive's order too.
 			pos := make(map[any]int, len(order))
@@ -232,10 +243,13 @@ func keepBaseOrder(patch, original map[string]any, schema strategicpatch.LookupP
 
 // mergedOrder returns the $setElementOrder list for merging patch into
 // original: original's keys in order, then patch's new keys in order. ok is
-// false if an element lacks its merge key or a key is not a plain scalar.
+// false if an element lacks its merge key, a key is not a plain scalar, or
+// the patch has a key twice (strategicpatch rejects a directive that lists
+// fewer elements than the patch; without one it merges the duplicates).
 func mergedOrder(original, patch []any, mergeKey string) (order []any, ok bool) {
 	seen := make(map[any]bool, len(original)+len(patch))
-	for _, list := range [][]any{original, patch} {
+	inPatch := make(map[any]bool, len(patch))
+	for li, list := range [][]any{original, patch} {
 		for _, e := range list {
 			var key any
 			if mergeKey == "" {
@@ -253,6 +267,12 @@ func mergedOrder(original, patch []any, mergeKey string) (order []any, ok bool) 
 			case string, int64, bool, float64:
 			default:
 				return nil, false
+			}
+			if li == 1 {
+				if inPatch[key] {
+					return nil, false
+				}
+				inPatch[key] = true
 			}
 			if seen[key] {
 				continue

@@ -11,10 +11,10 @@ import (
 
 // This file ports PodGenerator.reconcile_pods and its helpers from
 // airflow/providers/cncf/kubernetes/pod_generator.py of the
-// apache-airflow-providers-cncf-kubernetes package, as it reads in provider
-// 10.21.0 (apache/airflow main at commit 0b3d3e97, mid-2025; the
-// reconcile_* functions have not changed in substance since provider 7.x).
-// Each Go function names the Python function it follows.
+// apache-airflow-providers-cncf-kubernetes package, as it reads in the
+// apache/airflow repository at commit 0b3d3e97 (providers/cncf/kubernetes,
+// whose provider.yaml lists 10.21.0 as the latest release). Each Go function
+// names the Python function it follows.
 //
 // Python's truthiness is the crux. The Kubernetes Python client models every
 // field as an attribute that is None unless set, and merge_objects lets the

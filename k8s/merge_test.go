@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/diff"
 	"k8s.io/utils/ptr"
 )
@@ -376,6 +377,21 @@ func TestMergePodCases(t *testing.T) {
 			},
 		},
 		{
+			// Duplicate keys in the override are each merged in turn
+			// (no $setElementOrder is added for such a list).
+			name: "same env var twice in the override",
+			base: pod(corev1.PodSpec{Containers: []corev1.Container{{Name: "base", Image: "i",
+				Env: []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", Value: "2"}}}}}),
+			override: pod(corev1.PodSpec{Containers: []corev1.Container{{Name: "base",
+				Env: []corev1.EnvVar{{Name: "B", Value: "3"}, {Name: "B", Value: "4"}}}}}),
+			strategic: func(t *testing.T, got *corev1.Pod) {
+				wantStr(t, "env", envNames(got.Spec.Containers[0].Env), "A=1 B=4")
+			},
+			airflow: func(t *testing.T, got *corev1.Pod) {
+				wantStr(t, "env", envNames(got.Spec.Containers[0].Env), "A=1 B=2 B=3 B=4")
+			},
+		},
+		{
 			// Strategic merge merges the env var's fields, so a value over a
 			// valueFrom keeps both; the API server rejects that, and so does
 			// ValidatePod. Airflow appends a second B, which is valid.
@@ -557,6 +573,41 @@ func TestMergePodCases(t *testing.T) {
 			airflow: func(t *testing.T, got *corev1.Pod) {
 				wantStr(t, "volumes", volumeNames(got.Spec.Volumes), "data:configMap data:emptyDir")
 				wantErr(t, ValidatePod(withName(got)), `spec.volumes[1].name: Duplicate value: "data"`)
+			},
+		},
+		{
+			name: "resource claim redefined (also retainKeys)",
+			base: pod(corev1.PodSpec{
+				Containers:     []corev1.Container{{Name: "base", Image: "i"}},
+				ResourceClaims: []corev1.PodResourceClaim{{Name: "gpu", ResourceClaimName: ptr.To("shared-gpu")}},
+			}),
+			override: pod(corev1.PodSpec{
+				ResourceClaims: []corev1.PodResourceClaim{{Name: "gpu", ResourceClaimTemplateName: ptr.To("one-gpu")}},
+			}),
+			strategic: func(t *testing.T, got *corev1.Pod) {
+				rc := got.Spec.ResourceClaims
+				wantStr(t, "resourceClaims", str(len(rc))+" "+str(rc[0].ResourceClaimName == nil)+" "+*rc[0].ResourceClaimTemplateName, "1 true one-gpu")
+			},
+			airflow: func(t *testing.T, got *corev1.Pod) {
+				wantStr(t, "resourceClaims", str(len(got.Spec.ResourceClaims)), "1")
+				// resourceClaims is not one of the lists Airflow extends:
+				// the override's list replaces the base's.
+				wantStr(t, "template", *got.Spec.ResourceClaims[0].ResourceClaimTemplateName, "one-gpu")
+			},
+		},
+		{
+			name: "volume given by name only",
+			base: pod(corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "base", Image: "i"}},
+				Volumes: []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}}}}},
+			}),
+			override: pod(corev1.PodSpec{Volumes: []corev1.Volume{{Name: "cfg"}}}),
+			strategic: func(t *testing.T, got *corev1.Pod) {
+				wantStr(t, "volumes", volumeNames(got.Spec.Volumes), "cfg:configMap")
+			},
+			airflow: func(t *testing.T, got *corev1.Pod) {
+				wantStr(t, "volumes", volumeNames(got.Spec.Volumes), "cfg:configMap cfg:?")
 			},
 		},
 		{
@@ -770,10 +821,19 @@ func TestStrategicMergeNewVolumeHasNoDirective(t *testing.T) {
 		EmptyDir: &corev1.EmptyDirVolumeSource{}}}}}}
 	got := mergeChecked(t, base, override, StrategicMerge)
 	wantStr(t, "volumes", volumeNames(got.Spec.Volumes), "v:emptyDir")
-	patch, err := overridePatch(override, base.Spec.Volumes)
+	patch, err := overridePatch(override)
 	if err != nil {
 		t.Fatal(err)
 	}
+	original, err := runtime.DefaultUnstructuredConverter.ToUnstructured(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := podPatchMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addDirectives(patch, original, meta)
 	if s := sprint(patch); strings.Contains(s, "$retainKeys") {
 		t.Errorf("patch for a new volume has $retainKeys: %s", s)
 	}
@@ -794,4 +854,49 @@ func BenchmarkMergePod(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestAirflowMergeProviderCases mirrors the expectations of the provider's
+// own unit tests of reconcile_containers and reconcile_specs
+// (tests/unit/cncf/kubernetes/test_pod_generator.py).
+func TestAirflowMergeProviderCases(t *testing.T) {
+	// reconcile_containers: paired by position, ports extended, the
+	// client's name kept, a missing image taken from the base.
+	base := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{
+		{Name: "base_container1", Ports: []corev1.ContainerPort{{ContainerPort: 1, Name: "base_port"}}},
+		{Name: "base_container2", Image: "base_image"},
+	}}}
+	client := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{
+		{Name: "client_container1", Ports: []corev1.ContainerPort{{ContainerPort: 2, Name: "client_port"}}},
+		{Name: "client_container2", Stdin: true},
+	}}}
+	got := mergeChecked(t, base, client, AirflowMerge)
+	want := []corev1.Container{
+		{Name: "client_container1", Ports: []corev1.ContainerPort{{ContainerPort: 1, Name: "base_port"}, {ContainerPort: 2, Name: "client_port"}}},
+		{Name: "client_container2", Image: "base_image", Stdin: true},
+	}
+	if d := diff.Diff(want, got.Spec.Containers); d != "" {
+		t.Errorf("reconcile_containers case:\n%s", d)
+	}
+
+	// reconcile_specs: priority from the client, activeDeadlineSeconds from
+	// the base, hostname from the client.
+	base = &corev1.Pod{Spec: corev1.PodSpec{Priority: ptr.To[int32](1), ActiveDeadlineSeconds: ptr.To[int64](100),
+		Containers: []corev1.Container{{Name: "base_container1", Image: "base_image"}}}}
+	client = &corev1.Pod{Spec: corev1.PodSpec{Priority: ptr.To[int32](2), Hostname: "local",
+		Containers: []corev1.Container{{Name: "client_container1"}}}}
+	got = mergeChecked(t, base, client, AirflowMerge)
+	wantSpec := corev1.PodSpec{Priority: ptr.To[int32](2), ActiveDeadlineSeconds: ptr.To[int64](100), Hostname: "local",
+		Containers: []corev1.Container{{Name: "client_container1", Image: "base_image"}}}
+	if d := diff.Diff(wantSpec, got.Spec); d != "" {
+		t.Errorf("reconcile_specs case:\n%s", d)
+	}
+
+	// reconcile_metadata: labels from the base kept, annotations merged
+	// (the provider's test_merge_objects checks the first half).
+	base = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"foo1": "bar1"}, Labels: map[string]string{"foo1": "bar1"}}}
+	client = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"foo2": "bar2"}}}
+	got = mergeChecked(t, base, client, AirflowMerge)
+	wantStr(t, "labels", mapString(got.Labels), "foo1=bar1")
+	wantStr(t, "annotations", mapString(got.Annotations), "foo1=bar1 foo2=bar2")
 }
