@@ -31,6 +31,8 @@ type Config struct {
 	// survives a crash of the machine; store.SyncNormal survives a crash of the
 	// process (kill -9) and commits faster. TRELLIS_SYNC=normal|full overrides it.
 	Sync store.Sync
+	// Kubernetes configures the kubernetes executor and PodOperator pods.
+	Kubernetes KubernetesConfig
 	// Stdout and Stderr default to the process's.
 	Stdout, Stderr io.Writer
 	// Getenv reads the environment (default os.Getenv).
