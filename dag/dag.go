@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellisdag/trellis/internal/timetable"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -19,6 +20,8 @@ import (
 type DAG struct {
 	id             string
 	schedule       string
+	every          time.Duration
+	tt             timetable.Timetable // built on first use
 	start, end     time.Time
 	catchup        bool
 	loc            *time.Location
@@ -62,9 +65,12 @@ func New(id string, opts ...Option) *DAG {
 
 func (d *DAG) fail(format string, args ...any) { d.errs = append(d.errs, fmt.Errorf(format, args...)) }
 
-// Schedule sets the cron schedule: 5 fields, or one of @hourly @daily @weekly
-// @monthly @yearly @once. Empty (the default) means manual runs only.
-func Schedule(expr string) Option { return func(d *DAG) { d.schedule = strings.TrimSpace(expr) } }
+// Schedule sets the cron schedule: 5 fields read on the wall clock of the DAG's
+// timezone, or one of @hourly @daily @weekly @monthly @yearly @once. Empty (the
+// default) or @none means manual runs only.
+func Schedule(expr string) Option {
+	return func(d *DAG) { d.schedule, d.every = strings.TrimSpace(expr), 0 }
+}
 
 // StartDate sets the first data interval's earliest start. Its location is the
 // DAG's timezone unless Timezone is given.
@@ -219,8 +225,9 @@ func (d *DAG) Task(id string) (task.Task, bool) {
 	return nil, false
 }
 
-// ScheduleExpr returns the schedule as given ("" for manual only).
-func (d *DAG) ScheduleExpr() string { return d.schedule }
+// ScheduleExpr returns the schedule as given ("" for manual only); see also
+// ScheduleString.
+func (d *DAG) ScheduleExpr() string { return d.ScheduleString() }
 
 // Start returns the start date (zero when none).
 func (d *DAG) Start() time.Time { return d.start }

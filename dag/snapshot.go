@@ -46,7 +46,7 @@ type TaskSnapshot struct {
 
 // Snapshot returns the DAG's definition as data.
 func (d *DAG) Snapshot() Snapshot {
-	s := Snapshot{ID: d.id, Description: d.description, Doc: d.doc, Tags: slices.Clone(d.tags), Schedule: d.schedule,
+	s := Snapshot{ID: d.id, Description: d.description, Doc: d.doc, Tags: slices.Clone(d.tags), Schedule: d.ScheduleString(),
 		Timezone: d.Location().String(), Catchup: d.catchup, MaxActiveRuns: d.maxActiveRuns,
 		MaxActiveTasks: d.maxActiveTasks, Params: slices.Clone(d.params), Tasks: []TaskSnapshot{}}
 	if !d.start.IsZero() {
@@ -78,9 +78,4 @@ func (d *DAG) Snapshot() Snapshot {
 		s.Tasks = append(s.Tasks, ts)
 	}
 	return s
-}
-
-// InferInterval returns the data interval of a manual run at logical date t.
-func (d *DAG) InferInterval(t time.Time) (start, end time.Time) {
-	return t, t
 }

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -15,6 +16,10 @@ import (
 func (s *Scheduler) evaluate(rs *runState, i int) {
 	switch rs.plan.settings[i].TriggerRule.Evaluate(rs.tis[i].counts) {
 	case task.DecideRun:
+		if !s.pastOK(context.Background(), rs, i) {
+			rs.waitPast = append(rs.waitPast, i)
+			return
+		}
 		s.set(rs, i, task.StateScheduled, nil)
 		s.ready.push(rs, i)
 	case task.DecideSkip:

@@ -20,6 +20,11 @@ type plan struct {
 	settings []task.Settings
 	leaf     []bool
 
+	cron   *cron // nil for DAGs without a schedule, or when Config.Cron is off
+	paused bool  // a paused DAG creates no runs and starts no tasks
+
+	finished    int // task instances of this DAG that finished, ever (depends_on_past rechecks)
+	durable     int // finished, as of the last commit
 	activeTasks int // tries of this DAG in flight, over all runs
 	activeRuns  int // runs of this DAG in state running
 }

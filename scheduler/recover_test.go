@@ -112,7 +112,7 @@ func TestClearAndWake(t *testing.T) {
 	cfg := e.configIdle()
 	cfg.ExitWhenIdle = false
 	s := mustNew(t, cfg)
-	e.sched = s
+	e.sched.Store(s)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	errc := make(chan error, 1)

@@ -47,6 +47,13 @@ type Config struct {
 	// PollInterval is how often the store is checked for runs created or cleared by
 	// other processes (default 1s; negative: never).
 	PollInterval time.Duration
+	// Cron makes the scheduler create the runs of scheduled DAGs when their data
+	// interval ends, and honour paused DAGs (serve). Off, it only runs the runs it
+	// is given (dags test, dags trigger --wait, dags backfill).
+	Cron bool
+	// MaxActiveRuns, when positive, replaces every DAG's max active runs (dags
+	// backfill --max-active-runs).
+	MaxActiveRuns int
 	// MaxLost bounds how often a try may be lost (its process or pod gone before the
 	// task's code ran) and relaunched without spending a retry (default 3).
 	MaxLost int
@@ -98,6 +105,14 @@ type Scheduler struct {
 
 type runState struct {
 	rec        store.Run
+	// waitPast lists tasks that wait for the same task of the previous run
+	// (depends_on_past, wait_for_downstream).
+	waitPast []int
+	// prevSuccess is the data interval start of the latest earlier successful
+	// run, read once (prevLoaded).
+	prevSuccess time.Time
+	prevLoaded  bool
+	checked     int // plan.durable when waitPast was last checked
 	plan       *plan
 	tis        []tiState
 	params     map[string]any
@@ -172,7 +187,16 @@ func (s *Scheduler) Wake() {
 // It first recovers the runs a previous process left active. It returns an error
 // only when the store fails; task failures are state, not errors.
 func (s *Scheduler) Run(ctx context.Context) error {
-	if err := s.reconcile(ctx, true); err != nil {
+	// Store work is not cut short by shutdown: a batch is committed whole, or not
+	// at all when the process dies.
+	sctx := context.WithoutCancel(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := s.reconcile(sctx, true); err != nil {
+		return err
+	}
+	if err := s.loadCron(sctx); err != nil {
 		return err
 	}
 	var poll <-chan time.Time
@@ -182,7 +206,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		poll = t.C
 	}
 	for {
-		if err := s.step(ctx); err != nil {
+		if err := s.step(sctx); err != nil {
 			return err
 		}
 		if s.cfg.ExitWhenIdle && len(s.runs) == 0 {
@@ -205,11 +229,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-timerC:
 			s.fireTimers()
 		case <-s.wake:
-			if err := s.reconcile(ctx, false); err != nil {
+			if err := s.reconcile(sctx, false); err != nil {
+				return err
+			}
+			if err := s.loadCron(sctx); err != nil {
 				return err
 			}
 		case <-poll:
-			if err := s.poll(ctx); err != nil {
+			if err := s.poll(sctx); err != nil {
 				return err
 			}
 		}
@@ -239,12 +266,33 @@ func (s *Scheduler) poll(ctx context.Context) error {
 		return nil
 	}
 	s.dataVer = v
-	return s.reconcile(ctx, false)
+	if err := s.reconcile(ctx, false); err != nil {
+		return err
+	}
+	return s.loadCron(ctx)
 }
 
-// step admits queued runs, starts ready tasks up to the limits, commits the
-// batch, and only then starts the tries and publishes the events.
+// step runs stepOnce until no task waiting for its previous run can have been
+// released by what the last commit made durable.
 func (s *Scheduler) step(ctx context.Context) error {
+	for {
+		if err := s.stepOnce(ctx); err != nil {
+			return err
+		}
+		if !s.pastPending() {
+			return nil
+		}
+	}
+}
+
+// stepOnce creates due scheduled runs, re-evaluates tasks waiting for their
+// previous run, admits queued runs, starts ready tasks up to the limits, commits
+// the batch, and only then starts the tries and publishes the events.
+func (s *Scheduler) stepOnce(ctx context.Context) error {
+	if err := s.createDue(ctx); err != nil {
+		return err
+	}
+	s.recheckPast(ctx)
 	s.admit()
 	s.schedule()
 	if s.batch.Len() == 0 && len(s.events) == 0 {
@@ -270,6 +318,9 @@ func (s *Scheduler) step(ctx context.Context) error {
 	}
 	s.batch.Reset()
 	clear(s.touched)
+	for _, p := range s.plans {
+		p.durable = p.finished
+	}
 	if s.cfg.Observe != nil {
 		for _, e := range s.events {
 			s.cfg.Observe(e)

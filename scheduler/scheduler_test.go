@@ -24,7 +24,7 @@ type env struct {
 	t      *testing.T
 	st     *store.Store
 	events chan scheduler.Event
-	sched  *scheduler.Scheduler
+	sched  atomic.Pointer[scheduler.Scheduler]
 	local  *local.Executor
 	dags   []*dag.DAG
 	opts   []option
@@ -49,15 +49,22 @@ func setup(t *testing.T, dags []*dag.DAG, opts ...option) *env {
 
 func newEnv(t *testing.T, st *store.Store, dags []*dag.DAG, opts ...option) *env {
 	e := &env{t: t, st: st, events: make(chan scheduler.Event, 100000), dags: dags, opts: opts}
+	e.t.Cleanup(func() {
+		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.local.Shutdown(shut); err != nil {
+			e.t.Error(err)
+		}
+	})
 	e.local = local.New(local.Config{
-		Report: func(r executor.Report) { e.sched.Report(r) },
+		Report: func(r executor.Report) { e.sched.Load().Report(r) },
 		Logs:   func(k executor.Key) io.WriteCloser { return st.TryLog(k.Run, k.TaskID, k.Try) },
 	})
 	s, err := scheduler.New(e.configIdle())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.sched = s
+	e.sched.Store(s)
 	return e
 }
 
@@ -86,17 +93,12 @@ func (e *env) runUntilIdle() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.sched = s
+	e.sched.Store(s)
 	if err := s.Run(ctx); err != nil {
 		e.t.Fatal(err)
 	}
 	if ctx.Err() != nil {
 		e.t.Fatal("scheduler did not finish within 30s")
-	}
-	shut, c2 := context.WithTimeout(context.Background(), 10*time.Second)
-	defer c2()
-	if err := e.local.Shutdown(shut); err != nil {
-		e.t.Fatal(err)
 	}
 }
 

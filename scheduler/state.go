@@ -171,7 +171,7 @@ func (s *Scheduler) current(rs *runState) bool { return s.runs[rs.rec.ID] == rs 
 func (s *Scheduler) admit() {
 	for _, id := range s.order {
 		rs := s.runs[id]
-		if rs.rec.State != task.RunQueued || rs.plan.activeRuns >= rs.plan.dag.MaxActiveRunsLimit() {
+		if rs.rec.State != task.RunQueued || rs.plan.paused || rs.plan.activeRuns >= s.maxActiveRuns(rs.plan) {
 			continue
 		}
 		now := s.now()
@@ -252,7 +252,7 @@ func (s *Scheduler) release(rs *runState, i int) {
 // task's pool, and its DAG's max active tasks.
 func (s *Scheduler) schedule() {
 	canStart := func(k bucketKey) bool {
-		return s.poolUsed[k.pool] < s.poolLimit(k.pool) && k.plan.activeTasks < k.plan.dag.MaxActiveTasksLimit()
+		return !k.plan.paused && s.poolUsed[k.pool] < s.poolLimit(k.pool) && k.plan.activeTasks < k.plan.dag.MaxActiveTasksLimit()
 	}
 	for s.active < s.cfg.Parallelism {
 		it, ok := s.ready.pop(canStart)
@@ -286,7 +286,8 @@ func (s *Scheduler) try(rs *runState, i int) executor.Try {
 		Task: t,
 		Info: task.Info{DAGID: rs.rec.DAGID, TaskID: t.ID(), RunID: rs.rec.RunID, RunType: rs.rec.Type,
 			Try: ti.Try, MaxTries: ti.MaxTries, LogicalDate: rs.rec.LogicalDate,
-			DataIntervalStart: rs.rec.IntervalStart, DataIntervalEnd: rs.rec.IntervalEnd, Location: p.dag.Location()},
+			DataIntervalStart: rs.rec.IntervalStart, DataIntervalEnd: rs.rec.IntervalEnd, Location: p.dag.Location(),
+			PrevDataIntervalStartSuccess: s.prevSuccess(rs)},
 		Params: rs.params,
 		Conf:   json.RawMessage(rs.rec.Conf),
 		Inputs: task.InputsFunc(func(id string) ([]byte, bool, error) {
@@ -340,6 +341,7 @@ func (s *Scheduler) set(rs *runState, i int, to task.State, mutate func(*store.T
 		s.release(rs, i)
 	}
 	if to.Finished() && !from.Finished() {
+		rs.plan.finished++
 		rs.unfinished--
 		rs.done = append(rs.done, i)
 	}

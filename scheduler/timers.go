@@ -15,6 +15,7 @@ type timerKind int
 const (
 	timerRetry timerKind = iota
 	timerRunTimeout
+	timerCron // the end of a scheduled DAG's next interval
 )
 
 type timerItem struct {
@@ -47,6 +48,9 @@ func (s *Scheduler) fireTimers() {
 	for len(s.timers) > 0 && !s.timers[0].at.After(now) {
 		it := heap.Pop(&s.timers).(timerItem)
 		rs := it.run
+		if it.kind == timerCron {
+			continue // createDue runs at every step
+		}
 		if !s.current(rs) {
 			continue
 		}

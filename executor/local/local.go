@@ -58,8 +58,14 @@ func (nopCloser) Close() error { return nil }
 // ErrTimeout is the cause of a try stopped by its execution timeout.
 var ErrTimeout = errors.New("execution timeout")
 
+// ErrShutdown is returned by Start after Shutdown.
+var ErrShutdown = errors.New("local executor is shut down")
+
 // Start runs the try in a new goroutine.
 func (e *Executor) Start(_ context.Context, t executor.Try) error {
+	if e.base.Err() != nil {
+		return ErrShutdown
+	}
 	ctx, cancel := context.WithCancelCause(e.base)
 	if t.Timeout > 0 {
 		var c2 context.CancelFunc

@@ -145,6 +145,56 @@ type TaskSeed struct {
 // and returns the run with its ID set. A run with the same DAG and run id is
 // ErrExists.
 func (s *Store) CreateRun(ctx context.Context, r Run, tasks []TaskSeed) (Run, error) {
+	var out Run
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = s.createRunTx(ctx, tx, r, tasks)
+		return err
+	})
+	if err != nil {
+		return Run{}, err
+	}
+	return out, nil
+}
+
+// CreateRuns inserts runs of one DAG, each with its task instances, in one
+// transaction; a run that exists already is skipped (created reports which were
+// inserted). With advance, the last run's data interval is recorded as the DAG's
+// last scheduled interval in the same transaction, so that a crash can neither
+// lose a scheduled run nor create one twice.
+func (s *Store) CreateRuns(ctx context.Context, dagID string, rs []Run, tasks []TaskSeed, advance bool) (created []Run, err error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		created = created[:0]
+		for _, r := range rs {
+			out, err := s.createRunTx(ctx, tx, r, tasks)
+			if errors.Is(err, ErrExists) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			created = append(created, out)
+		}
+		if !advance {
+			return nil
+		}
+		last := rs[len(rs)-1]
+		_, err := tx.ExecContext(ctx, `INSERT INTO dags (dag_id, last_interval_start, last_interval_end, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (dag_id) DO UPDATE SET last_interval_start = excluded.last_interval_start,
+			last_interval_end = excluded.last_interval_end, updated_at = excluded.updated_at`,
+			dagID, micros(last.IntervalStart), micros(last.IntervalEnd), time.Now().UnixMicro())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
+}
+
+func (s *Store) createRunTx(ctx context.Context, tx *sql.Tx, r Run, tasks []TaskSeed) (Run, error) {
 	if r.Created.IsZero() {
 		r.Created = time.Now().UTC()
 	}
@@ -152,31 +202,91 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tasks []TaskSeed) (Run, er
 	if len(r.Conf) > 0 {
 		conf = string(r.Conf)
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO dag_runs (dag_id, run_id, run_type, state, logical_date, interval_start,
-			interval_end, conf, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.DAGID, r.RunID, string(r.Type), string(r.State), r.LogicalDate.UnixMicro(), r.IntervalStart.UnixMicro(),
-			r.IntervalEnd.UnixMicro(), conf, r.Created.UnixMicro())
-		if err != nil {
-			if strings.Contains(err.Error(), "UNIQUE constraint failed") {
-				return fmt.Errorf("run %q of dag %q: %w", r.RunID, r.DAGID, ErrExists)
-			}
-			return err
-		}
-		if r.ID, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		rows := make([]tiRow, 0, len(tasks))
-		for _, t := range tasks {
-			rows = append(rows, tiRow{Task: t.TaskID, MaxTries: t.MaxTries})
-		}
-		_, err = s.execJSON(ctx, tx, bulkInsertTI, rows, r.ID)
-		return err
-	})
+	res, err := tx.ExecContext(ctx, `INSERT INTO dag_runs (dag_id, run_id, run_type, state, logical_date, interval_start,
+		interval_end, conf, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id) DO NOTHING`,
+		r.DAGID, r.RunID, string(r.Type), string(r.State), r.LogicalDate.UnixMicro(), r.IntervalStart.UnixMicro(),
+		r.IntervalEnd.UnixMicro(), conf, r.Created.UnixMicro())
 	if err != nil {
 		return Run{}, err
 	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Run{}, fmt.Errorf("run %q of dag %q: %w", r.RunID, r.DAGID, ErrExists)
+	}
+	if r.ID, err = res.LastInsertId(); err != nil {
+		return Run{}, err
+	}
+	rows := make([]tiRow, 0, len(tasks))
+	for _, t := range tasks {
+		rows = append(rows, tiRow{Task: t.TaskID, MaxTries: t.MaxTries})
+	}
+	if _, err = s.execJSON(ctx, tx, bulkInsertTI, rows, r.ID); err != nil {
+		return Run{}, err
+	}
 	return r, nil
+}
+
+// DAGs returns the records of every DAG the store knows.
+func (s *Store) DAGs(ctx context.Context) ([]DAG, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT dag_id, paused, definition, last_interval_start, last_interval_end, updated_at
+		FROM dags ORDER BY dag_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []DAG
+	for rows.Next() {
+		var d DAG
+		var def string
+		var ls, le sql.NullInt64
+		var up int64
+		if err := rows.Scan(&d.ID, &d.Paused, &def, &ls, &le, &up); err != nil {
+			return nil, err
+		}
+		d.Definition = json.RawMessage(def)
+		d.LastIntervalStart, d.LastIntervalEnd = fromMicros(ls), fromMicros(le)
+		d.Updated = time.UnixMicro(up).UTC()
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RunsAt returns the runs of a DAG at a logical date, of any type.
+func (s *Store) RunsAt(ctx context.Context, dagID string, logical time.Time) ([]Run, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM dag_runs WHERE dag_id = ? AND logical_date = ? ORDER BY id`,
+		dagID, logical.UnixMicro())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// PreviousRun returns the run of a DAG with the latest logical date before the
+// given one (ok false when there is none). With state set, only runs in that state
+// count.
+func (s *Store) PreviousRun(ctx context.Context, dagID string, before time.Time, state task.RunState) (Run, bool, error) {
+	q := `SELECT ` + runColumns + ` FROM dag_runs WHERE dag_id = ? AND logical_date < ?`
+	args := []any{dagID, before.UnixMicro()}
+	if state != "" {
+		q += ` AND state = ?`
+		args = append(args, string(state))
+	}
+	r, err := scanRun(s.r.QueryRowContext(ctx, q+` ORDER BY logical_date DESC, id DESC LIMIT 1`, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, false, nil
+	}
+	if err != nil {
+		return Run{}, false, err
+	}
+	return r, true, nil
 }
 
 const runColumns = `id, dag_id, run_id, run_type, state, logical_date, interval_start, interval_end, conf,

@@ -1,0 +1,145 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/internal/runs"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+// cron is the scheduling state of one DAG with a schedule.
+type cron struct {
+	last    *dag.DataInterval // the latest scheduled interval, as persisted
+	next    dag.DataInterval  // what NextDataInterval says comes after last
+	hasNext bool
+	timerAt time.Time // the end of next, once a timer is set for it
+}
+
+// maxRunsPerCommit bounds how many scheduled runs one transaction creates.
+const maxRunsPerCommit = 1000
+
+// loadCron reads every scheduled DAG's paused flag and last interval from the
+// store, and what comes next.
+func (s *Scheduler) loadCron(ctx context.Context) error {
+	if !s.cfg.Cron {
+		return nil
+	}
+	recs, err := s.st.DAGs(ctx)
+	if err != nil {
+		return fmt.Errorf("scheduler: load DAGs: %w", err)
+	}
+	byID := make(map[string]store.DAG, len(recs))
+	for _, r := range recs {
+		byID[r.ID] = r
+	}
+	now := s.cfg.Clock.Now()
+	for _, p := range s.plans {
+		p.paused = byID[p.dag.ID()].Paused
+		if !p.dag.Scheduled() {
+			continue
+		}
+		rec := byID[p.dag.ID()]
+		c := p.cron
+		if c == nil {
+			c = &cron{}
+			p.cron = c
+		}
+		c.last = nil
+		if !rec.LastIntervalStart.IsZero() || !rec.LastIntervalEnd.IsZero() {
+			c.last = &dag.DataInterval{Start: rec.LastIntervalStart, End: rec.LastIntervalEnd}
+		}
+		c.next, c.hasNext = p.dag.NextDataInterval(c.last, now)
+	}
+	return nil
+}
+
+// createDue creates the scheduled runs whose interval has ended, for DAGs that are
+// not paused and are under their max active runs, and sets a timer for the next
+// interval's end.
+func (s *Scheduler) createDue(ctx context.Context) error {
+	if !s.cfg.Cron {
+		return nil
+	}
+	now := s.cfg.Clock.Now()
+	for _, p := range s.plans {
+		c := p.cron
+		if c == nil || p.paused || !c.hasNext {
+			continue
+		}
+		room := s.maxActiveRuns(p) - s.activeRunsOf(p)
+		var batch []store.Run
+		iv := c.next
+		ok := c.hasNext
+		for ok && !iv.End.After(now) && len(batch) < room && len(batch) < maxRunsPerCommit {
+			batch = append(batch, store.Run{DAGID: p.dag.ID(), RunID: runs.ID(task.RunScheduled, iv.Start),
+				Type: task.RunScheduled, State: task.RunQueued, LogicalDate: iv.Start, IntervalStart: iv.Start,
+				IntervalEnd: iv.End, Created: now.UTC()})
+			last := iv
+			iv, ok = p.dag.NextDataInterval(&last, now)
+		}
+		if len(batch) > 0 {
+			created, err := s.st.CreateRuns(ctx, p.dag.ID(), batch, p.seeds(), true)
+			if err != nil {
+				return fmt.Errorf("scheduler: dag %q: create scheduled runs: %w", p.dag.ID(), err)
+			}
+			last := batch[len(batch)-1]
+			c.last = &dag.DataInterval{Start: last.IntervalStart, End: last.IntervalEnd}
+			c.next, c.hasNext = iv, ok
+			for _, r := range created {
+				s.adopt(r, p)
+				s.events = append(s.events, Event{At: now.UTC(), DAGID: r.DAGID, RunID: r.RunID, RunState: task.RunQueued})
+			}
+		}
+		if c.hasNext && c.next.End.After(now) && !c.timerAt.Equal(c.next.End) {
+			c.timerAt = c.next.End
+			s.timers.add(timerItem{at: c.next.End, kind: timerCron})
+		}
+	}
+	return nil
+}
+
+func (s *Scheduler) maxActiveRuns(p *plan) int {
+	if s.cfg.MaxActiveRuns > 0 {
+		return s.cfg.MaxActiveRuns
+	}
+	return p.dag.MaxActiveRunsLimit()
+}
+
+// activeRunsOf counts the DAG's runs that are queued or running.
+func (s *Scheduler) activeRunsOf(p *plan) int {
+	n := 0
+	for _, id := range s.order {
+		if s.runs[id].plan == p {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *plan) seeds() []store.TaskSeed {
+	out := make([]store.TaskSeed, len(p.tasks))
+	for i, t := range p.tasks {
+		out[i] = store.TaskSeed{TaskID: t.ID(), MaxTries: p.policy[i].Retries + 1}
+	}
+	return out
+}
+
+// adopt holds a run this scheduler has just created (every task instance in state
+// none) without reading it back from the store.
+func (s *Scheduler) adopt(r store.Run, p *plan) {
+	params, err := p.dag.ResolveConf(r.Conf)
+	if err != nil {
+		params = map[string]any{}
+	}
+	rs := &runState{rec: r, plan: p, tis: make([]tiState, len(p.tasks)), params: params, unfinished: len(p.tasks)}
+	for i, t := range p.tasks {
+		rs.tis[i].TaskInstance = store.TaskInstance{Run: r.ID, TaskID: t.ID(), State: task.StateNone, MaxTries: p.policy[i].Retries + 1}
+		rs.tis[i].counts.Total = len(p.up[i])
+	}
+	s.runs[r.ID] = rs
+	s.order = append(s.order, r.ID)
+}

@@ -1,0 +1,106 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+
+	"github.com/trellisdag/trellis/task"
+)
+
+// pastOK reports whether task i of rs may run as far as depends_on_past and
+// wait_for_downstream go: the same task of the previous run (by logical date)
+// succeeded or was skipped, and, for wait_for_downstream, so did that task's
+// direct downstream tasks there. A task with no previous run may run.
+func (s *Scheduler) pastOK(ctx context.Context, rs *runState, i int) bool {
+	set := rs.plan.settings[i]
+	if !set.DependsOnPast {
+		return true
+	}
+	ids := []string{rs.plan.tasks[i].ID()}
+	if set.WaitForDownstream {
+		for _, d := range rs.plan.down[i] {
+			ids = append(ids, rs.plan.tasks[d].ID())
+		}
+	}
+	done := func(st task.State) bool { return st == task.StateSuccess || st == task.StateSkipped }
+	// The previous run in memory (active), if it is the latest earlier one.
+	var prev *runState
+	for _, id := range s.order {
+		o := s.runs[id]
+		if o.plan == rs.plan && o.rec.LogicalDate.Before(rs.rec.LogicalDate) &&
+			(prev == nil || o.rec.LogicalDate.After(prev.rec.LogicalDate)) {
+			prev = o
+		}
+	}
+	stored, found, err := s.st.PreviousRun(ctx, rs.rec.DAGID, rs.rec.LogicalDate, "")
+	if err != nil {
+		s.cfg.Logger.Warn("depends_on_past: read the previous run", "dag", rs.rec.DAGID, "err", err)
+		return false
+	}
+	if prev != nil && (!found || !stored.LogicalDate.After(prev.rec.LogicalDate)) {
+		for _, id := range ids {
+			if !done(prev.tis[prev.plan.index[id]].State) {
+				return false
+			}
+		}
+		return true
+	}
+	if !found {
+		return true
+	}
+	for _, id := range ids {
+		ti, err := s.st.TaskInstance(ctx, stored.ID, id)
+		if err != nil || !done(ti.State) {
+			return false
+		}
+	}
+	return true
+}
+
+// recheckPast evaluates again the tasks that wait for their previous run, in DAGs
+// where a task's end was committed since the last check (pastOK reads the store,
+// so only committed ends can release a waiting task).
+func (s *Scheduler) recheckPast(ctx context.Context) {
+	for _, id := range s.order {
+		rs := s.runs[id]
+		if len(rs.waitPast) == 0 || rs.rec.State != task.RunRunning || rs.checked == rs.plan.durable {
+			continue
+		}
+		rs.checked = rs.plan.durable
+		waiting := rs.waitPast
+		rs.waitPast = nil
+		for _, i := range waiting {
+			if rs.tis[i].State == task.StateNone {
+				s.evaluate(rs, i)
+			}
+		}
+		s.propagate(rs)
+		s.maybeFinish(rs)
+	}
+}
+
+// prevSuccess returns the data interval start of the latest earlier successful run.
+func (s *Scheduler) prevSuccess(rs *runState) time.Time {
+	if !rs.prevLoaded {
+		r, ok, err := s.st.PreviousRun(context.Background(), rs.rec.DAGID, rs.rec.LogicalDate, task.RunSuccess)
+		if err == nil {
+			rs.prevLoaded = true
+			if ok {
+				rs.prevSuccess = r.IntervalStart
+			}
+		}
+	}
+	return rs.prevSuccess
+}
+
+// pastPending reports whether a task waits for its previous run in a DAG where a
+// task finished since the last check.
+func (s *Scheduler) pastPending() bool {
+	for _, id := range s.order {
+		rs := s.runs[id]
+		if len(rs.waitPast) > 0 && rs.rec.State == task.RunRunning && rs.checked != rs.plan.durable {
+			return true
+		}
+	}
+	return false
+}
