@@ -44,7 +44,9 @@ func TestRecoverAfterCrash(t *testing.T) {
 			b.SetRun(store.RunChange{Run: run.ID, From: task.RunQueued, To: task.RunRunning, At: at})
 			b.SetTI(store.TIChange{From: task.StateNone, TI: ti("done", task.StateScheduled, 0), At: at})
 		},
-		func(b *store.Batch) { b.SetTI(store.TIChange{From: task.StateScheduled, TI: ti("done", task.StateQueued, 1), At: at}) },
+		func(b *store.Batch) {
+			b.SetTI(store.TIChange{From: task.StateScheduled, TI: ti("done", task.StateQueued, 1), At: at})
+		},
 		func(b *store.Batch) {
 			s := ti("done", task.StateSuccess, 1)
 			s.Started, s.Ended = at, at

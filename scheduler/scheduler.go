@@ -104,7 +104,7 @@ type Scheduler struct {
 }
 
 type runState struct {
-	rec        store.Run
+	rec store.Run
 	// waitPast lists tasks that wait for the same task of the previous run
 	// (depends_on_past, wait_for_downstream).
 	waitPast []int
@@ -113,11 +113,11 @@ type runState struct {
 	prevSuccess time.Time
 	prevLoaded  bool
 	checked     int // plan.durable when waitPast was last checked
-	plan       *plan
-	tis        []tiState
-	params     map[string]any
-	unfinished int
-	done       []int // tasks that finished and whose downstream tasks are not yet evaluated
+	plan        *plan
+	tis         []tiState
+	params      map[string]any
+	unfinished  int
+	done        []int // tasks that finished and whose downstream tasks are not yet evaluated
 }
 
 type tiState struct {
