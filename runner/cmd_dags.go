@@ -126,6 +126,7 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "dags test")
 	ld := f.fs.String("logical-date", "", "logical date of the run (default: now)")
 	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
+	kube := r.addKubeFlags(f)
 	pos, err := f.parse(args, "<dag>")
 	if err != nil {
 		return err
@@ -178,6 +179,7 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 		runs:         func(x store.Run) bool { return x.ID == run.ID },
 		exitWhenIdle: true,
 		pollInterval: -1,
+		kube:         ptr(kube()),
 	})
 	if err != nil {
 		return err
@@ -196,6 +198,7 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
 	ld := f.fs.String("logical-date", "", "logical date of the run (default: now)")
 	wait := f.fs.Bool("wait", false, "wait until the run ends; run it in this process when no scheduler is running")
+	kube := r.addKubeFlags(f)
 	pos, err := f.parse(args, "<dag>")
 	if err != nil {
 		return err
@@ -243,7 +246,7 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 		defer unlock()
 		p := newProgress(r.cfg.Stdout, d)
 		e, err := r.newEngine(st, engineConfig{observe: p.observe, runs: func(x store.Run) bool { return x.ID == run.ID },
-			exitWhenIdle: true, pollInterval: -1})
+			exitWhenIdle: true, pollInterval: -1, kube: ptr(kube())})
 		if err != nil {
 			return err
 		}

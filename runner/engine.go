@@ -10,6 +10,7 @@ import (
 
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/executor"
+	kubeexec "github.com/trellisdag/trellis/executor/kubernetes"
 	"github.com/trellisdag/trellis/executor/local"
 	"github.com/trellisdag/trellis/internal/runs"
 	"github.com/trellisdag/trellis/internal/store"
@@ -53,6 +54,7 @@ type engine struct {
 	st    *store.Store
 	sched *scheduler.Scheduler
 	local *local.Executor
+	kube  *kubeexec.Executor
 }
 
 type engineConfig struct {
@@ -61,6 +63,7 @@ type engineConfig struct {
 	runs         func(store.Run) bool
 	exitWhenIdle bool
 	pollInterval time.Duration
+	kube         *kubeOptions // --executor and cluster flags; nil: kubeDefaults
 }
 
 func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
@@ -75,8 +78,14 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	if ec.parallelism <= 0 {
 		ec.parallelism = r.cfg.Parallelism
 	}
-	sched, err := scheduler.New(scheduler.Config{
-		Store: st, DAGs: r.dags, Local: e.local, Parallelism: ec.parallelism, Pools: r.cfg.Pools,
+	kube, defaultExec, err := r.kubeExecutor(st, ec.kube, func(rep executor.Report) { sched.Report(rep) })
+	if err != nil {
+		return nil, err
+	}
+	e.kube = kube
+	sched, err = scheduler.New(scheduler.Config{
+		Store: st, DAGs: r.dags, Local: e.local, Kubernetes: asExecutor(kube), DefaultExecutor: defaultExec,
+		Parallelism: ec.parallelism, Pools: r.cfg.Pools,
 		Observe: ec.observe, Runs: ec.runs, ExitWhenIdle: ec.exitWhenIdle, PollInterval: ec.pollInterval,
 	})
 	if err != nil {
@@ -93,6 +102,9 @@ func (e *engine) run(ctx context.Context) error {
 	defer cancel()
 	if serr := e.local.Shutdown(shutdown); serr != nil && err == nil {
 		err = fmt.Errorf("stop running tries: %w", serr)
+	}
+	if kerr := shutdownKube(shutdown, e.kube); kerr != nil && err == nil {
+		err = kerr
 	}
 	return err
 }

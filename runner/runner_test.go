@@ -230,3 +230,8 @@ func TestClearReruns(t *testing.T) {
 		t.Errorf("after rerun:\n%s", &c.stdout)
 	}
 }
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

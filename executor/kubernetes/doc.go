@@ -1,0 +1,21 @@
+// Package kubernetes is the executor that runs every try in its own pod (Airflow's
+// KubernetesExecutor) and creates the pods of PodOperator tasks.
+//
+// One shared informer per namespace, label-selected on the runner instance
+// (k8s.InstanceSelector), feeds a workqueue; each pod event moves its try
+// forward, and timed re-checks (startup timeout, image pull grace, execution
+// timeout, cleanup delay) are delayed queue items, so nothing polls. Pods are
+// created concurrently under a parallelism limit, with 429 and 5xx backed off;
+// pod names are deterministic (k8s.PodName), so a create that meets an existing
+// pod of the same try adopts it.
+//
+// A try is Started when its base container runs. Its log is followed while it
+// runs (a broken stream resumes without duplicates) and saved through the
+// runner's log writer, so it outlives the pod. Its end comes from the
+// termination message (k8s/termination) of a worker pod, or from the exit code
+// and optional pushed result of a PodOperator pod. A pod deleted, evicted or
+// lost before its base container ran is reported Lost (relaunched without
+// spending a retry) once it is gone; one deleted while the task ran fails the
+// try. After the end is reported and the log saved, the cleanup policy
+// applies.
+package kubernetes

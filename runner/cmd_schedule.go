@@ -1,0 +1,378 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/internal/runs"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/scheduler"
+	"github.com/trellisdag/trellis/task"
+)
+
+func cmdDagsPause(ctx context.Context, r *Runner, args []string) error   { return setPaused(ctx, r, args, true) }
+func cmdDagsUnpause(ctx context.Context, r *Runner, args []string) error { return setPaused(ctx, r, args, false) }
+
+func setPaused(ctx context.Context, r *Runner, args []string, paused bool) error {
+	name := "dags unpause"
+	if paused {
+		name = "dags pause"
+	}
+	f := newFlags(r, name)
+	pos, err := f.parse(args, "<dag>")
+	if err != nil {
+		return err
+	}
+	d, err := r.dag(pos[0])
+	if err != nil {
+		return err
+	}
+	st, err := r.openWrite(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.SetPaused(ctx, d.ID(), paused); err != nil {
+		return err
+	}
+	if paused {
+		fmt.Fprintf(r.cfg.Stdout, "DAG %s is paused: the scheduler creates no runs and starts no tasks for it.\n", d.ID())
+	} else {
+		fmt.Fprintf(r.cfg.Stdout, "DAG %s is unpaused: missed intervals are created as its catchup setting (%v) says.\n", d.ID(), d.CatchupEnabled())
+	}
+	return nil
+}
+
+// lastInterval reads the DAG's last scheduled interval without writing (nil when
+// there is none or no database).
+func lastInterval(ctx context.Context, db string, d *dag.DAG) (*dag.DataInterval, bool, error) {
+	st, err := openRead(ctx, db)
+	if err != nil || st == nil {
+		return nil, false, err
+	}
+	defer st.Close()
+	rec, err := st.DAG(ctx, d.ID())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if rec.LastIntervalStart.IsZero() && rec.LastIntervalEnd.IsZero() {
+		return nil, rec.Paused, nil
+	}
+	return &dag.DataInterval{Start: rec.LastIntervalStart, End: rec.LastIntervalEnd}, rec.Paused, nil
+}
+
+func cmdDagsNext(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "dags next")
+	count := f.fs.Int("count", 5, "how many runs to show")
+	at := f.fs.String("now", "", "pretend it is this moment (default: now), to preview a date such as a DST change")
+	pos, err := f.parse(args, "<dag>")
+	if err != nil {
+		return err
+	}
+	d, err := r.dag(pos[0])
+	if err != nil {
+		return err
+	}
+	if *count < 1 {
+		return usagef("dags next: --count %d: must be positive", *count)
+	}
+	now := time.Now()
+	if *at != "" {
+		if now, err = parseDateIn("now", *at, d.Location()); err != nil {
+			return err
+		}
+	}
+	if !d.Scheduled() {
+		fmt.Fprintf(r.cfg.Stdout, "DAG %s has no schedule: it runs only when triggered.\n", d.ID())
+		return nil
+	}
+	last, paused, err := lastInterval(ctx, *f.db, d)
+	if err != nil {
+		return err
+	}
+	loc := d.Location()
+	out := r.cfg.Stdout
+	fmt.Fprintf(out, "DAG %s: schedule %s, timezone %s, catchup %v", d.ID(), d.ScheduleString(), loc, d.CatchupEnabled())
+	if paused {
+		fmt.Fprint(out, " (paused: nothing is created until unpaused)")
+	}
+	fmt.Fprintln(out)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "LOGICAL DATE (INTERVAL START)\tINTERVAL END\tCREATED AT\tLOGICAL DATE IN UTC")
+	shown := 0
+	for shown < *count {
+		iv, ok := d.NextDataInterval(last, now)
+		if !ok {
+			break
+		}
+		created := iv.End
+		if created.Before(now) {
+			created = now
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", fmtLocal(iv.Start, loc), fmtLocal(iv.End, loc),
+			fmtLocal(created, loc), iv.Start.UTC().Format("2006-01-02T15:04Z"))
+		next := iv
+		last = &next
+		shown++
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if shown < *count {
+		fmt.Fprintln(out, "No further runs (end date reached, or @once done).")
+	}
+	return nil
+}
+
+func fmtLocal(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format("2006-01-02 15:04 MST")
+}
+
+// parseDateIn reads a date like parseDate, in loc when it carries no offset.
+func parseDateIn(flagName, s string, loc *time.Location) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usagef("--%s %q: not a date (want 2024-01-31 or 2024-01-31T03:00:00Z)", flagName, s)
+}
+
+func cmdDagsBackfill(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "dags backfill")
+	fromFlag := f.fs.String("from", "", "first logical date (in the DAG's timezone unless an offset is given)")
+	toFlag := f.fs.String("to", "", "last logical date, included")
+	reprocess := f.fs.Bool("reprocess-failed", false, "clear and run again the failed tasks of failed runs in the range")
+	maxActive := f.fs.Int("max-active-runs", 0, "runs at once (default: the DAG's max active runs)")
+	dryRun := f.fs.Bool("dry-run", false, "print the runs that would be created; write nothing")
+	pos, err := f.parse(args, "<dag>")
+	if err != nil {
+		return err
+	}
+	d, err := r.dag(pos[0])
+	if err != nil {
+		return err
+	}
+	if *fromFlag == "" || *toFlag == "" {
+		return usagef("dags backfill: --from and --to are required")
+	}
+	from, err := parseDateIn("from", *fromFlag, d.Location())
+	if err != nil {
+		return err
+	}
+	to, err := parseDateIn("to", *toFlag, d.Location())
+	if err != nil {
+		return err
+	}
+	if *maxActive < 0 {
+		return usagef("dags backfill: --max-active-runs %d: must be positive", *maxActive)
+	}
+	ivs, err := d.BackfillIntervals(from, to)
+	if err != nil {
+		return &UsageError{err}
+	}
+	if len(ivs) == 0 {
+		return usagef("dag %q: no interval of schedule %s has a logical date between %s and %s", d.ID(), d.ScheduleString(),
+			from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	out := r.cfg.Stdout
+	if *dryRun {
+		fmt.Fprintf(out, "Backfill of %s would cover %d runs (nothing written):\n", d.ID(), len(ivs))
+		for _, iv := range ivs {
+			fmt.Fprintf(out, "  %s  [%s, %s)\n", fmtLocal(iv.Start, d.Location()), iv.Start.UTC().Format(time.RFC3339), iv.End.UTC().Format(time.RFC3339))
+		}
+		return nil
+	}
+	st, err := r.openWrite(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := r.syncDAGs(ctx, st); err != nil {
+		return err
+	}
+	track, skipped, err := prepareBackfill(ctx, st, d, ivs, *reprocess)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Backfill of %s: %d intervals, %d to run, %d already done\n", d.ID(), len(ivs), len(track), skipped)
+	bar := newBar(out, len(track))
+	if len(track) > 0 {
+		ids := map[int64]bool{}
+		for _, id := range track {
+			ids[id] = true
+		}
+		unlock, lerr := store.Lock(*f.db)
+		switch {
+		case lerr == nil:
+			defer unlock()
+			e, err := r.newEngine(st, engineConfig{observe: bar.observe, runs: func(x store.Run) bool { return ids[x.ID] },
+				exitWhenIdle: true, pollInterval: -1, noCron: true, maxActiveRuns: *maxActive})
+			if err != nil {
+				return err
+			}
+			if err := e.run(ctx); err != nil {
+				return err
+			}
+		case errors.Is(lerr, store.ErrLocked):
+			fmt.Fprintln(out, "A scheduler runs on this database; it runs the backfill (with the DAG's max active runs). Waiting.")
+			for _, id := range track {
+				if err := waitRun(ctx, st, id); err != nil {
+					return err
+				}
+			}
+		default:
+			return lerr
+		}
+	}
+	bar.finish()
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted; run the same command again to resume (runs done are not repeated)")
+	}
+	var failed []string
+	counts := map[task.RunState]int{}
+	for _, id := range track {
+		run, err := st.RunByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		counts[run.State]++
+		if run.State == task.RunFailed {
+			failed = append(failed, run.RunID)
+		}
+	}
+	fmt.Fprintf(out, "Backfill of %s done: %d succeeded, %d failed, %d already done before.\n", d.ID(),
+		counts[task.RunSuccess], counts[task.RunFailed], skipped)
+	if len(failed) > 0 {
+		fmt.Fprintf(out, "Failed runs: %s\n(rerun with --reprocess-failed)\n", strings.Join(failed, ", "))
+		return fmt.Errorf("dag %q: backfill: %d runs %w", d.ID(), len(failed), ErrRunFailed)
+	}
+	return nil
+}
+
+// prepareBackfill creates the runs of the range that do not exist yet (in one
+// transaction), requeues failed ones when asked, and returns the runs to follow
+// and the number already done.
+func prepareBackfill(ctx context.Context, st *store.Store, d *dag.DAG, ivs []dag.DataInterval, reprocess bool) ([]int64, int, error) {
+	var track []int64
+	var create []store.Run
+	skipped := 0
+	for _, iv := range ivs {
+		existing, err := st.RunsAt(ctx, d.ID(), iv.Start)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(existing) == 0 {
+			create = append(create, store.Run{DAGID: d.ID(), RunID: runs.ID(task.RunBackfill, iv.Start), Type: task.RunBackfill,
+				State: task.RunQueued, LogicalDate: iv.Start, IntervalStart: iv.Start, IntervalEnd: iv.End})
+			continue
+		}
+		run := existing[len(existing)-1]
+		switch {
+		case run.State == task.RunSuccess:
+			skipped++
+		case run.State == task.RunFailed && !reprocess:
+			skipped++
+		case run.State == task.RunFailed:
+			tis, err := st.TaskInstances(ctx, run.ID)
+			if err != nil {
+				return nil, 0, err
+			}
+			var ids []string
+			for _, ti := range tis {
+				if ti.State == task.StateFailed || ti.State == task.StateUpstreamFailed {
+					ids = append(ids, ti.TaskID)
+				}
+			}
+			retries := func(id string) int {
+				t, _ := d.Task(id)
+				if t == nil {
+					return 0
+				}
+				return task.PolicyOf(t, d.Defaults()).Retries
+			}
+			if err := st.Clear(ctx, run.ID, ids, retries); err != nil {
+				return nil, 0, err
+			}
+			track = append(track, run.ID)
+		default: // queued or running: follow it
+			track = append(track, run.ID)
+		}
+	}
+	seeds := make([]store.TaskSeed, 0, len(d.Tasks()))
+	for _, t := range d.Tasks() {
+		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
+	}
+	for i := 0; i < len(create); i += 1000 {
+		created, err := st.CreateRuns(ctx, d.ID(), create[i:min(i+1000, len(create))], seeds, false)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, c := range created {
+			track = append(track, c.ID)
+		}
+	}
+	return track, skipped, nil
+}
+
+// bar shows a backfill's progress: a redrawn bar on a terminal, a line per
+// finished run otherwise.
+type bar struct {
+	w                       io.Writer
+	tty                     bool
+	total, ok, failed, done int
+}
+
+func newBar(w io.Writer, total int) *bar {
+	b := &bar{w: w, total: total}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			b.tty = true
+		}
+	}
+	return b
+}
+
+func (b *bar) observe(e scheduler.Event) {
+	if e.TaskID != "" || !e.RunState.Finished() {
+		return
+	}
+	b.done++
+	if e.RunState == task.RunSuccess {
+		b.ok++
+	} else {
+		b.failed++
+	}
+	if b.tty {
+		b.draw()
+		return
+	}
+	fmt.Fprintf(b.w, "[%d/%d] %s %s\n", b.done, b.total, e.RunID, e.RunState)
+}
+
+func (b *bar) draw() {
+	const width = 30
+	filled := 0
+	if b.total > 0 {
+		filled = b.done * width / b.total
+	}
+	fmt.Fprintf(b.w, "\r[%s%s] %d/%d runs: %d succeeded, %d failed", strings.Repeat("#", filled),
+		strings.Repeat(".", width-filled), b.done, b.total, b.ok, b.failed)
+}
+
+func (b *bar) finish() {
+	if b.tty {
+		b.draw()
+		fmt.Fprintln(b.w)
+	}
+}

@@ -1,0 +1,119 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+
+	"github.com/trellisdag/trellis/k8s"
+	"github.com/trellisdag/trellis/k8s/termination"
+	"github.com/trellisdag/trellis/task"
+)
+
+// exitProcess ends a worker with the task's exit code (a Bash task's status).
+var exitProcess = os.Exit
+
+// cmdTaskRun is the entrypoint of a worker pod: it runs exactly one try of one
+// task of this binary, with the context the runner put in the pod, prints the
+// task's output to stdout (the pod's log) and reports the end through the
+// termination message (and, for a result over 4 KB, a frame on stdout).
+func cmdTaskRun(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "task-run")
+	dagID := f.fs.String("dag", "", "DAG id")
+	runFlag := f.fs.String("run", "", "run id")
+	taskID := f.fs.String("task", "", "task id")
+	try := f.fs.Int("try", 0, "try number")
+	ctxFile := f.fs.String("context", k8s.ContextFile, "the try's context (JSON)")
+	termFile := f.fs.String("termination-log", k8s.TerminationLog, "where the end is reported")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(*ctxFile)
+	if err != nil {
+		return usagef("task-run: %v", err)
+	}
+	var tc k8s.TryContext
+	if err := json.Unmarshal(raw, &tc); err != nil {
+		return usagef("task-run: context %s: %v", *ctxFile, err)
+	}
+	if tc.DAGID != *dagID || tc.RunID != *runFlag || tc.TaskID != *taskID || tc.Try != *try {
+		return usagef("task-run: the context is for %s/%s/%s#%d, the arguments for %s/%s/%s#%d",
+			tc.DAGID, tc.RunID, tc.TaskID, tc.Try, *dagID, *runFlag, *taskID, *try)
+	}
+	d, err := r.dag(tc.DAGID)
+	if err != nil {
+		return err
+	}
+	t, ok := d.Task(tc.TaskID)
+	if !ok {
+		return usagef("dag %q has no task %q", tc.DAGID, tc.TaskID)
+	}
+	params, err := d.ResolveConf(tc.Conf)
+	if err != nil {
+		params = map[string]any{}
+	}
+	inputs := task.InputsFunc(func(id string) ([]byte, bool, error) {
+		v, ok := tc.Inputs[id]
+		return v, ok, nil
+	})
+	out := r.cfg.Stdout
+	run := task.NewRun(t, tc.Info(d.Location()), params, tc.Conf, inputs, out)
+	tctx := ctx
+	if tc.Timeout > 0 {
+		var cancel context.CancelFunc
+		tctx, cancel = context.WithTimeoutCause(ctx, tc.Timeout, fmt.Errorf("execution timeout of %s exceeded", tc.Timeout))
+		defer cancel()
+	}
+	result, err := runTask(tctx, t, run, out)
+	if err == nil && tctx.Err() != nil {
+		err = context.Cause(tctx)
+	}
+	msg := termination.Message{Status: termination.Succeeded}
+	code := 0
+	switch {
+	case err == nil:
+		msg.Result = result
+	case errors.Is(err, task.ErrSkip):
+		msg.Status, msg.Error = termination.Skipped, err.Error()
+	default:
+		if c := context.Cause(tctx); tctx.Err() != nil && !errors.Is(err, c) {
+			err = fmt.Errorf("%w (%v)", c, err)
+		}
+		msg.Status, msg.Error, msg.NoRetry = termination.Failed, err.Error(), errors.Is(err, task.ErrFailNow)
+		code = 1
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) && ec.ExitCode() > 0 && ec.ExitCode() < 256 {
+			code = ec.ExitCode()
+		}
+		fmt.Fprintf(out, "task failed: %v\n", err)
+	}
+	msg.ExitCode = code
+	body, frame := msg.Encode()
+	if frame != nil {
+		if _, err := out.Write(frame); err != nil {
+			return fmt.Errorf("task-run: write the result frame: %w", err)
+		}
+	}
+	if err := os.WriteFile(*termFile, body, 0o644); err != nil {
+		return fmt.Errorf("task-run: write the termination message: %w", err)
+	}
+	if code != 0 {
+		exitProcess(code)
+	}
+	return nil
+}
+
+// runTask runs the task, turning a panic into an error with its stack in the log.
+func runTask(ctx context.Context, t task.Task, r *task.Run, log io.Writer) (result []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(log, "panic: %v\n\n%s", p, debug.Stack())
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return t.Execute(ctx, r)
+}

@@ -1,0 +1,203 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/executor"
+	"github.com/trellisdag/trellis/k8s"
+	"github.com/trellisdag/trellis/task"
+)
+
+// kubeOptions are the choices of the commands that run tries: the default
+// executor and the cluster.
+type kubeOptions struct {
+	executor, kubeconfig, context, namespace, image, template, instance string
+}
+
+// kubeDefaults are the options of a command that has no flags for them: the
+// environment ($TRELLIS_EXECUTOR, $TRELLIS_NAMESPACE, $TRELLIS_IMAGE,
+// $TRELLIS_POD_TEMPLATE, $TRELLIS_INSTANCE), else the runner's configuration.
+func (r *Runner) kubeDefaults() kubeOptions {
+	k := r.cfg.Kubernetes
+	env := func(name, def string) string {
+		if v := r.cfg.Getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	return kubeOptions{
+		executor: env("TRELLIS_EXECUTOR", "local"), kubeconfig: k.Kubeconfig, context: k.Context,
+		namespace: env("TRELLIS_NAMESPACE", k.Namespace), image: env("TRELLIS_IMAGE", k.Image),
+		template: env("TRELLIS_POD_TEMPLATE", k.PodTemplateFile), instance: env("TRELLIS_INSTANCE", k.Instance),
+	}
+}
+
+// addKubeFlags registers --executor and the cluster flags on a command (those
+// the command does not define already) and returns the options once parsed.
+func (r *Runner) addKubeFlags(f *flags) func() kubeOptions {
+	d := r.kubeDefaults()
+	defs := []struct{ name, def, usage string }{
+		{"executor", d.executor, "where Go and Bash tasks run: local (this process) or kubernetes (a pod per try)"},
+		{"kubeconfig", d.kubeconfig, "kubeconfig file (default $KUBECONFIG, ~/.kube/config, or in-cluster)"},
+		{"context", d.context, "kubeconfig context (default: the current one)"},
+		{"namespace", d.namespace, "namespace of the pods (default: the context's)"},
+		{"image", d.image, "the team's image (this binary) for worker pods"},
+		{"pod-template", d.template, "default worker pod template file"},
+		{"instance", d.instance, "runner instance that owns the pods (default: from the binary and database)"},
+	}
+	for _, x := range defs {
+		if f.fs.Lookup(x.name) == nil {
+			f.fs.String(x.name, x.def, x.usage)
+		}
+	}
+	return func() kubeOptions {
+		get := func(name string) string { return f.fs.Lookup(name).Value.String() }
+		return kubeOptions{executor: get("executor"), kubeconfig: get("kubeconfig"), context: get("context"),
+			namespace: get("namespace"), image: get("image"), template: get("pod-template"), instance: get("instance")}
+	}
+}
+
+// executorKind checks the executor option.
+func (o kubeOptions) executorKind() (task.ExecutorKind, error) {
+	switch o.executor {
+	case "local", "":
+		return task.ExecutorLocal, nil
+	case "kubernetes", "k8s":
+		return task.ExecutorKubernetes, nil
+	}
+	return "", usagef("--executor %q: want local or kubernetes", o.executor)
+}
+
+// needsKube reports whether the DAGs have tasks that run in pods whatever the
+// default executor is.
+func needsKube(dags []*dag.DAG) bool {
+	for _, d := range dags {
+		for _, t := range d.Tasks() {
+			s := task.SettingsOf(t)
+			if s.Kind == task.KindPod || s.Executor.Executor == task.ExecutorKubernetes {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// instanceID is the default runner instance: this binary's name and a hash of
+// the database's absolute path, so that a restarted runner on the same
+// database adopts its pods and two runners on different databases never touch
+// each other's.
+func instanceID(db string) string {
+	abs, err := filepath.Abs(db)
+	if err != nil {
+		abs = db
+	}
+	sum := sha256.Sum256([]byte(abs))
+	name := strings.ToLower(progName())
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return k8s.LabelValue(name + "-" + hex.EncodeToString(sum[:5]))
+}
+
+// kubeSetup is what a command needs to build pods: the builder and the
+// options the executor gets.
+type kubeSetup struct {
+	r         *Runner
+	builder   *k8s.Builder
+	namespace string
+	instance  string
+}
+
+// newKubeSetup builds the pod builder. It reads the kubeconfig only for the
+// namespace; it does not contact a cluster.
+func (r *Runner) newKubeSetup(o kubeOptions, db string) (*kubeSetup, error) {
+	k := r.cfg.Kubernetes
+	ns := o.namespace
+	if ns == "" {
+		ns = kubeNamespace(o.kubeconfig, o.context)
+	}
+	instance := o.instance
+	if instance == "" {
+		instance = instanceID(db)
+	}
+	tmpl := k.PodTemplate
+	if tmpl == nil && o.template != "" {
+		var err error
+		if tmpl, err = k8s.LoadPodTemplate(o.template); err != nil {
+			return nil, &UsageError{err}
+		}
+	}
+	command := k.Command
+	if v := r.cfg.Getenv("TRELLIS_WORKER_COMMAND"); v != "" {
+		command = strings.Fields(v)
+	}
+	if len(command) == 0 {
+		command = []string{"/usr/local/bin/" + workerBinaryName()}
+	}
+	hooks := make([]k8s.Hook, len(k.MutationHooks))
+	for i, h := range k.MutationHooks {
+		hooks[i] = k8s.Hook(h)
+	}
+	b, err := k8s.NewBuilder(k8s.BuilderConfig{Template: tmpl, Image: o.image, Command: command, Namespace: ns,
+		Instance: instance, Mode: k.MergeMode, Hooks: hooks, StartupTimeout: k.StartupTimeout, KillGrace: k.KillGrace})
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	return &kubeSetup{r: r, builder: b, namespace: ns, instance: instance}, nil
+}
+
+// workerBinaryName is this binary's file name.
+func workerBinaryName() string {
+	if exe, err := os.Executable(); err == nil {
+		return filepath.Base(exe)
+	}
+	return progName()
+}
+
+// buildPod builds the pod of one try: the task's own pod for a PodTask, else
+// a worker pod that runs this binary's task-run. withInputs hands the try its
+// upstream results (render leaves them out).
+func (ks *kubeSetup) buildPod(ctx context.Context, t executor.Try, withInputs bool) (*corev1.Pod, error) {
+	if pt, ok := t.Task.(k8s.PodTask); ok {
+		run := task.NewRun(t.Task, t.Info, t.Params, t.Conf, t.Inputs, nil)
+		pod, err := pt.Pod(ctx, run)
+		if err != nil {
+			return nil, &k8s.TaskError{DAGID: t.DAGID, TaskID: t.TaskID, Err: err}
+		}
+		return ks.builder.Finish(ctx, pod, t.Info, t.Timeout)
+	}
+	tc := k8s.NewTryContext(t.Info, t.Conf, t.Timeout)
+	if withInputs && t.Inputs != nil {
+		for _, up := range task.Upstream(t.Task) {
+			raw, ok, err := t.Inputs.Result(up.ID())
+			if err != nil {
+				return nil, &k8s.TaskError{DAGID: t.DAGID, TaskID: t.TaskID, Err: fmt.Errorf("read the result of %q: %w", up.ID(), err)}
+			}
+			if ok {
+				if tc.Inputs == nil {
+					tc.Inputs = map[string]json.RawMessage{}
+				}
+				tc.Inputs[up.ID()] = json.RawMessage(raw)
+			}
+		}
+	}
+	b, err := tc.Encode()
+	if err != nil {
+		return nil, &k8s.TaskError{DAGID: t.DAGID, TaskID: t.TaskID, Err: err}
+	}
+	return ks.builder.Worker(ctx, k8s.WorkerSpec{Info: t.Info, Exec: task.SettingsOf(t.Task).Executor, Timeout: t.Timeout, Context: b})
+}
+
+// errNoCluster wraps what was tried when no cluster configuration is found.
+var errNoCluster = errors.New("no Kubernetes cluster configured")
