@@ -3,49 +3,232 @@ package runner
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/scheduler"
+	"github.com/trellisdag/trellis/web"
+	"github.com/trellisdag/trellis/web/leader"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
+
+// serveOptions are serve's flags after parsing.
+type serveOptions struct {
+	db          string
+	parallelism int
+	untilIdle   bool
+	listen      string // "" means no HTTP server
+	tokens      *web.Tokens
+	lease       *leader.Lease
+}
 
 func cmdServe(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "serve")
 	par := f.fs.Int("parallelism", r.cfg.Parallelism, "tries in flight at once")
-	untilIdle := f.fs.Bool("until-idle", false, "exit once no run is queued or running (batch jobs, tests)")
+	untilIdle := f.fs.Bool("until-idle", false, "exit once no run is queued or running (batch jobs, tests); no HTTP server unless --listen is given")
+	listen := f.fs.String("listen", "127.0.0.1:8080", "address of the web UI, API, /metrics and probes; empty: none")
+	tokens := f.fs.String("tokens", r.cfg.Getenv("TRELLIS_TOKENS"), "file or directory (a mounted Secret) of access tokens, lines \"token role [name]\"; required off loopback")
+	elect := f.fs.Bool("leader-elect", leader.InCluster(), "take a Kubernetes Lease before scheduling (default: on when running in a cluster)")
+	kubeconfig := f.fs.String("kubeconfig", r.cfg.Getenv("KUBECONFIG"), "kubeconfig for --leader-elect outside a cluster")
+	leaseName := f.fs.String("lease-name", "", "name of the Lease (default trellis-<program name>)")
+	leaseNS := f.fs.String("lease-namespace", "", "namespace of the Lease (default $POD_NAMESPACE, else the pod's, else default)")
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
 	if *par <= 0 {
 		return usagef("serve: --parallelism %d: must be positive", *par)
 	}
-	log := slog.New(slog.NewTextHandler(r.cfg.Stderr, nil))
-	unlock, err := store.Lock(*f.db)
-	if errors.Is(err, store.ErrLocked) {
-		log.Info("another scheduler holds the lock on this database; waiting to take over", "db", *f.db)
-		unlock, err = store.WaitLock(*f.db)
+	listenSet := false
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "listen" {
+			listenSet = true
+		}
+	})
+	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen}
+	if *untilIdle && !listenSet {
+		o.listen = ""
 	}
-	if err != nil {
-		return err
+	if *tokens != "" {
+		t, err := web.LoadTokens(*tokens)
+		if err != nil {
+			return &UsageError{fmt.Errorf("serve: --tokens: %w", err)}
+		}
+		o.tokens = t
 	}
-	defer unlock()
-	st, err := r.openWrite(ctx, *f.db)
+	if o.listen != "" {
+		if err := web.CheckListen(o.listen, o.tokens); err != nil {
+			return &UsageError{fmt.Errorf("serve: %w", err)}
+		}
+	}
+	if *elect {
+		client, err := kubeClient(*kubeconfig)
+		if err != nil {
+			return fmt.Errorf("serve: --leader-elect: %w", err)
+		}
+		name := *leaseName
+		if name == "" {
+			name = "trellis-" + dnsLabel(progName())
+		}
+		ns := *leaseNS
+		if ns == "" {
+			ns = leader.Namespace()
+		}
+		o.lease = &leader.Lease{Client: client, Namespace: ns, Name: name, Identity: os.Getenv("POD_NAME")}
+	}
+	return r.serve(ctx, o)
+}
+
+func (r *Runner) serve(ctx context.Context, o serveOptions) error {
+	log := newLogger(r.cfg.Stderr)
+	gate := web.NewGate("waiting to become the active scheduler")
+	stopHTTP := func() {}
+	if o.listen != "" {
+		ln, err := net.Listen("tcp", o.listen)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		hs := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server", "err", err)
+			}
+		}()
+		var once sync.Once
+		stopHTTP = func() {
+			once.Do(func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				if err := hs.Shutdown(sctx); err != nil {
+					log.Warn("http shutdown", "err", err)
+					hs.Close()
+				}
+				<-served
+				log.Info("http server stopped")
+			})
+		}
+		defer stopHTTP()
+		log.Info("listening", "addr", "http://"+ln.Addr().String(), "access_control", o.tokens != nil)
+	}
+	cfg := leader.Config{DB: o.db, Lease: o.lease, Logger: log, Waiting: gate.SetReason}
+	return leader.Run(ctx, cfg, func(lctx context.Context) error {
+		return r.serveActive(lctx, o, log, gate, stopHTTP)
+	})
+}
+
+// serveActive runs the scheduler and the web server once this process is the
+// active scheduler. When lctx ends (SIGTERM, or the lease is lost) it stops
+// taking HTTP requests and finishes those in flight, then stops the scheduler,
+// then closes the store.
+func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Logger, gate *web.Gate, stopHTTP func()) error {
+	st, err := r.openWrite(lctx, o.db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := r.syncDAGs(ctx, st); err != nil {
+	if err := r.syncDAGs(lctx, st); err != nil {
 		return err
 	}
-	e, err := r.newEngine(st, engineConfig{parallelism: *par, exitWhenIdle: *untilIdle,
-		observe: func(ev schedulerEvent) { logEvent(log, ev) }})
+	var sched *scheduler.Scheduler
+	var ws *web.Server
+	if o.listen != "" {
+		ws, err = web.New(web.Config{Store: st, DAGs: r.dags, Tokens: o.tokens, Logger: log,
+			Wake: func() { sched.Wake() }})
+		if err != nil {
+			return err
+		}
+		defer ws.Close()
+	}
+	observe := func(ev scheduler.Event) {
+		logEvent(log, ev)
+		if ws != nil {
+			ws.Observe(ev)
+		}
+	}
+	e, err := r.newEngine(st, engineConfig{parallelism: o.parallelism, exitWhenIdle: o.untilIdle, observe: observe})
 	if err != nil {
 		return err
 	}
-	log.Info("scheduler started", "db", st.Path(), "dags", len(r.dags), "parallelism", *par)
-	err = e.run(ctx)
+	sched = e.sched
+	if ws != nil {
+		ws.SetReady(nil)
+		gate.Set(ws.Handler())
+	}
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	defer stopSched()
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-lctx.Done():
+			log.Info("stopping: no new requests, finishing those in flight")
+			if ws != nil {
+				ws.SetReady(errors.New("shutting down"))
+			}
+			stopHTTP()
+			stopSched()
+		case <-stopped:
+		}
+	}()
+	log.Info("scheduler started", "db", st.Path(), "dags", len(r.dags), "parallelism", o.parallelism)
+	err = e.run(schedCtx)
+	close(stopped)
 	log.Info("scheduler stopped")
 	return err
+}
+
+// newLogger logs JSON unless w is a terminal.
+func newLogger(w io.Writer) *slog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, nil))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig == "" && leader.InCluster() {
+		cfg, err = rest.InClusterConfig()
+	} else {
+		if kubeconfig == "" {
+			return nil, errors.New("not in a cluster: give --kubeconfig (or $KUBECONFIG)")
+		}
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+var nonLabel = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// dnsLabel turns s into a DNS-1123 label (lower case, digits and '-', at most 63).
+func dnsLabel(s string) string {
+	s = strings.Trim(nonLabel.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	if len(s) > 55 {
+		s = strings.Trim(s[:55], "-")
+	}
+	if s == "" {
+		s = "trellis"
+	}
+	return s
 }
 
 func cmdVersion(_ context.Context, r *Runner, args []string) error {

@@ -1,0 +1,804 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/internal/runs"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+// decode reads a JSON request body into v: the media type must be JSON (415),
+// the body at most MaxBodyBytes (413), and unknown fields are a 400 naming them.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/json" {
+		return errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "request body must be application/json")
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var ute *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &mbe):
+			return errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body is larger than %d bytes", mbe.Limit)
+		case errors.As(err, &ute):
+			return badParam(ute.Field, "body field %q: want a %s, got a JSON %s", ute.Field, ute.Type, ute.Value)
+		case errors.As(err, &se):
+			return badParam("body", "request body is not valid JSON: %v", err)
+		case errors.Is(err, io.EOF):
+			return badParam("body", "request body is empty; want a JSON object")
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return badParam(f, "unknown body field %q", f)
+		}
+		var pe *time.ParseError
+		if errors.As(err, &pe) {
+			return badParam("logicalDate", "not an RFC 3339 date: %q", pe.Value)
+		}
+		return badParam("body", "request body: %v", err)
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body is larger than %d bytes", mbe.Limit)
+		}
+	}
+	return nil
+}
+
+func intQuery(r *http.Request, name string, def, lo, hi int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, badParam(name, "%s %q: not an integer", name, v)
+	}
+	if n < lo || n > hi {
+		return 0, badParam(name, "%s %d: must be between %d and %d", name, n, lo, hi)
+	}
+	return n, nil
+}
+
+func dateQuery(r *http.Request, name string) (time.Time, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, badParam(name, "%s %q: not a date (want 2024-01-31 or 2024-01-31T03:00:00Z)", name, v)
+}
+
+func (s *Server) dagOf(r *http.Request) (*dag.DAG, error) {
+	id := r.PathValue("dag")
+	d, ok := s.dags[id]
+	if !ok {
+		return nil, notFound("dag %q: this binary has no such DAG", id)
+	}
+	return d, nil
+}
+
+func (s *Server) runOf(ctx context.Context, d *dag.DAG, runID string) (store.Run, error) {
+	run, err := s.st.Run(ctx, d.ID(), runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Run{}, notFound("dag %q has no run %q", d.ID(), runID)
+	}
+	if err != nil {
+		return store.Run{}, fmt.Errorf("run %q of dag %q: %w", runID, d.ID(), err)
+	}
+	return run, nil
+}
+
+func taskOf(d *dag.DAG, id string) (task.Task, error) {
+	t, ok := d.Task(id)
+	if !ok {
+		return nil, notFound("dag %q has no task %q", d.ID(), id)
+	}
+	return t, nil
+}
+
+// target resolves the DAG, run and task of a task route.
+func (s *Server) target(r *http.Request) (*dag.DAG, store.Run, task.Task, error) {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return nil, store.Run{}, nil, err
+	}
+	t, err := taskOf(d, r.PathValue("task"))
+	if err != nil {
+		return nil, store.Run{}, nil, err
+	}
+	run, err := s.runOf(r.Context(), d, r.PathValue("run"))
+	if err != nil {
+		return nil, store.Run{}, nil, err
+	}
+	return d, run, t, nil
+}
+
+func (s *Server) summary(ctx context.Context, d *dag.DAG, latest int) (DAGSummary, error) {
+	rec, err := s.st.DAG(ctx, d.ID())
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return DAGSummary{}, err
+	}
+	out := DAGSummary{ID: d.ID(), Description: d.DescriptionText(), Tags: d.TagList(), Schedule: d.ScheduleExpr(),
+		Paused: rec.Paused, Tasks: len(d.Tasks()), Params: d.ParamDecls(), LatestRuns: []Run{}}
+	if s.cfg.NextRun != nil && !rec.Paused {
+		if t, ok := s.cfg.NextRun(d, rec, s.now()); ok {
+			out.NextRun = &t
+		}
+	}
+	rs, err := s.st.Runs(ctx, store.RunFilter{DAGID: d.ID(), Limit: latest})
+	if err != nil {
+		return DAGSummary{}, fmt.Errorf("latest runs of dag %q: %w", d.ID(), err)
+	}
+	for _, r := range rs {
+		out.LatestRuns = append(out.LatestRuns, runOf(r))
+	}
+	return out, nil
+}
+
+func (s *Server) listDAGs(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	out := DAGList{DAGs: []DAGSummary{}}
+	for _, d := range s.order {
+		sum, err := s.summary(r.Context(), d, 10)
+		if err != nil {
+			return err
+		}
+		out.DAGs = append(out.DAGs, sum)
+	}
+	sort.Slice(out.DAGs, func(i, j int) bool { return out.DAGs[i].ID < out.DAGs[j].ID })
+	out.Total = len(out.DAGs)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getDAG(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	sum, err := s.summary(r.Context(), d, 10)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, DAGDetail{DAGSummary: sum, Definition: d.Snapshot()})
+	return nil
+}
+
+func (s *Server) pauseDAG(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	var req PauseRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Paused == nil {
+		return badParam("paused", "paused is required (true or false)")
+	}
+	action := "unpause"
+	if *req.Paused {
+		action = "pause"
+	}
+	err = s.st.SetPaused(r.Context(), d.ID(), *req.Paused)
+	s.audit(r, p, action, d.ID(), "", "", "", err)
+	if err != nil {
+		return fmt.Errorf("%s dag %q: %w", action, d.ID(), err)
+	}
+	s.cfg.Wake()
+	s.hub.action(action, d.ID(), "", "")
+	sum, err := s.summary(r.Context(), d, 10)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sum)
+	return nil
+}
+
+var runStates = []task.RunState{task.RunQueued, task.RunRunning, task.RunSuccess, task.RunFailed}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	f := store.RunFilter{DAGID: d.ID()}
+	if v := r.URL.Query().Get("state"); v != "" {
+		for _, st := range strings.Split(v, ",") {
+			rs := task.RunState(strings.TrimSpace(st))
+			if !slices.Contains(runStates, rs) {
+				return badParam("state", "state %q: want queued, running, success or failed", st)
+			}
+			f.States = append(f.States, rs)
+		}
+	}
+	if f.Since, err = dateQuery(r, "since"); err != nil {
+		return err
+	}
+	if f.Until, err = dateQuery(r, "until"); err != nil {
+		return err
+	}
+	if f.Limit, err = intQuery(r, "limit", 25, 1, 1000); err != nil {
+		return err
+	}
+	if f.Offset, err = intQuery(r, "offset", 0, 0, 1<<31-1); err != nil {
+		return err
+	}
+	rs, err := s.st.Runs(r.Context(), f)
+	if err != nil {
+		return fmt.Errorf("runs of dag %q: %w", d.ID(), err)
+	}
+	total, err := s.st.CountRuns(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := RunList{Runs: []Run{}, Total: total, Limit: f.Limit, Offset: f.Offset}
+	for _, run := range rs {
+		out.Runs = append(out.Runs, runOf(run))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// confField names the first conf key that does not fit the DAG's params, so a
+// 400 can point at it.
+func confField(d *dag.DAG, conf json.RawMessage) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(conf, &m) != nil || m == nil {
+		return "conf"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	decl := map[string]dag.Param{}
+	for _, p := range d.ParamDecls() {
+		decl[p.Name] = p
+	}
+	for _, k := range keys {
+		p, ok := decl[k]
+		if !ok {
+			return "conf." + k
+		}
+		if p.Default == nil {
+			continue
+		}
+		if _, err := d.ResolveConf(json.RawMessage(`{` + strconv.Quote(k) + `:` + string(m[k]) + `}`)); err != nil {
+			return "conf." + k
+		}
+	}
+	return "conf"
+}
+
+func (s *Server) triggerRun(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	var req TriggerRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if string(req.Conf) == "null" {
+		req.Conf = nil
+	}
+	logical := s.now().UTC()
+	if req.LogicalDate != nil {
+		logical = req.LogicalDate.UTC()
+	}
+	if len(req.RunID) > 250 || strings.ContainsAny(req.RunID, "/\\?#%\x00\n\r\t") {
+		return badParam("runId", "runId %.40q: at most 250 characters, without / \\ ? # %% or control characters", req.RunID)
+	}
+	run, err := runs.Create(r.Context(), s.st, d, runs.Spec{Type: task.RunManual, LogicalDate: logical, RunID: req.RunID, Conf: req.Conf})
+	detail := ""
+	if len(req.Conf) > 0 {
+		detail = "conf " + compactJSON(req.Conf)
+	}
+	switch {
+	case errors.Is(err, dag.ErrConf):
+		s.audit(r, p, "trigger", d.ID(), req.RunID, "", detail, err)
+		e := errorf(http.StatusBadRequest, CodeInvalidConf, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		e.Field = confField(d, req.Conf)
+		return e
+	case errors.Is(err, runs.ErrExists):
+		s.audit(r, p, "trigger", d.ID(), req.RunID, "", detail, err)
+		return errorf(http.StatusConflict, CodeConflict, "%v; pick another logicalDate or runId", err)
+	case err != nil:
+		s.audit(r, p, "trigger", d.ID(), req.RunID, "", detail, err)
+		return fmt.Errorf("trigger dag %q: %w", d.ID(), err)
+	}
+	s.audit(r, p, "trigger", d.ID(), run.RunID, "", detail, nil)
+	s.cfg.Wake()
+	s.hub.action("trigger", d.ID(), run.RunID, "")
+	writeJSON(w, http.StatusCreated, runOf(run))
+	return nil
+}
+
+func compactJSON(b []byte) string {
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return string(b)
+	}
+	return out.String()
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	run, err := s.runOf(r.Context(), d, r.PathValue("run"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, runOf(run))
+	return nil
+}
+
+func (s *Server) listTaskInstances(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	run, err := s.runOf(r.Context(), d, r.PathValue("run"))
+	if err != nil {
+		return err
+	}
+	tis, err := s.st.TaskInstances(r.Context(), run.ID)
+	if err != nil {
+		return fmt.Errorf("task instances of run %q: %w", run.RunID, err)
+	}
+	lay := layoutOf(d)
+	by := make(map[string]store.TaskInstance, len(tis))
+	for _, ti := range tis {
+		by[ti.TaskID] = ti
+	}
+	out := TaskInstanceList{TaskInstances: make([]TaskInstance, 0, len(tis))}
+	for _, i := range lay.order {
+		t := lay.tasks[i]
+		ti, ok := by[t.ID()]
+		if !ok {
+			continue
+		}
+		out.TaskInstances = append(out.TaskInstances, tiOf(run, lay.kind[i], ti))
+		delete(by, t.ID())
+	}
+	for _, ti := range tis { // task instances of tasks no longer in the DAG
+		if _, ok := by[ti.TaskID]; ok {
+			out.TaskInstances = append(out.TaskInstances, tiOf(run, "", ti))
+		}
+	}
+	out.Total = len(out.TaskInstances)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getTaskInstance(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	_, run, t, err := s.target(r)
+	if err != nil {
+		return err
+	}
+	ti, err := s.st.TaskInstance(r.Context(), run.ID, t.ID())
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("run %q has no task instance %q", run.RunID, t.ID())
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, tiOf(run, task.SettingsOf(t).Kind, ti))
+	return nil
+}
+
+func (s *Server) clearTasks(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	run, err := s.runOf(r.Context(), d, r.PathValue("run"))
+	if err != nil {
+		return err
+	}
+	var req ClearRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	var chosen []task.Task
+	for _, id := range req.Tasks {
+		t, ok := d.Task(id)
+		if !ok {
+			return badParam("tasks", "dag %q has no task %q", d.ID(), id)
+		}
+		chosen = append(chosen, t)
+	}
+	if len(req.Tasks) == 0 {
+		chosen = d.Tasks()
+	}
+	if req.Downstream {
+		seen := map[string]bool{}
+		var walk func(task.Task)
+		walk = func(t task.Task) {
+			if seen[t.ID()] {
+				return
+			}
+			seen[t.ID()] = true
+			for _, x := range task.Downstream(t) {
+				walk(x)
+			}
+		}
+		for _, t := range chosen {
+			walk(t)
+		}
+		chosen = chosen[:0]
+		for _, t := range d.Tasks() {
+			if seen[t.ID()] {
+				chosen = append(chosen, t)
+			}
+		}
+	}
+	tis, err := s.st.TaskInstances(r.Context(), run.ID)
+	if err != nil {
+		return err
+	}
+	state := map[string]task.State{}
+	for _, ti := range tis {
+		state[ti.TaskID] = ti.State
+	}
+	ids := []string{}
+	for _, t := range chosen {
+		st := state[t.ID()]
+		if req.FailedOnly && st != task.StateFailed && st != task.StateUpstreamFailed {
+			continue
+		}
+		if st != task.StateNone && st != "" {
+			ids = append(ids, t.ID())
+		}
+	}
+	detail := fmt.Sprintf("tasks %v downstream=%t failedOnly=%t", req.Tasks, req.Downstream, req.FailedOnly)
+	taskID := ""
+	if len(req.Tasks) == 1 {
+		taskID = req.Tasks[0]
+	}
+	if len(ids) > 0 {
+		retries := func(id string) int {
+			t, _ := d.Task(id)
+			return task.PolicyOf(t, d.Defaults()).Retries
+		}
+		err = s.st.Clear(r.Context(), run.ID, ids, retries)
+	}
+	s.audit(r, p, "clear", d.ID(), run.RunID, taskID, detail+fmt.Sprintf(" cleared %v", ids), err)
+	if errors.Is(err, store.ErrActive) {
+		return errorf(http.StatusConflict, CodeConflict, "%v; wait for the try to end before clearing it", err)
+	}
+	if err != nil {
+		return fmt.Errorf("clear run %q: %w", run.RunID, err)
+	}
+	slices.Sort(ids)
+	if len(ids) > 0 {
+		s.cfg.Wake()
+		s.hub.action("clear", d.ID(), run.RunID, taskID)
+	}
+	writeJSON(w, http.StatusOK, ClearResult{Cleared: ids})
+	return nil
+}
+
+func (s *Server) markTaskInstance(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	d, run, t, err := s.target(r)
+	if err != nil {
+		return err
+	}
+	var req MarkRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.State != task.StateSuccess && req.State != task.StateFailed {
+		return badParam("state", "state %q: want success or failed", req.State)
+	}
+	from, err := s.st.MarkTask(r.Context(), run.ID, t.ID(), req.State, "marked failed by "+p.Name)
+	s.audit(r, p, "mark_"+string(req.State), d.ID(), run.RunID, t.ID(), fmt.Sprintf("from %s", from), err)
+	switch {
+	case errors.Is(err, store.ErrActive):
+		return errorf(http.StatusConflict, CodeConflict, "%v; a try is in flight, wait for it to end", err)
+	case errors.Is(err, store.ErrConflict):
+		return errorf(http.StatusConflict, CodeConflict, "%v", err)
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("run %q has no task instance %q", run.RunID, t.ID())
+	case err != nil:
+		return fmt.Errorf("mark task %q: %w", t.ID(), err)
+	}
+	s.cfg.Wake()
+	s.hub.action("mark_"+string(req.State), d.ID(), run.RunID, t.ID())
+	ti, err := s.st.TaskInstance(r.Context(), run.ID, t.ID())
+	if err != nil {
+		return err
+	}
+	run, err = s.runOf(r.Context(), d, run.RunID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, tiOf(run, task.SettingsOf(t).Kind, ti))
+	return nil
+}
+
+func (s *Server) getXCom(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	_, run, t, err := s.target(r)
+	if err != nil {
+		return err
+	}
+	v, ok, err := s.st.XCom(r.Context(), run.ID, t.ID())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, XCom{Present: ok, Value: v})
+	return nil
+}
+
+func (s *Server) listTries(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	_, run, t, err := s.target(r)
+	if err != nil {
+		return err
+	}
+	tries, err := s.st.Tries(r.Context(), run.ID, t.ID())
+	if err != nil {
+		return err
+	}
+	out := TryList{Tries: []Try{}}
+	for _, tr := range tries {
+		out.Tries = append(out.Tries, tryOf(tr))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) tryOf(r *http.Request) (*dag.DAG, store.Run, task.Task, store.Try, error) {
+	d, run, t, err := s.target(r)
+	if err != nil {
+		return nil, store.Run{}, nil, store.Try{}, err
+	}
+	n, err := strconv.Atoi(r.PathValue("try"))
+	if err != nil || n < 1 {
+		return nil, store.Run{}, nil, store.Try{}, badParam("try", "try %q: want a positive integer", r.PathValue("try"))
+	}
+	tries, err := s.st.Tries(r.Context(), run.ID, t.ID())
+	if err != nil {
+		return nil, store.Run{}, nil, store.Try{}, err
+	}
+	for _, tr := range tries {
+		if tr.Try == n {
+			return d, run, t, tr, nil
+		}
+	}
+	return nil, store.Run{}, nil, store.Try{}, notFound("task %q of run %q has no try %d", t.ID(), run.RunID, n)
+}
+
+func (s *Server) getTry(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	_, _, _, tr, err := s.tryOf(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, tryOf(tr))
+	return nil
+}
+
+func (s *Server) getLog(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	_, run, t, tr, err := s.tryOf(r)
+	if err != nil {
+		return err
+	}
+	after := int64(0)
+	if v := r.URL.Query().Get("after"); v != "" {
+		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
+			return badParam("after", "after %q: want a non-negative integer", v)
+		}
+	}
+	data, last, err := s.st.Log(r.Context(), run.ID, t.ID(), tr.Try, after)
+	if err != nil {
+		return fmt.Errorf("log of task %q try %d: %w", t.ID(), tr.Try, err)
+	}
+	writeJSON(w, http.StatusOK, LogChunk{Content: string(data), Next: last, Finished: tr.State.Finished() || tr.State == task.StateUpForRetry})
+	return nil
+}
+
+func (s *Server) getPod(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	d, run, t, tr, err := s.tryOf(r)
+	if err != nil {
+		return err
+	}
+	out := PodInfo{Pod: tr.Pod}
+	switch {
+	case tr.Executor != string(task.ExecutorKubernetes) && task.SettingsOf(t).Kind != task.KindPod:
+		out.Reason = "not available for this task: it does not run in a pod"
+	case s.cfg.PodYAML == nil:
+		out.Reason = "not available for this task: this binary cannot render pods"
+	default:
+		ti, err := s.st.TaskInstance(r.Context(), run.ID, t.ID())
+		if err != nil {
+			return err
+		}
+		b, err := s.cfg.PodYAML(d, t, run, ti)
+		if err != nil {
+			out.Reason = "not available for this task: " + err.Error()
+			break
+		}
+		out.Available, out.YAML = true, string(b)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getGantt(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	run, err := s.runOf(r.Context(), d, r.PathValue("run"))
+	if err != nil {
+		return err
+	}
+	tries, err := s.st.TriesOfRun(r.Context(), run.ID)
+	if err != nil {
+		return err
+	}
+	lay := layoutOf(d)
+	rank := make(map[string]int, len(lay.order))
+	for pos, i := range lay.order {
+		rank[lay.tasks[i].ID()] = pos
+	}
+	sort.SliceStable(tries, func(i, j int) bool {
+		a, b := tries[i], tries[j]
+		if !a.Queued.Equal(b.Queued) {
+			return a.Queued.Before(b.Queued)
+		}
+		return rank[a.TaskID] < rank[b.TaskID]
+	})
+	out := Gantt{Run: runOf(run), Tries: make([]Try, 0, len(tries))}
+	for _, tr := range tries {
+		out.Tries = append(out.Tries, tryOf(tr))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// GridData returns the grid of a DAG: its latest n runs (oldest first) by task.
+func (s *Server) GridData(ctx context.Context, d *dag.DAG, n int) (Grid, error) {
+	rs, err := s.st.Runs(ctx, store.RunFilter{DAGID: d.ID(), Limit: n})
+	if err != nil {
+		return Grid{}, fmt.Errorf("grid of dag %q: %w", d.ID(), err)
+	}
+	slices.Reverse(rs)
+	keys := make([]int64, len(rs))
+	for i, r := range rs {
+		keys[i] = r.ID
+	}
+	tis, err := s.st.TaskInstancesOfRuns(ctx, keys)
+	if err != nil {
+		return Grid{}, err
+	}
+	lay := layoutOf(d)
+	g := Grid{DAGID: d.ID(), Tasks: make([]GridTask, len(lay.order)), Runs: make([]Run, len(rs)), Cells: make([][]Cell, len(lay.order))}
+	row := make(map[string]int, len(lay.order))
+	for pos, i := range lay.order {
+		g.Tasks[pos] = GridTask{ID: lay.tasks[i].ID(), Level: lay.level[i]}
+		row[lay.tasks[i].ID()] = pos
+		g.Cells[pos] = make([]Cell, len(rs))
+	}
+	for c, r := range rs {
+		g.Runs[c] = runOf(r)
+		for _, ti := range tis[r.ID] {
+			if pos, ok := row[ti.TaskID]; ok {
+				g.Cells[pos][c] = Cell{State: ti.State, Try: ti.Try}
+			}
+		}
+	}
+	return g, nil
+}
+
+func (s *Server) getGrid(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	n, err := intQuery(r, "runs", 25, 1, 100)
+	if err != nil {
+		return err
+	}
+	g, err := s.GridData(r.Context(), d, n)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, g)
+	return nil
+}
+
+func (s *Server) getGraph(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	states := map[string]task.State{}
+	runID := r.URL.Query().Get("run")
+	if runID != "" {
+		run, err := s.runOf(r.Context(), d, runID)
+		if err != nil {
+			return err
+		}
+		tis, err := s.st.TaskInstances(r.Context(), run.ID)
+		if err != nil {
+			return err
+		}
+		for _, ti := range tis {
+			states[ti.TaskID] = ti.State
+		}
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err = w.Write(renderGraph(d, runID, states))
+	return err
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	f := store.AuditFilter{DAGID: r.URL.Query().Get("dag")}
+	var err error
+	if f.Limit, err = intQuery(r, "limit", 50, 1, 1000); err != nil {
+		return err
+	}
+	if f.Offset, err = intQuery(r, "offset", 0, 0, 1<<31-1); err != nil {
+		return err
+	}
+	es, total, err := s.st.Audit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := AuditList{Entries: make([]AuditEntry, 0, len(es)), Total: total, Limit: f.Limit, Offset: f.Offset}
+	for _, e := range es {
+		out.Entries = append(out.Entries, auditOf(e))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getChanges(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	writeJSON(w, http.StatusOK, Changes{Seq: s.hub.seq.Load()})
+	return nil
+}
+
+// audit records an action; a failure to record it is logged, not returned, so
+// that the action's own outcome reaches the caller.
+func (s *Server) audit(r *http.Request, p *Principal, action, dagID, runID, taskID, detail string, err error) {
+	e := store.AuditEntry{At: s.now(), Action: action, DAGID: dagID, RunID: runID, TaskID: taskID, Detail: detail, Outcome: "ok"}
+	if p != nil {
+		e.Actor, e.Role = p.Name, string(p.Role)
+	}
+	if err != nil {
+		e.Outcome = asError(err).Message
+		if _, ok := err.(*Error); !ok {
+			e.Outcome = strings.ReplaceAll(err.Error(), "\n", "; ")
+		}
+	}
+	if _, aerr := s.st.AddAudit(context.WithoutCancel(r.Context()), e); aerr != nil {
+		s.log.Error("audit log", "err", aerr)
+	}
+	s.log.Info("action", "who", e.Actor, "action", action, "dag", dagID, "run", runID, "task", taskID, "outcome", e.Outcome)
+}

@@ -1,0 +1,276 @@
+package web
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+// DAGSummary is a DAG in the DAG list.
+type DAGSummary struct {
+	ID          string      `json:"id"`
+	Description string      `json:"description,omitempty"`
+	Tags        []string    `json:"tags,omitempty"`
+	Schedule    string      `json:"schedule"`
+	Paused      bool        `json:"paused"`
+	Tasks       int         `json:"tasks"`
+	Params      []dag.Param `json:"params,omitempty"`
+	// NextRun is the logical date of the next scheduled run, when it can be
+	// computed.
+	NextRun    *time.Time `json:"nextRun,omitempty"`
+	LatestRuns []Run      `json:"latestRuns"`
+}
+
+// DAGDetail is one DAG: its summary and its full definition.
+type DAGDetail struct {
+	DAGSummary
+	Definition dag.Snapshot `json:"definition"`
+}
+
+// DAGList is the answer of GET /dags.
+type DAGList struct {
+	DAGs  []DAGSummary `json:"dags"`
+	Total int          `json:"total"`
+}
+
+// Run is a DAG run.
+type Run struct {
+	DAGID         string          `json:"dagId"`
+	RunID         string          `json:"runId"`
+	Type          task.RunType    `json:"type"`
+	State         task.RunState   `json:"state"`
+	LogicalDate   time.Time       `json:"logicalDate"`
+	IntervalStart time.Time       `json:"dataIntervalStart"`
+	IntervalEnd   time.Time       `json:"dataIntervalEnd"`
+	Conf          json.RawMessage `json:"conf,omitempty"`
+	Created       time.Time       `json:"created"`
+	Started       *time.Time      `json:"started,omitempty"`
+	Ended         *time.Time      `json:"ended,omitempty"`
+	// Duration is in seconds (absent until the run ended).
+	Duration *float64 `json:"duration,omitempty"`
+}
+
+// RunList is a page of runs.
+type RunList struct {
+	Runs   []Run `json:"runs"`
+	Total  int   `json:"total"`
+	Limit  int   `json:"limit"`
+	Offset int   `json:"offset"`
+}
+
+// TaskInstance is one task in one run, with its latest try.
+type TaskInstance struct {
+	DAGID     string     `json:"dagId"`
+	RunID     string     `json:"runId"`
+	TaskID    string     `json:"taskId"`
+	Kind      task.Kind  `json:"kind"`
+	State     task.State `json:"state"`
+	Try       int        `json:"try"`
+	MaxTries  int        `json:"maxTries"`
+	Started   *time.Time `json:"started,omitempty"`
+	Ended     *time.Time `json:"ended,omitempty"`
+	Duration  *float64   `json:"duration,omitempty"`
+	NextRetry *time.Time `json:"nextRetry,omitempty"`
+	ExitCode  *int       `json:"exitCode,omitempty"`
+	Error     string     `json:"error,omitempty"`
+	Executor  string     `json:"executor,omitempty"`
+	Host      string     `json:"host,omitempty"`
+	Pod       string     `json:"pod,omitempty"`
+}
+
+// TaskInstanceList is the task instances of a run.
+type TaskInstanceList struct {
+	TaskInstances []TaskInstance `json:"taskInstances"`
+	Total         int            `json:"total"`
+}
+
+// Try is one try of a task instance.
+type Try struct {
+	TaskID   string     `json:"taskId"`
+	Try      int        `json:"try"`
+	State    task.State `json:"state"`
+	Queued   *time.Time `json:"queued,omitempty"`
+	Started  *time.Time `json:"started,omitempty"`
+	Ended    *time.Time `json:"ended,omitempty"`
+	Duration *float64   `json:"duration,omitempty"`
+	ExitCode *int       `json:"exitCode,omitempty"`
+	Error    string     `json:"error,omitempty"`
+	Executor string     `json:"executor,omitempty"`
+	Host     string     `json:"host,omitempty"`
+	Pod      string     `json:"pod,omitempty"`
+}
+
+// TryList is the tries of a task instance.
+type TryList struct {
+	Tries []Try `json:"tries"`
+}
+
+// LogChunk is what a try's log holds after a position.
+type LogChunk struct {
+	// Content is the log text appended after the position given as after.
+	Content string `json:"content"`
+	// Next is the position to pass as after to read only what comes later.
+	Next int64 `json:"next"`
+	// Finished is true when the try has ended, so nothing more will be appended.
+	Finished bool `json:"finished"`
+}
+
+// XCom is a task's stored result.
+type XCom struct {
+	Present bool            `json:"present"`
+	Value   json.RawMessage `json:"value,omitempty"`
+}
+
+// PodInfo is the pod of a try: its name and, when the runner can render it, the
+// pod's YAML.
+type PodInfo struct {
+	Pod       string `json:"pod,omitempty"`
+	Available bool   `json:"available"`
+	YAML      string `json:"yaml,omitempty"`
+	// Reason says why no YAML is available.
+	Reason string `json:"reason,omitempty"`
+}
+
+// TriggerRequest is the body of POST /dags/{dag}/runs.
+type TriggerRequest struct {
+	Conf json.RawMessage `json:"conf,omitempty"`
+	// LogicalDate defaults to now.
+	LogicalDate *time.Time `json:"logicalDate,omitempty"`
+	// RunID defaults to manual__<logical date>.
+	RunID string `json:"runId,omitempty"`
+}
+
+// ClearRequest is the body of POST /dags/{dag}/runs/{run}/clear.
+type ClearRequest struct {
+	// Tasks to clear; empty means every task of the run.
+	Tasks      []string `json:"tasks,omitempty"`
+	Downstream bool     `json:"downstream,omitempty"`
+	FailedOnly bool     `json:"failedOnly,omitempty"`
+}
+
+// ClearResult lists the task instances a clear reset.
+type ClearResult struct {
+	Cleared []string `json:"cleared"`
+}
+
+// MarkRequest is the body of POST .../tasks/{task}/mark.
+type MarkRequest struct {
+	State task.State `json:"state"`
+}
+
+// PauseRequest is the body of PATCH /dags/{dag}.
+type PauseRequest struct {
+	Paused *bool `json:"paused"`
+}
+
+// Grid is a DAG's recent runs (columns, oldest first) by task (rows, in
+// topological order); Cells[row][column] is the task instance's state and try.
+type Grid struct {
+	DAGID string     `json:"dagId"`
+	Tasks []GridTask `json:"tasks"`
+	Runs  []Run      `json:"runs"`
+	Cells [][]Cell   `json:"cells"`
+}
+
+// GridTask is a row of the grid.
+type GridTask struct {
+	ID    string `json:"id"`
+	Level int    `json:"level"`
+}
+
+// Cell is one task instance in the grid: its state and latest try.
+type Cell struct {
+	State task.State `json:"s"`
+	Try   int        `json:"t,omitempty"`
+}
+
+// Gantt is the tries of a run on a time axis.
+type Gantt struct {
+	Run   Run   `json:"run"`
+	Tries []Try `json:"tries"`
+}
+
+// AuditEntry is one recorded action.
+type AuditEntry struct {
+	ID      int64     `json:"id"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	Role    string    `json:"role,omitempty"`
+	Action  string    `json:"action"`
+	DAGID   string    `json:"dagId,omitempty"`
+	RunID   string    `json:"runId,omitempty"`
+	TaskID  string    `json:"taskId,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+	Outcome string    `json:"outcome"`
+}
+
+// AuditList is a page of the audit log.
+type AuditList struct {
+	Entries []AuditEntry `json:"entries"`
+	Total   int          `json:"total"`
+	Limit   int          `json:"limit"`
+	Offset  int          `json:"offset"`
+}
+
+// Session is who the caller is.
+type Session struct {
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+	// AuthRequired is false when access control is off (loopback).
+	AuthRequired bool `json:"authRequired"`
+	// CSRFToken must be sent as X-CSRF-Token with state-changing requests made
+	// with the session cookie.
+	CSRFToken string `json:"csrfToken,omitempty"`
+}
+
+// LoginRequest is the body of POST /session.
+type LoginRequest struct {
+	Token string `json:"token"`
+}
+
+// Changes is the polling fallback of the event stream: Seq grows with every
+// change the server has seen.
+type Changes struct {
+	Seq int64 `json:"seq"`
+}
+
+func tp(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func dur(a, b time.Time) *float64 {
+	if a.IsZero() || b.IsZero() {
+		return nil
+	}
+	d := b.Sub(a).Seconds()
+	return &d
+}
+
+func runOf(r store.Run) Run {
+	return Run{DAGID: r.DAGID, RunID: r.RunID, Type: r.Type, State: r.State, LogicalDate: r.LogicalDate,
+		IntervalStart: r.IntervalStart, IntervalEnd: r.IntervalEnd, Conf: r.Conf, Created: r.Created,
+		Started: tp(r.Started), Ended: tp(r.Ended), Duration: dur(r.Started, r.Ended)}
+}
+
+func tiOf(r store.Run, kind task.Kind, ti store.TaskInstance) TaskInstance {
+	return TaskInstance{DAGID: r.DAGID, RunID: r.RunID, TaskID: ti.TaskID, Kind: kind, State: ti.State, Try: ti.Try,
+		MaxTries: ti.MaxTries, Started: tp(ti.Started), Ended: tp(ti.Ended), Duration: dur(ti.Started, ti.Ended),
+		NextRetry: tp(ti.NextRetry), ExitCode: ti.ExitCode, Error: ti.Error, Executor: ti.Executor, Host: ti.Host, Pod: ti.Pod}
+}
+
+func tryOf(t store.Try) Try {
+	return Try{TaskID: t.TaskID, Try: t.Try, State: t.State, Queued: tp(t.Queued), Started: tp(t.Started),
+		Ended: tp(t.Ended), Duration: dur(t.Started, t.Ended), ExitCode: t.ExitCode, Error: t.Error,
+		Executor: t.Executor, Host: t.Host, Pod: t.Pod}
+}
+
+func auditOf(e store.AuditEntry) AuditEntry {
+	return AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Role: e.Role, Action: e.Action, DAGID: e.DAGID,
+		RunID: e.RunID, TaskID: e.TaskID, Detail: e.Detail, Outcome: e.Outcome}
+}

@@ -1,0 +1,519 @@
+// trellis UI: plain JavaScript, no build step. Everything comes from /api/v1;
+// the DOM is built with textContent only (no innerHTML of data).
+"use strict";
+
+const STATES = ["none", "scheduled", "queued", "running", "success", "failed", "up_for_retry", "upstream_failed", "skipped"];
+const GLYPH = { success: "✓", failed: "✕", running: "▶", queued: "…", scheduled: "·", up_for_retry: "↻", upstream_failed: "!", skipped: "–", none: "" };
+const RUN_STATES = ["queued", "running", "success", "failed"];
+
+let session = null;      // {name, role, authRequired, csrfToken}
+let current = null;      // {refresh(), destroy()} of the view on screen
+let refreshTimer = 0;
+
+// ---- DOM helpers ----
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k === "text") el.textContent = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+const $ = (id) => document.getElementById(id);
+const enc = encodeURIComponent;
+function fmtTime(s) {
+  if (!s) return "–";
+  const d = new Date(s);
+  return d.toLocaleString(undefined, { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+function fmtDur(sec) {
+  if (sec === undefined || sec === null) return "–";
+  if (sec < 1) return (sec * 1000).toFixed(0) + " ms";
+  if (sec < 120) return sec.toFixed(1) + " s";
+  if (sec < 7200) return (sec / 60).toFixed(1) + " min";
+  return (sec / 3600).toFixed(1) + " h";
+}
+function pill(state) { return h("span", { class: "pill st-" + state, text: state.replace(/_/g, " ") }); }
+function can() { return session && session.role === "operator"; }
+function flash(msg, ok) {
+  const f = $("flash");
+  f.textContent = msg;
+  f.className = "flash" + (ok ? " ok" : "");
+  f.hidden = false;
+  clearTimeout(flash.t);
+  flash.t = setTimeout(() => { f.hidden = true; }, ok ? 4000 : 10000);
+}
+
+// ---- API ----
+class APIError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message || ("HTTP " + status));
+    this.status = status; this.code = e.code; this.field = e.field;
+  }
+}
+async function api(method, path, body) {
+  const opts = { method, headers: { "Accept": "application/json" }, credentials: "same-origin" };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  if (method !== "GET" && session && session.csrfToken) opts.headers["X-CSRF-Token"] = session.csrfToken;
+  const res = await fetch("/api/v1" + path, opts);
+  const type = res.headers.get("Content-Type") || "";
+  const data = type.includes("json") ? await res.json() : await res.text();
+  if (!res.ok) {
+    const err = new APIError(res.status, data);
+    if (res.status === 401 && path !== "/session") { session = null; showLogin(err.message); }
+    throw err;
+  }
+  return data;
+}
+
+// ---- live updates: Server-Sent Events, else polling a cheap counter ----
+let es = null, pollTimer = 0, lastSeq = -1;
+function setLive(mode) {
+  const l = $("live");
+  l.className = "live " + mode;
+  l.textContent = mode === "on" ? "live" : mode === "poll" ? "polling" : "offline";
+}
+function startLive() {
+  if (es || pollTimer) return;
+  if (!window.EventSource) return startPolling();
+  es = new EventSource("/api/v1/events");
+  let failures = 0;
+  es.addEventListener("open", () => { failures = 0; setLive("on"); });
+  es.addEventListener("change", (ev) => { onChange(JSON.parse(ev.data)); });
+  es.addEventListener("resync", () => scheduleRefresh());
+  es.addEventListener("error", () => {
+    setLive("off");
+    if (++failures >= 3) { es.close(); es = null; startPolling(); }
+  });
+}
+function startPolling() {
+  setLive("poll");
+  const tick = async () => {
+    try {
+      const c = await api("GET", "/changes");
+      if (lastSeq >= 0 && c.seq !== lastSeq) scheduleRefresh();
+      lastSeq = c.seq;
+      setLive("poll");
+    } catch (e) { setLive("off"); }
+    pollTimer = setTimeout(tick, 3000);
+  };
+  tick();
+}
+function onChange(ev) {
+  if (current && current.onEvent) current.onEvent(ev);
+  if (!current || !current.dag || current.dag === ev.dagId) scheduleRefresh();
+}
+function scheduleRefresh() {
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = 0;
+    if ($("dialog").open) return scheduleRefreshLater();
+    if (current && current.refresh) current.refresh().catch(showError);
+  }, 250);
+}
+function scheduleRefreshLater() { setTimeout(scheduleRefresh, 1000); }
+
+function showError(e) {
+  if (e instanceof APIError && e.status === 401) return;
+  flash(e.message || String(e));
+}
+
+// ---- session ----
+async function loadSession() {
+  try {
+    session = await api("GET", "/session");
+  } catch (e) {
+    if (e.status === 401) return false;
+    throw e;
+  }
+  $("who").textContent = session.authRequired ? session.name + " (" + session.role + ")" : "";
+  $("logout").hidden = !session.authRequired;
+  return true;
+}
+function showLogin(msg) {
+  if (current && current.destroy) current.destroy();
+  current = { refresh: async () => {} };
+  const main = $("main");
+  const err = h("p", { class: "error", id: "login-error", role: "alert", text: msg && !/sign in:/.test(msg) ? msg : "" });
+  const input = h("input", { type: "password", id: "token", name: "token", autocomplete: "current-password", required: true, "aria-describedby": "login-error token-hint" });
+  const form = h("form", { class: "login", onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        session = await api("POST", "/session", { token: input.value });
+        input.value = "";
+        await loadSession();
+        startLive();
+        route();
+      } catch (e) { err.textContent = e.message; input.focus(); }
+    } },
+    h("h1", { text: "Sign in to trellis" }),
+    h("label", { for: "token", text: "Access token" }), input,
+    h("p", { class: "hint", id: "token-hint", text: "A token from this deployment's tokens file (viewer or operator). It is exchanged for a session cookie and not stored by the page." }),
+    err,
+    h("p", {}, h("button", { class: "btn primary", type: "submit", text: "Sign in" })));
+  main.replaceChildren(form);
+  input.focus();
+}
+
+// ---- router ----
+function route() {
+  if (current && current.destroy) current.destroy();
+  current = null;
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = hash.split("?");
+  const q = new URLSearchParams(query || "");
+  const p = path.split("/").filter(Boolean).map(decodeURIComponent);
+  $("nav-dags").toggleAttribute("aria-current", p[0] !== "audit");
+  $("nav-audit").toggleAttribute("aria-current", p[0] === "audit");
+  if ($("nav-dags").hasAttribute("aria-current")) $("nav-dags").setAttribute("aria-current", "page");
+  if ($("nav-audit").hasAttribute("aria-current")) $("nav-audit").setAttribute("aria-current", "page");
+  let v;
+  if (p.length === 0) v = dagsView();
+  else if (p[0] === "audit") v = auditView();
+  else if (p[0] === "dags" && p.length === 2) v = gridView(p[1]);
+  else if (p[0] === "dags" && p[2] === "graph") v = graphView(p[1], q.get("run") || "");
+  else if (p[0] === "dags" && p[2] === "runs" && p.length === 4) v = runView(p[1], p[3]);
+  else if (p[0] === "dags" && p[2] === "runs" && p[4] === "tasks") v = tryView(p[1], p[3], p[5], p[7] ? Number(p[7]) : 0);
+  else v = { refresh: async () => { $("main").replaceChildren(h("h1", { text: "Not found" }), h("p", {}, h("a", { href: "#/", text: "Back to the DAGs" }))); } };
+  current = v;
+  v.refresh().then(() => { if (v.focus !== false) { const h1 = $("main").querySelector("h1"); if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); } } v.focus = false; }).catch(showError);
+}
+
+function legend() {
+  return h("ul", { class: "legend", "aria-label": "Legend of task states" },
+    STATES.map((s) => h("li", {}, h("span", { class: "sw st-" + s, "aria-hidden": "true", text: GLYPH[s] }), s.replace(/_/g, " "))));
+}
+
+function dagTabs(dag, which, run) {
+  const g = run ? "?run=" + enc(run) : "";
+  return h("nav", { class: "tabs", "aria-label": "DAG views" },
+    h("a", { href: "#/dags/" + enc(dag), "aria-current": which === "grid" ? "page" : null, text: "Grid" }),
+    h("a", { href: "#/dags/" + enc(dag) + "/graph" + g, "aria-current": which === "graph" ? "page" : null, text: "Graph" }));
+}
+
+// ---- DAG list ----
+function dagsView() {
+  return {
+    refresh: async () => {
+      const data = await api("GET", "/dags");
+      const rows = data.dags.map((d) => {
+        const runs = d.latestRuns.slice().reverse().map((r) =>
+          h("a", { href: "#/dags/" + enc(d.id) + "/runs/" + enc(r.runId), class: "dot st-" + r.state, title: r.runId + ": " + r.state, "aria-label": "run " + r.runId + ": " + r.state }));
+        const pause = h("button", { type: "button", class: "btn", disabled: !can(), "aria-pressed": d.paused ? "true" : "false",
+          text: d.paused ? "Unpause" : "Pause", "aria-label": (d.paused ? "Unpause " : "Pause ") + d.id,
+          onclick: async () => {
+            try { await api("PATCH", "/dags/" + enc(d.id), { paused: !d.paused }); flash((d.paused ? "Unpaused " : "Paused ") + d.id, true); current.refresh(); }
+            catch (e) { showError(e); }
+          } });
+        const trig = h("button", { type: "button", class: "btn primary", disabled: !can(), text: "Trigger", "aria-label": "Trigger " + d.id, onclick: () => triggerDialog(d) });
+        return h("tr", {},
+          h("th", { scope: "row" }, h("a", { href: "#/dags/" + enc(d.id), text: d.id }), d.description ? h("div", { class: "hint", text: d.description }) : null),
+          h("td", { class: "hide-sm" }, d.schedule ? h("code", { text: d.schedule }) : h("span", { class: "muted", text: "manual" })),
+          h("td", {}, d.paused ? h("span", { class: "pill", text: "paused" }) : h("span", { class: "muted", text: "active" })),
+          h("td", {}, h("div", { class: "runs" }, runs.length ? runs : h("span", { class: "muted", text: "no runs" }))),
+          h("td", { class: "hide-sm" }, d.nextRun ? fmtTime(d.nextRun) : h("span", { class: "muted", text: "–" })),
+          h("td", {}, h("div", { class: "actions" }, trig, pause)));
+      });
+      $("main").replaceChildren(
+        h("h1", { text: "DAGs" }),
+        h("div", { class: "scroll" }, h("table", {},
+          h("caption", { class: "hint", text: data.total + " DAG(s) in this binary" }),
+          h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "DAG" }), h("th", { scope: "col", class: "hide-sm", text: "Schedule" }),
+            h("th", { scope: "col", text: "State" }), h("th", { scope: "col", text: "Recent runs" }), h("th", { scope: "col", class: "hide-sm", text: "Next run" }),
+            h("th", { scope: "col", text: "Actions" }))),
+          h("tbody", {}, rows))));
+    },
+  };
+}
+
+function triggerDialog(d) {
+  const dlg = $("dialog");
+  const conf = {};
+  for (const p of d.params || []) conf[p.Name] = p.Default === undefined ? null : p.Default;
+  const ta = h("textarea", { id: "conf", name: "conf", "aria-describedby": "conf-hint conf-error", spellcheck: "false" });
+  ta.value = JSON.stringify(conf, null, 2);
+  const err = h("p", { class: "error", id: "conf-error", role: "alert" });
+  const params = (d.params || []).map((p) => h("li", {}, h("code", { text: p.Name }), p.Description ? " – " + p.Description : "", " (default ", h("code", { text: JSON.stringify(p.Default) }), ")"));
+  const form = h("form", { method: "dialog", onsubmit: async (ev) => {
+      ev.preventDefault();
+      let body;
+      try { body = { conf: ta.value.trim() ? JSON.parse(ta.value) : {} }; }
+      catch (e) { err.textContent = "conf is not valid JSON: " + e.message; ta.focus(); return; }
+      try {
+        const run = await api("POST", "/dags/" + enc(d.id) + "/runs", body);
+        dlg.close();
+        flash("Triggered " + run.runId, true);
+        location.hash = "#/dags/" + enc(d.id);
+      } catch (e) { err.textContent = e.message + (e.field ? " (field: " + e.field + ")" : ""); ta.focus(); }
+    } },
+    h("h2", { id: "dialog-title", text: "Trigger " + d.id }),
+    h("label", { for: "conf", text: "Conf (JSON object)" }), ta,
+    h("div", { class: "hint", id: "conf-hint" }, params.length ? ["Params:", h("ul", {}, params)] : "This DAG declares no params; leave the object empty."),
+    err,
+    h("div", { class: "actions" }, h("button", { class: "btn primary", type: "submit", text: "Trigger run" }),
+      h("button", { class: "btn", type: "button", text: "Cancel", onclick: () => dlg.close() })));
+  dlg.replaceChildren(form);
+  dlg.showModal();
+  ta.focus();
+}
+
+// ---- grid ----
+function gridView(dag) {
+  return {
+    dag,
+    refresh: async () => {
+      const [g, info] = await Promise.all([api("GET", "/dags/" + enc(dag) + "/grid"), api("GET", "/dags/" + enc(dag))]);
+      const head = h("tr", {}, h("th", { scope: "col", class: "task" }, h("span", { class: "hint", text: "task \\ run" })),
+        g.runs.map((r) => h("th", { scope: "col" }, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(r.runId), title: r.runId + " (" + r.state + ")",
+          "aria-label": "run " + r.runId + ", " + r.state }, h("span", { class: "bar st-" + r.state }), " " + shortDate(r.logicalDate)))));
+      const body = g.tasks.map((t, i) => h("tr", {},
+        h("th", { scope: "row", class: "task", title: t.id, text: t.id }),
+        g.runs.map((r, c) => {
+          const cell = g.cells[i][c];
+          const s = cell.s || "none";
+          const href = "#/dags/" + enc(dag) + "/runs/" + enc(r.runId) + "/tasks/" + enc(t.id) + (cell.t ? "/tries/" + cell.t : "");
+          return h("td", {}, h("a", { class: "cell st-" + s, href, "data-task": t.id, "data-run": r.runId, "data-state": s,
+            title: t.id + " · " + r.runId + " · " + s, "aria-label": t.id + " in run " + r.runId + ": " + s.replace(/_/g, " "), text: GLYPH[s] }));
+        })));
+      $("main").replaceChildren(
+        h("div", { class: "crumbs" }, h("a", { href: "#/", text: "DAGs" }), " / " + dag),
+        h("h1", { text: dag }),
+        dagActions(info),
+        dagTabs(dag, "grid", g.runs.length ? g.runs[g.runs.length - 1].runId : ""),
+        legend(),
+        g.runs.length === 0 ? h("p", { class: "muted", text: "No runs yet. Trigger one." }) :
+          h("div", { class: "scroll" }, h("table", { class: "grid", "aria-label": "Runs (columns, oldest first) by task (rows)" }, h("thead", {}, head), h("tbody", {}, body))));
+    },
+  };
+}
+function shortDate(s) {
+  const d = new Date(s);
+  return d.toLocaleDateString(undefined, { month: "2-digit", day: "2-digit" }) + " " + d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+function dagActions(info) {
+  return h("div", { class: "actions" },
+    info.schedule ? h("span", { class: "pill", text: "schedule " + info.schedule }) : h("span", { class: "pill", text: "manual" }),
+    info.paused ? h("span", { class: "pill", text: "paused" }) : null,
+    h("span", { class: "muted", text: info.tasks + " tasks" }),
+    h("button", { type: "button", class: "btn primary", disabled: !can(), text: "Trigger", onclick: () => triggerDialog(info) }));
+}
+
+// ---- graph ----
+function graphView(dag, run) {
+  return {
+    dag,
+    refresh: async () => {
+      const runs = await api("GET", "/dags/" + enc(dag) + "/runs?limit=50");
+      const sel = h("select", { id: "graph-run", onchange: () => { location.hash = "#/dags/" + enc(dag) + "/graph?run=" + enc(sel.value); } },
+        h("option", { value: "", text: "(no run: the definition only)" }),
+        runs.runs.map((r) => h("option", { value: r.runId, selected: r.runId === run, text: r.runId + " – " + r.state })));
+      const res = await fetch("/api/v1/dags/" + enc(dag) + "/graph.svg" + (run ? "?run=" + enc(run) : ""), { credentials: "same-origin" });
+      if (!res.ok) throw new Error("graph: HTTP " + res.status);
+      const doc = new DOMParser().parseFromString(await res.text(), "image/svg+xml");
+      const svg = document.importNode(doc.documentElement, true);
+      const box = h("div", { class: "graph", tabindex: "0", "aria-label": "Graph, scrollable" }, svg);
+      const old = $("main").querySelector(".graph");
+      const keep = old ? [old.scrollLeft, old.scrollTop] : null;
+      $("main").replaceChildren(
+        h("div", { class: "crumbs" }, h("a", { href: "#/", text: "DAGs" }), " / ", h("a", { href: "#/dags/" + enc(dag), text: dag }), " / graph"),
+        h("h1", { text: dag + " – graph" }),
+        dagTabs(dag, "graph", run),
+        h("label", { for: "graph-run", text: "Colour by run" }), sel,
+        legend(), box);
+      if (keep) { box.scrollLeft = keep[0]; box.scrollTop = keep[1]; }
+    },
+  };
+}
+
+// ---- run: details, Gantt, task instances ----
+function runView(dag, run) {
+  return {
+    dag,
+    refresh: async () => {
+      const base = "/dags/" + enc(dag) + "/runs/" + enc(run);
+      const [g, tis] = await Promise.all([api("GET", base + "/gantt"), api("GET", base + "/tasks")]);
+      const r = g.run;
+      const rows = tis.taskInstances.map((ti) => h("tr", {},
+        h("th", { scope: "row" }, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(ti.taskId), text: ti.taskId })),
+        h("td", {}, pill(ti.state)),
+        h("td", { text: ti.try + "/" + ti.maxTries }),
+        h("td", { class: "hide-sm", text: fmtTime(ti.started) }),
+        h("td", { text: fmtDur(ti.duration) })));
+      $("main").replaceChildren(
+        h("div", { class: "crumbs" }, h("a", { href: "#/", text: "DAGs" }), " / ", h("a", { href: "#/dags/" + enc(dag), text: dag }), " / run"),
+        h("h1", { text: run }),
+        h("div", { class: "actions" }, pill(r.state),
+          h("a", { class: "btn", href: "#/dags/" + enc(dag) + "/graph?run=" + enc(run), text: "Graph" }),
+          h("button", { class: "btn", type: "button", disabled: !can(), text: "Clear failed tasks", onclick: () => doClear(dag, run, { failedOnly: true }) })),
+        h("dl", { class: "kv" },
+          h("dt", { text: "Logical date" }), h("dd", { text: fmtTime(r.logicalDate) }),
+          h("dt", { text: "Data interval" }), h("dd", { text: fmtTime(r.dataIntervalStart) + " → " + fmtTime(r.dataIntervalEnd) }),
+          h("dt", { text: "Started" }), h("dd", { text: fmtTime(r.started) }),
+          h("dt", { text: "Duration" }), h("dd", { text: fmtDur(r.duration) }),
+          h("dt", { text: "Conf" }), h("dd", {}, h("code", { text: r.conf ? JSON.stringify(r.conf) : "{}" }))),
+        h("h2", { text: "Gantt" }), gantt(dag, run, g),
+        h("h2", { text: "Task instances" }),
+        h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["Task", "State", "Try", "Started", "Duration"].map((c, i) => h("th", { scope: "col", class: i === 3 ? "hide-sm" : null, text: c })))), h("tbody", {}, rows))));
+    },
+  };
+}
+
+function gantt(dag, run, g) {
+  const tries = g.tries.filter((t) => t.queued || t.started);
+  if (!tries.length) return h("p", { class: "muted", text: "No try has started yet." });
+  const t0 = Math.min(...tries.map((t) => Date.parse(t.queued || t.started)));
+  const now = Date.now();
+  const t1 = Math.max(...tries.map((t) => (t.ended ? Date.parse(t.ended) : now)), t0 + 1);
+  const span = t1 - t0;
+  const pct = (ms) => (100 * (ms - t0) / span).toFixed(3) + "%";
+  const rows = tries.map((t) => {
+    const q = Date.parse(t.queued || t.started), s = t.started ? Date.parse(t.started) : null, e = t.ended ? Date.parse(t.ended) : now;
+    const track = h("div", { class: "track" });
+    const qb = h("div", { class: "q" }); qb.style.left = pct(q); qb.style.width = (100 * ((s || e) - q) / span).toFixed(3) + "%";
+    track.append(qb);
+    if (s) {
+      const b = h("a", { class: "b st-" + t.state, href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(t.taskId) + "/tries/" + t.try,
+        title: t.taskId + " try " + t.try + ": " + t.state + ", " + fmtDur((e - s) / 1000), "aria-label": t.taskId + " try " + t.try + ": " + t.state + ", " + fmtDur((e - s) / 1000) });
+      b.style.left = pct(s); b.style.width = (100 * (e - s) / span).toFixed(3) + "%";
+      track.append(b);
+    }
+    return h("div", { class: "row" }, h("div", { class: "name", title: t.taskId, text: t.taskId + (t.try > 1 ? " #" + t.try : "") }), track);
+  });
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => h("span", { text: "+" + fmtDur(f * span / 1000) }));
+  return h("div", { class: "scroll" }, h("div", { class: "gantt", role: "group", "aria-label": "Gantt chart of the run's tries" },
+    rows, h("div", { class: "axis" }, h("span", {}), h("div", { class: "ticks" }, ticks))));
+}
+
+async function doClear(dag, run, body) {
+  try {
+    const r = await api("POST", "/dags/" + enc(dag) + "/runs/" + enc(run) + "/clear", body);
+    flash(r.cleared.length ? "Cleared " + r.cleared.join(", ") : "Nothing to clear", true);
+    if (current) current.refresh().catch(showError);
+  } catch (e) { showError(e); }
+}
+
+// ---- task try ----
+function tryView(dag, run, taskId, tryNo) {
+  let follow = 0, logPos = 0, logTry = 0;
+  const base = "/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId);
+  const v = {
+    dag,
+    destroy: () => { clearTimeout(follow); },
+    refresh: async () => {
+      const [ti, tries, xcom] = await Promise.all([api("GET", base), api("GET", base + "/tries"), api("GET", base + "/xcom")]);
+      const n = tryNo || ti.try;
+      const tr = tries.tries.find((t) => t.try === n);
+      const diff = logTry !== n;
+      const pre = diff ? h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "Log of try " + n, "aria-live": "off" }) : $("log");
+      if (diff) { logPos = 0; logTry = n; }
+      const tryLinks = tries.tries.map((t) => h("a", { class: "btn" + (t.try === n ? " primary" : ""), href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId) + "/tries/" + t.try,
+        "aria-current": t.try === n ? "page" : null, text: "Try " + t.try }));
+      const down = h("input", { type: "checkbox", id: "clear-down" });
+      const failed = h("input", { type: "checkbox", id: "clear-failed" });
+      const acts = h("fieldset", {}, h("legend", { text: "Actions" }),
+        h("div", { class: "actions" },
+          h("label", { class: "inline" }, down, "with downstream"),
+          h("label", { class: "inline" }, failed, "failed only"),
+          h("button", { class: "btn", type: "button", id: "clear", disabled: !can(), text: "Clear", onclick: () => doClear(dag, run, { tasks: [taskId], downstream: down.checked, failedOnly: failed.checked }) }),
+          h("button", { class: "btn", type: "button", id: "mark-success", disabled: !can(), text: "Mark success", onclick: () => doMark("success") }),
+          h("button", { class: "btn danger", type: "button", id: "mark-failed", disabled: !can(), text: "Mark failed", onclick: () => doMark("failed") })));
+      const details = h("dl", { class: "kv" },
+        h("dt", { text: "State" }), h("dd", {}, pill(tr ? tr.state : ti.state), tr && ti.state !== tr.state ? h("span", { class: "muted", text: " (task instance: " + ti.state + ")" }) : null),
+        h("dt", { text: "Kind" }), h("dd", { text: ti.kind || "–" }),
+        h("dt", { text: "Try" }), h("dd", { text: n + " of " + ti.maxTries }),
+        h("dt", { text: "Queued" }), h("dd", { text: fmtTime(tr && tr.queued) }),
+        h("dt", { text: "Started" }), h("dd", { text: fmtTime(tr ? tr.started : ti.started) }),
+        h("dt", { text: "Ended" }), h("dd", { text: fmtTime(tr ? tr.ended : ti.ended) }),
+        h("dt", { text: "Duration" }), h("dd", { text: fmtDur(tr ? tr.duration : ti.duration) }),
+        h("dt", { text: "Exit code" }), h("dd", { text: tr && tr.exitCode !== undefined ? String(tr.exitCode) : "–" }),
+        h("dt", { text: "Error" }), h("dd", { class: (tr && tr.error) || ti.error ? "error" : "", text: (tr ? tr.error : ti.error) || "–" }),
+        h("dt", { text: "Executor" }), h("dd", { text: (tr && tr.executor) || ti.executor || "–" }),
+        h("dt", { text: "Host" }), h("dd", { text: (tr && tr.host) || "–" }),
+        h("dt", { text: "Pod" }), h("dd", { text: (tr && tr.pod) || "–" }));
+      const podBox = h("div", { id: "pod" });
+      $("main").replaceChildren(
+        h("div", { class: "crumbs" }, h("a", { href: "#/", text: "DAGs" }), " / ", h("a", { href: "#/dags/" + enc(dag), text: dag }), " / ",
+          h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run), text: run })),
+        h("h1", { text: taskId }),
+        h("div", { class: "actions" }, tryLinks.length ? tryLinks : h("span", { class: "muted", text: "No try yet (" + ti.state + ")" })),
+        h("div", { class: "two" }, h("div", {}, h("h2", { text: "Try" }), details),
+          h("div", {}, h("h2", { text: "Result (XCom)" }), xcom.present ? h("pre", { class: "code", id: "xcom", text: JSON.stringify(xcom.value, null, 2) }) : h("p", { class: "muted", id: "xcom", text: "No result stored." }),
+            h("h2", { text: "Pod" }), podBox)),
+        acts,
+        h("h2", { id: "log-title", text: "Log" + (tr && !isDone(tr.state) ? " (following)" : "") }), pre);
+      if (tr) {
+        api("GET", base + "/tries/" + n + "/pod").then((p) => podBox.replaceChildren(
+          p.available ? h("pre", { class: "code", text: p.yaml }) : h("p", { class: "muted", text: (p.pod ? "Pod " + p.pod + ". " : "") + "Rendered pod YAML " + p.reason.replace(/^not available/, "is not available") + "." }))).catch(showError);
+        await followLog(n);
+      } else {
+        pre.textContent = "No try yet.";
+      }
+    },
+  };
+  function isDone(s) { return ["success", "failed", "skipped", "upstream_failed", "up_for_retry"].includes(s); }
+  async function followLog(n) {
+    clearTimeout(follow);
+    const chunk = await api("GET", base + "/tries/" + n + "/log?after=" + logPos);
+    const pre = $("log");
+    if (!pre || logTry !== n) return;
+    if (chunk.content) {
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.append(chunk.content);
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    }
+    logPos = chunk.next;
+    if (!pre.textContent) pre.textContent = chunk.finished ? "(empty log)" : "";
+    if (!chunk.finished) follow = setTimeout(() => followLog(n).catch(showError), 1000);
+    else { const t = $("log-title"); if (t) t.textContent = "Log"; }
+  }
+  async function doMark(state) {
+    try {
+      await api("POST", base + "/mark", { state });
+      flash("Marked " + taskId + " " + state, true);
+      v.refresh().catch(showError);
+    } catch (e) { showError(e); }
+  }
+  return v;
+}
+
+// ---- audit ----
+function auditView() {
+  return {
+    refresh: async () => {
+      const a = await api("GET", "/audit?limit=200");
+      const rows = a.entries.map((e) => h("tr", {},
+        h("td", { text: fmtTime(e.at) }), h("td", { text: e.actor + (e.role ? " (" + e.role + ")" : "") }),
+        h("td", {}, h("code", { text: e.action })),
+        h("td", {}, e.dagId ? h("a", { href: "#/dags/" + enc(e.dagId), text: e.dagId }) : "", e.runId ? [" / ", h("a", { href: "#/dags/" + enc(e.dagId) + "/runs/" + enc(e.runId), text: e.runId })] : "", e.taskId ? " / " + e.taskId : ""),
+        h("td", { class: "hide-sm", text: e.detail || "" }),
+        h("td", { class: e.outcome === "ok" ? "" : "error", text: e.outcome })));
+      $("main").replaceChildren(h("h1", { text: "Audit log" }),
+        h("p", { class: "hint", text: a.total + " action(s) recorded; newest first." }),
+        h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["When", "Who", "Action", "Target", "Detail", "Outcome"].map((c, i) => h("th", { scope: "col", class: i === 4 ? "hide-sm" : null, text: c })))), h("tbody", {}, rows))));
+    },
+  };
+}
+
+// ---- start ----
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", async () => {
+  $("logout").addEventListener("click", async () => {
+    try { await api("DELETE", "/session"); } catch (e) { /* signed out anyway */ }
+    session = null; if (es) { es.close(); es = null; }
+    $("who").textContent = ""; $("logout").hidden = true; showLogin("");
+  });
+  try {
+    if (await loadSession()) { startLive(); route(); } else showLogin("");
+  } catch (e) { showError(e); }
+});
