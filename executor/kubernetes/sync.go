@@ -150,6 +150,11 @@ func (e *Executor) checkPending(tr *tracked, pod *corev1.Pod) {
 		startup = e.cfg.StartupTimeout
 	}
 	began := pod.CreationTimestamp.Time
+	if began.IsZero() {
+		tr.mu.Lock()
+		began = tr.createdAt
+		tr.mu.Unlock()
+	}
 	if wait := time.Until(began.Add(startup)); wait > 0 {
 		e.queue.AddAfter(tr.id, wait)
 		return
