@@ -143,9 +143,18 @@ func (s *Server) summary(ctx context.Context, d *dag.DAG, latest int) (DAGSummar
 	}
 	out := DAGSummary{ID: d.ID(), Description: d.DescriptionText(), Tags: d.TagList(), Schedule: d.ScheduleExpr(),
 		Paused: rec.Paused, Tasks: len(d.Tasks()), Params: d.ParamDecls(), LatestRuns: []Run{}}
-	if s.cfg.NextRun != nil && !rec.Paused {
-		if t, ok := s.cfg.NextRun(d, rec, s.now()); ok {
-			out.NextRun = &t
+	if d.Scheduled() && !rec.Paused {
+		var last *dag.DataInterval
+		if !rec.LastIntervalStart.IsZero() || !rec.LastIntervalEnd.IsZero() {
+			last = &dag.DataInterval{Start: rec.LastIntervalStart, End: rec.LastIntervalEnd}
+		}
+		now := s.now()
+		if iv, ok := d.NextDataInterval(last, now); ok {
+			at := iv.End
+			if at.Before(now) {
+				at = now
+			}
+			out.NextRun, out.NextRunAt = &iv.Start, &at
 		}
 	}
 	rs, err := s.st.Runs(ctx, store.RunFilter{DAGID: d.ID(), Limit: latest})

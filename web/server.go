@@ -35,9 +35,6 @@ type Config struct {
 	// Registerer receives the metrics (default: a new registry of the server's own,
 	// served at /metrics).
 	Registry *prometheus.Registry
-	// NextRun returns the logical date of a DAG's next scheduled run, if it can be
-	// computed (nil: shown as unknown).
-	NextRun func(d *dag.DAG, rec store.DAG, now time.Time) (time.Time, bool)
 	// PodYAML renders the pod of a try of a pod task (nil: "not available").
 	PodYAML func(d *dag.DAG, t task.Task, run store.Run, ti store.TaskInstance) ([]byte, error)
 	// MaxBodyBytes limits request bodies (default 64 KiB); larger ones are 413.

@@ -18,9 +18,11 @@ type DAGSummary struct {
 	Paused      bool        `json:"paused"`
 	Tasks       int         `json:"tasks"`
 	Params      []dag.Param `json:"params,omitempty"`
-	// NextRun is the logical date of the next scheduled run, when it can be
-	// computed.
-	NextRun    *time.Time `json:"nextRun,omitempty"`
+	// NextRun is the logical date (data interval start) of the next scheduled
+	// run, absent for a paused DAG or one without a schedule.
+	NextRun *time.Time `json:"nextRun,omitempty"`
+	// NextRunAt is when the scheduler creates that run (its interval's end).
+	NextRunAt  *time.Time `json:"nextRunAt,omitempty"`
 	LatestRuns []Run      `json:"latestRuns"`
 }
 

@@ -47,6 +47,7 @@ function flash(msg, ok) {
   f.textContent = msg;
   f.className = "flash" + (ok ? " ok" : "");
   f.hidden = false;
+  flash.keep = true; // survives the navigation the action may cause
   clearTimeout(flash.t);
   flash.t = setTimeout(() => { f.hidden = true; }, ok ? 4000 : 10000);
 }
@@ -168,6 +169,7 @@ function showLogin(msg) {
 
 // ---- router ----
 function route() {
+  if (flash.keep) flash.keep = false; else $("flash").hidden = true;
   if (current && current.destroy) current.destroy();
   current = null;
   const hash = location.hash.replace(/^#/, "") || "/";
@@ -222,7 +224,7 @@ function dagsView() {
           h("td", { class: "hide-sm" }, d.schedule ? h("code", { text: d.schedule }) : h("span", { class: "muted", text: "manual" })),
           h("td", {}, d.paused ? h("span", { class: "pill", text: "paused" }) : h("span", { class: "muted", text: "active" })),
           h("td", {}, h("div", { class: "runs" }, runs.length ? runs : h("span", { class: "muted", text: "no runs" }))),
-          h("td", { class: "hide-sm" }, d.nextRun ? fmtTime(d.nextRun) : h("span", { class: "muted", text: "–" })),
+          h("td", { class: "hide-sm" }, d.nextRun ? [fmtTime(d.nextRun), h("div", { class: "hint", text: "created " + fmtTime(d.nextRunAt) })] : h("span", { class: "muted", text: d.paused && d.schedule ? "paused" : "–" })),
           h("td", {}, h("div", { class: "actions" }, trig, pause)));
       });
       $("main").replaceChildren(
@@ -417,7 +419,7 @@ function tryView(dag, run, taskId, tryNo) {
       const diff = logTry !== n;
       const pre = diff ? h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "Log of try " + n, "aria-live": "off" }) : $("log");
       if (diff) { logPos = 0; logTry = n; }
-      const tryLinks = tries.tries.map((t) => h("a", { class: "btn" + (t.try === n ? " primary" : ""), href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId) + "/tries/" + t.try,
+      const tryLinks = tries.tries.map((t) => h("a", { class: "btn try", href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId) + "/tries/" + t.try,
         "aria-current": t.try === n ? "page" : null, text: "Try " + t.try }));
       const down = h("input", { type: "checkbox", id: "clear-down" });
       const failed = h("input", { type: "checkbox", id: "clear-failed" });
