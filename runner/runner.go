@@ -126,6 +126,7 @@ func (r *Runner) commands() []command {
 		{"runs show", "<dag> <run>", "print a run's task instances", cmdRunsShow},
 		{"logs", "<dag> <run> <task> [--try N]", "print a try's log (default: the latest try)", cmdLogs},
 		{"serve", "[--parallelism N] [--until-idle]", "run the scheduler: execute triggered runs until stopped", cmdServe},
+		{"manifests", "--image IMAGE [--namespace NS] [--name NAME] [--dockerfile]", "print Kubernetes YAML (or a Dockerfile) to deploy this binary", cmdManifests},
 		{"render", "<dag> [task] [--logical-date D] [-o yaml|json]", "print the pod each task would run in, without a cluster", cmdRender},
 		{"task-run", "--dag D --run R --task T --try N", "run one try inside a worker pod (used by the kubernetes executor)", cmdTaskRun},
 		{"version", "", "print the version", cmdVersion},

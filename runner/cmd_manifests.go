@@ -1,0 +1,236 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+)
+
+// manifestOptions shape the Kubernetes objects of a team's deployment.
+type manifestOptions struct {
+	name, namespace, image string
+	storage, storageClass  string
+	port                   int
+	tokensSecret           string
+}
+
+func cmdManifests(_ context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "manifests")
+	def := dnsLabel(progName())
+	o := manifestOptions{}
+	f.fs.StringVar(&o.name, "name", def, "name of every object (a DNS label)")
+	f.fs.StringVar(&o.namespace, "namespace", "default", "namespace of the objects")
+	f.fs.StringVar(&o.image, "image", "", "image of this binary (required), e.g. registry.example.com/team:1.2.3")
+	f.fs.StringVar(&o.storage, "storage", "5Gi", "size of the database's PersistentVolumeClaim")
+	f.fs.StringVar(&o.storageClass, "storage-class", "", "storage class of the claim (default: the cluster's)")
+	f.fs.IntVar(&o.port, "port", 8080, "port the UI, API, metrics and probes listen on")
+	f.fs.StringVar(&o.tokensSecret, "tokens-secret", "", "Secret holding the access tokens file (default <name>-tokens)")
+	dockerfile := f.fs.Bool("dockerfile", false, "print an example Dockerfile instead")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	if *dockerfile {
+		_, err := fmt.Fprint(r.cfg.Stdout, Dockerfile)
+		return err
+	}
+	if o.image == "" {
+		return usagef("manifests: --image is required (the image this binary is built into; see manifests --dockerfile)")
+	}
+	if dnsLabel(o.name) != o.name {
+		return usagef("manifests: --name %q: want a DNS label (lower case letters, digits, '-')", o.name)
+	}
+	if _, err := resource.ParseQuantity(o.storage); err != nil {
+		return usagef("manifests: --storage %q: %v", o.storage, err)
+	}
+	if o.port < 1 || o.port > 65535 {
+		return usagef("manifests: --port %d: out of range", o.port)
+	}
+	if o.tokensSecret == "" {
+		o.tokensSecret = o.name + "-tokens"
+	}
+	out, err := renderManifests(o)
+	if err != nil {
+		return err
+	}
+	_, err = r.cfg.Stdout.Write(out)
+	return err
+}
+
+// Dockerfile is an example image for a team's binary: static, non-root.
+const Dockerfile = `# A team's trellis binary in a small non-root image.
+# Build: docker build -t registry.example.com/team:1.0.0 .
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+# modernc.org/sqlite is pure Go: the binary is static.
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/team ./cmd/team
+
+# distroless/static has no shell. DAGs with Bash tasks need one: use
+# gcr.io/distroless/base-debian12:debug-nonroot (busybox sh) or debian:12-slim
+# with a non-root USER instead.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/team /team
+USER 65532:65532
+ENTRYPOINT ["/team"]
+CMD ["serve", "--listen", "0.0.0.0:8080", "--db", "/data/trellis.db", "--tokens", "/etc/trellis/tokens"]
+`
+
+func renderManifests(o manifestOptions) ([]byte, error) {
+	labels := map[string]string{"app.kubernetes.io/name": o.name, "app.kubernetes.io/part-of": "trellis"}
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: o.name, Namespace: o.namespace, Labels: labels}
+	}
+	uid := int64(65532)
+	grace := int64(60)
+	yes, no := true, false
+	claim := corev1.PersistentVolumeClaim{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		ObjectMeta: meta(),
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceStorage: resource.MustParse(o.storage)}},
+		},
+	}
+	if o.storageClass != "" {
+		claim.Spec.StorageClassName = &o.storageClass
+	}
+	sa := corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta()}
+	role := rbacv1.Role{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+		ObjectMeta: meta(),
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
+			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}},
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+		},
+	}
+	binding := rbacv1.RoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+		ObjectMeta: meta(),
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: o.name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: o.name, Namespace: o.namespace}},
+	}
+	probe := func(path string, period int32) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http")}},
+			PeriodSeconds: period, TimeoutSeconds: 3, FailureThreshold: 3}
+	}
+	fieldEnv := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+	}
+	replicas := int32(1)
+	deploy := appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: meta(),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			// One SQLite file on a ReadWriteOnce volume: the old pod goes before the new one starts.
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": o.name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					ServiceAccountName:            o.name,
+					TerminationGracePeriodSeconds: &grace,
+					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid,
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+					Containers: []corev1.Container{{
+						Name:  "trellis",
+						Image: o.image,
+						Args: []string{"serve", "--listen", fmt.Sprintf("0.0.0.0:%d", o.port), "--db", "/data/trellis.db",
+							"--tokens", "/etc/trellis/tokens", "--leader-elect", "--lease-name", o.name},
+						Env:            []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
+						Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: int32(o.port)}},
+						ReadinessProbe: probe("/readyz", 5),
+						LivenessProbe:  probe("/healthz", 10),
+						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+							corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")}},
+						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: &yes,
+							RunAsNonRoot: &yes, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "data", MountPath: "/data"},
+							{Name: "tokens", MountPath: "/etc/trellis/tokens", ReadOnly: true},
+							{Name: "tmp", MountPath: "/tmp"},
+						},
+					}},
+					Volumes: []corev1.Volume{
+						{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: o.name}}},
+						{Name: "tokens", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: o.tokensSecret}}},
+						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					},
+				},
+			},
+		},
+	}
+	svc := corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: meta(),
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app.kubernetes.io/name": o.name},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
+		},
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# trellis deployment of %s in namespace %s.\n", o.name, o.namespace)
+	fmt.Fprintf(&b, "# The tokens Secret is not printed (it holds secrets); create it first:\n")
+	fmt.Fprintf(&b, "#   kubectl -n %s create secret generic %s --from-file=tokens=./tokens   # lines: token role [name]\n", o.namespace, o.tokensSecret)
+	for i, obj := range []any{&sa, &role, &binding, &claim, &deploy, &svc} {
+		y, err := cleanYAML(obj)
+		if err != nil {
+			return nil, fmt.Errorf("manifests: %w", err)
+		}
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		b.Write(y)
+	}
+	return b.Bytes(), nil
+}
+
+// cleanYAML marshals a Kubernetes object without the empty status and null
+// creation timestamps that the typed structs always carry.
+func cleanYAML(obj any) ([]byte, error) {
+	j, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(j, &m); err != nil {
+		return nil, err
+	}
+	prune(m)
+	return yaml.Marshal(m)
+}
+
+func prune(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			prune(val)
+			switch y := val.(type) {
+			case nil:
+				delete(x, k)
+			case map[string]any:
+				if len(y) == 0 && (k == "status" || k == "metadata" || k == "resources") {
+					delete(x, k)
+				}
+			}
+		}
+	case []any:
+		for _, e := range x {
+			prune(e)
+		}
+	}
+}
