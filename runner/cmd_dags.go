@@ -179,6 +179,7 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 		runs:         func(x store.Run) bool { return x.ID == run.ID },
 		exitWhenIdle: true,
 		pollInterval: -1,
+		noCron:       true,
 		kube:         ptr(kube()),
 	})
 	if err != nil {
@@ -246,7 +247,7 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 		defer unlock()
 		p := newProgress(r.cfg.Stdout, d)
 		e, err := r.newEngine(st, engineConfig{observe: p.observe, runs: func(x store.Run) bool { return x.ID == run.ID },
-			exitWhenIdle: true, pollInterval: -1, kube: ptr(kube())})
+			exitWhenIdle: true, pollInterval: -1, noCron: true, kube: ptr(kube())})
 		if err != nil {
 			return err
 		}

@@ -155,6 +155,7 @@ func cmdDagsBackfill(ctx context.Context, r *Runner, args []string) error {
 	reprocess := f.fs.Bool("reprocess-failed", false, "clear and run again the failed tasks of failed runs in the range")
 	maxActive := f.fs.Int("max-active-runs", 0, "runs at once (default: the DAG's max active runs)")
 	dryRun := f.fs.Bool("dry-run", false, "print the runs that would be created; write nothing")
+	kube := r.addKubeFlags(f)
 	pos, err := f.parse(args, "<dag>")
 	if err != nil {
 		return err
@@ -217,7 +218,7 @@ func cmdDagsBackfill(ctx context.Context, r *Runner, args []string) error {
 		case lerr == nil:
 			defer unlock()
 			e, err := r.newEngine(st, engineConfig{observe: bar.observe, runs: func(x store.Run) bool { return ids[x.ID] },
-				exitWhenIdle: true, pollInterval: -1, noCron: true, maxActiveRuns: *maxActive})
+				exitWhenIdle: true, pollInterval: -1, noCron: true, maxActiveRuns: *maxActive, kube: ptr(kube())})
 			if err != nil {
 				return err
 			}
@@ -314,7 +315,7 @@ func prepareBackfill(ctx context.Context, st *store.Store, d *dag.DAG, ivs []dag
 		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
 	}
 	for i := 0; i < len(create); i += 1000 {
-		created, err := st.CreateRuns(ctx, d.ID(), create[i:min(i+1000, len(create))], seeds, false)
+		created, err := st.CreateRuns(ctx, []store.RunGroup{{DAGID: d.ID(), Runs: create[i:min(i+1000, len(create))], Tasks: seeds}})
 		if err != nil {
 			return nil, 0, err
 		}

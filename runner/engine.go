@@ -64,6 +64,11 @@ type engineConfig struct {
 	exitWhenIdle bool
 	pollInterval time.Duration
 	kube         *kubeOptions // --executor and cluster flags; nil: kubeDefaults
+	// noCron: run only the runs given (dags test, trigger --wait, backfill); the
+	// default (serve) creates scheduled runs and honours paused DAGs.
+	noCron bool
+	// maxActiveRuns overrides every DAG's max active runs when positive.
+	maxActiveRuns int
 }
 
 func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
@@ -87,6 +92,7 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 		Store: st, DAGs: r.dags, Local: e.local, Kubernetes: asExecutor(kube), DefaultExecutor: defaultExec,
 		Parallelism: ec.parallelism, Pools: r.cfg.Pools,
 		Observe: ec.observe, Runs: ec.runs, ExitWhenIdle: ec.exitWhenIdle, PollInterval: ec.pollInterval,
+		Cron: !ec.noCron, MaxActiveRuns: ec.maxActiveRuns,
 	})
 	if err != nil {
 		return nil, err

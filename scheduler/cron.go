@@ -58,43 +58,62 @@ func (s *Scheduler) loadCron(ctx context.Context) error {
 }
 
 // createDue creates the scheduled runs whose interval has ended, for DAGs that are
-// not paused and are under their max active runs, and sets a timer for the next
-// interval's end.
+// not paused and are under their max active runs, all in one transaction (a
+// thousand DAGs due at the same minute cost one commit), and sets a timer for each
+// DAG's next interval end.
 func (s *Scheduler) createDue(ctx context.Context) error {
 	if !s.cfg.Cron {
 		return nil
 	}
 	now := s.cfg.Clock.Now()
+	for {
+		var groups []store.RunGroup
+		var plans []*plan
+		var nexts []dag.DataInterval
+		var oks []bool
+		total := 0
+		for _, p := range s.plans {
+			c := p.cron
+			if c == nil || p.paused || !c.hasNext || c.next.End.After(now) {
+				continue
+			}
+			room := s.maxActiveRuns(p) - s.activeRunsOf(p)
+			var batch []store.Run
+			iv, ok := c.next, c.hasNext
+			for ok && !iv.End.After(now) && len(batch) < room && total < maxRunsPerCommit {
+				batch = append(batch, store.Run{DAGID: p.dag.ID(), RunID: runs.ID(task.RunScheduled, iv.Start),
+					Type: task.RunScheduled, State: task.RunQueued, LogicalDate: iv.Start, IntervalStart: iv.Start,
+					IntervalEnd: iv.End, Created: now.UTC()})
+				total++
+				last := iv
+				iv, ok = p.dag.NextDataInterval(&last, now)
+			}
+			if len(batch) == 0 {
+				continue
+			}
+			groups = append(groups, store.RunGroup{DAGID: p.dag.ID(), Runs: batch, Tasks: p.seeds(), Advance: true})
+			plans, nexts, oks = append(plans, p), append(nexts, iv), append(oks, ok)
+		}
+		if len(groups) == 0 {
+			break
+		}
+		created, err := s.st.CreateRuns(ctx, groups)
+		if err != nil {
+			return fmt.Errorf("scheduler: create scheduled runs: %w", err)
+		}
+		for k, p := range plans {
+			last := groups[k].Runs[len(groups[k].Runs)-1]
+			p.cron.last = &dag.DataInterval{Start: last.IntervalStart, End: last.IntervalEnd}
+			p.cron.next, p.cron.hasNext = nexts[k], oks[k]
+		}
+		for _, r := range created {
+			s.adopt(r, s.plans[r.DAGID])
+			s.events = append(s.events, Event{At: now.UTC(), DAGID: r.DAGID, RunID: r.RunID, RunState: task.RunQueued})
+		}
+	}
 	for _, p := range s.plans {
 		c := p.cron
-		if c == nil || p.paused || !c.hasNext {
-			continue
-		}
-		room := s.maxActiveRuns(p) - s.activeRunsOf(p)
-		var batch []store.Run
-		iv := c.next
-		ok := c.hasNext
-		for ok && !iv.End.After(now) && len(batch) < room && len(batch) < maxRunsPerCommit {
-			batch = append(batch, store.Run{DAGID: p.dag.ID(), RunID: runs.ID(task.RunScheduled, iv.Start),
-				Type: task.RunScheduled, State: task.RunQueued, LogicalDate: iv.Start, IntervalStart: iv.Start,
-				IntervalEnd: iv.End, Created: now.UTC()})
-			last := iv
-			iv, ok = p.dag.NextDataInterval(&last, now)
-		}
-		if len(batch) > 0 {
-			created, err := s.st.CreateRuns(ctx, p.dag.ID(), batch, p.seeds(), true)
-			if err != nil {
-				return fmt.Errorf("scheduler: dag %q: create scheduled runs: %w", p.dag.ID(), err)
-			}
-			last := batch[len(batch)-1]
-			c.last = &dag.DataInterval{Start: last.IntervalStart, End: last.IntervalEnd}
-			c.next, c.hasNext = iv, ok
-			for _, r := range created {
-				s.adopt(r, p)
-				s.events = append(s.events, Event{At: now.UTC(), DAGID: r.DAGID, RunID: r.RunID, RunState: task.RunQueued})
-			}
-		}
-		if c.hasNext && c.next.End.After(now) && !c.timerAt.Equal(c.next.End) {
+		if c != nil && !p.paused && c.hasNext && c.next.End.After(now) && !c.timerAt.Equal(c.next.End) {
 			c.timerAt = c.next.End
 			s.timers.add(timerItem{at: c.next.End, kind: timerCron})
 		}
@@ -110,15 +129,7 @@ func (s *Scheduler) maxActiveRuns(p *plan) int {
 }
 
 // activeRunsOf counts the DAG's runs that are queued or running.
-func (s *Scheduler) activeRunsOf(p *plan) int {
-	n := 0
-	for _, id := range s.order {
-		if s.runs[id].plan == p {
-			n++
-		}
-	}
-	return n
-}
+func (s *Scheduler) activeRunsOf(p *plan) int { return p.held }
 
 func (p *plan) seeds() []store.TaskSeed {
 	out := make([]store.TaskSeed, len(p.tasks))
@@ -142,4 +153,5 @@ func (s *Scheduler) adopt(r store.Run, p *plan) {
 	}
 	s.runs[r.ID] = rs
 	s.order = append(s.order, r.ID)
+	p.held++
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/trellisdag/trellis/internal/store"
+
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -79,18 +81,47 @@ func (s *Scheduler) recheckPast(ctx context.Context) {
 	}
 }
 
-// prevSuccess returns the data interval start of the latest earlier successful run.
+// prevSuccess returns the data interval start of the latest earlier successful
+// run. The DAG's latest success is cached: for a run after it (the usual case) it
+// is the answer; for an older run (a backfill) the store is asked.
 func (s *Scheduler) prevSuccess(rs *runState) time.Time {
-	if !rs.prevLoaded {
+	if rs.prevLoaded {
+		return rs.prevSuccess
+	}
+	p := rs.plan
+	if !p.lastOK.loaded {
+		r, ok, err := s.st.PreviousRun(context.Background(), p.dag.ID(), time.Unix(1<<40, 0), task.RunSuccess)
+		if err != nil {
+			return time.Time{}
+		}
+		p.lastOK.loaded = true
+		if ok {
+			p.lastOK.logical, p.lastOK.start, p.lastOK.found = r.LogicalDate, r.IntervalStart, true
+		}
+	}
+	switch {
+	case !p.lastOK.found:
+		rs.prevLoaded = true
+	case p.lastOK.logical.Before(rs.rec.LogicalDate):
+		rs.prevSuccess, rs.prevLoaded = p.lastOK.start, true
+	default:
 		r, ok, err := s.st.PreviousRun(context.Background(), rs.rec.DAGID, rs.rec.LogicalDate, task.RunSuccess)
-		if err == nil {
-			rs.prevLoaded = true
-			if ok {
-				rs.prevSuccess = r.IntervalStart
-			}
+		if err != nil {
+			return time.Time{}
+		}
+		rs.prevLoaded = true
+		if ok {
+			rs.prevSuccess = r.IntervalStart
 		}
 	}
 	return rs.prevSuccess
+}
+
+// noteSuccess updates the DAG's cached latest success.
+func (p *plan) noteSuccess(r store.Run) {
+	if p.lastOK.loaded && (!p.lastOK.found || r.LogicalDate.After(p.lastOK.logical)) {
+		p.lastOK.logical, p.lastOK.start, p.lastOK.found = r.LogicalDate, r.IntervalStart, true
+	}
 }
 
 // pastPending reports whether a task waits for its previous run in a DAG where a

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"time"
+
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/task"
 )
@@ -27,6 +29,12 @@ type plan struct {
 	durable     int // finished, as of the last commit
 	activeTasks int // tries of this DAG in flight, over all runs
 	activeRuns  int // runs of this DAG in state running
+	held        int // runs of this DAG the scheduler holds (queued or running)
+	// lastOK caches the DAG's latest successful run (prev_data_interval_start_success).
+	lastOK struct {
+		loaded, found  bool
+		logical, start time.Time
+	}
 }
 
 func compile(d *dag.DAG) *plan {

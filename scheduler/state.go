@@ -114,6 +114,7 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 	}
 	s.runs[r.ID] = rs
 	s.order = append(s.order, r.ID)
+	p.held++
 	if r.State == task.RunRunning {
 		p.activeRuns++
 	}
@@ -159,6 +160,7 @@ func (s *Scheduler) unload(rs *runState) {
 		rs.plan.activeRuns--
 	}
 	delete(s.runs, rs.rec.ID)
+	rs.plan.held--
 	if i := slices.Index(s.order, rs.rec.ID); i >= 0 {
 		s.order = slices.Delete(s.order, i, i+1)
 	}

@@ -62,7 +62,7 @@ func rowOf(c TIChange) tiRow {
 // statement's compiled form, so executing it again costs no parsing.
 func (s *Store) prepare(ctx context.Context) error {
 	s.stmts = map[string]*sql.Stmt{}
-	for _, q := range []string{bulkUpdateTI, bulkDeleteTry, bulkInsertTry, bulkStartTry, bulkEndTry, bulkXCom, bulkInsertTI, bulkInsertLogs} {
+	for _, q := range []string{bulkUpdateTI, bulkDeleteTry, bulkInsertTry, bulkStartTry, bulkEndTry, bulkXCom, bulkInsertTI, bulkInsertLogs, insertRun} {
 		st, err := s.w.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("prepare %.40q: %w", q, err)
@@ -117,6 +117,8 @@ const (
 		SELECT ?, c.value->>'t', 'none', c.value->>'m' FROM json_each(?) AS c`
 	bulkInsertLogs = `INSERT INTO task_logs (run, task_id, try_number, data)
 		SELECT c.value->>'r', c.value->>'t', c.value->>'n', unhex(c.value->>'d') FROM json_each(?) AS c`
+	insertRun = `INSERT INTO dag_runs (dag_id, run_id, run_type, state, logical_date, interval_start,
+		interval_end, conf, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id) DO NOTHING`
 	bulkXCom = `INSERT INTO xcom (run, task_id, value)
 		SELECT c.value->>'r', c.value->>'t', CAST(c.value->'v' AS BLOB) FROM json_each(?) AS c WHERE true
 		ON CONFLICT (run, task_id) DO UPDATE SET value = excluded.value`

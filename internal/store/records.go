@@ -157,36 +157,46 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tasks []TaskSeed) (Run, er
 	return out, nil
 }
 
-// CreateRuns inserts runs of one DAG, each with its task instances, in one
-// transaction; a run that exists already is skipped (created reports which were
-// inserted). With advance, the last run's data interval is recorded as the DAG's
-// last scheduled interval in the same transaction, so that a crash can neither
-// lose a scheduled run nor create one twice.
-func (s *Store) CreateRuns(ctx context.Context, dagID string, rs []Run, tasks []TaskSeed, advance bool) (created []Run, err error) {
-	if len(rs) == 0 {
-		return nil, nil
-	}
+// RunGroup is runs of one DAG to create, with the task instances each gets.
+type RunGroup struct {
+	DAGID string
+	Runs  []Run
+	Tasks []TaskSeed
+	// Advance records the last run's data interval as the DAG's last scheduled
+	// interval, in the same transaction as the runs, so that a crash can neither
+	// lose a scheduled run nor create one twice.
+	Advance bool
+}
+
+// CreateRuns inserts the runs of every group, each with its task instances, in
+// one transaction; a run that exists already is skipped (created lists the runs
+// inserted).
+func (s *Store) CreateRuns(ctx context.Context, groups []RunGroup) (created []Run, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		created = created[:0]
-		for _, r := range rs {
-			out, err := s.createRunTx(ctx, tx, r, tasks)
-			if errors.Is(err, ErrExists) {
+		for _, g := range groups {
+			for _, r := range g.Runs {
+				out, err := s.createRunTx(ctx, tx, r, g.Tasks)
+				if errors.Is(err, ErrExists) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				created = append(created, out)
+			}
+			if !g.Advance || len(g.Runs) == 0 {
 				continue
 			}
-			if err != nil {
+			last := g.Runs[len(g.Runs)-1]
+			if _, err := tx.ExecContext(ctx, `INSERT INTO dags (dag_id, last_interval_start, last_interval_end, updated_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (dag_id) DO UPDATE SET last_interval_start = excluded.last_interval_start,
+				last_interval_end = excluded.last_interval_end, updated_at = excluded.updated_at`,
+				g.DAGID, micros(last.IntervalStart), micros(last.IntervalEnd), time.Now().UnixMicro()); err != nil {
 				return err
 			}
-			created = append(created, out)
 		}
-		if !advance {
-			return nil
-		}
-		last := rs[len(rs)-1]
-		_, err := tx.ExecContext(ctx, `INSERT INTO dags (dag_id, last_interval_start, last_interval_end, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (dag_id) DO UPDATE SET last_interval_start = excluded.last_interval_start,
-			last_interval_end = excluded.last_interval_end, updated_at = excluded.updated_at`,
-			dagID, micros(last.IntervalStart), micros(last.IntervalEnd), time.Now().UnixMicro())
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -202,9 +212,7 @@ func (s *Store) createRunTx(ctx context.Context, tx *sql.Tx, r Run, tasks []Task
 	if len(r.Conf) > 0 {
 		conf = string(r.Conf)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO dag_runs (dag_id, run_id, run_type, state, logical_date, interval_start,
-		interval_end, conf, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id) DO NOTHING`,
-		r.DAGID, r.RunID, string(r.Type), string(r.State), r.LogicalDate.UnixMicro(), r.IntervalStart.UnixMicro(),
+	res, err := tx.StmtContext(ctx, s.stmts[insertRun]).ExecContext(ctx, r.DAGID, r.RunID, string(r.Type), string(r.State), r.LogicalDate.UnixMicro(), r.IntervalStart.UnixMicro(),
 		r.IntervalEnd.UnixMicro(), conf, r.Created.UnixMicro())
 	if err != nil {
 		return Run{}, err
