@@ -93,9 +93,9 @@ func TestOpenMigrates(t *testing.T) {
 	if v := userVersion(t, s.r); v != SchemaVersion() {
 		t.Errorf("PRAGMA user_version = %d, want SchemaVersion() = %d", v, SchemaVersion())
 	}
-	want := []string{"dag_runs", "dags", "task_instances", "task_logs", "task_tries", "xcom"}
+	want := []string{"audit_log", "dag_runs", "dags", "task_instances", "task_logs", "task_tries", "xcom"}
 	if got := tables(t, s.r); !slices.Equal(got, want) {
-		t.Errorf("tables = %v, want %v", got, want)
+		t.Errorf("tables = %v, want %v (every migration's tables)", got, want)
 	}
 	var mode string
 	if err := s.r.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
