@@ -1,17 +1,31 @@
 # trellis: `make test` installs what the tests need and runs them all.
+#
+# As root (CI and the dev machines are), it also installs Debian's Chromium for
+# the browser test and brings up the local Kubernetes node of hack/ for the
+# end-to-end tests (first time: ~15 min to build the cluster binaries, cached in
+# ~/.cache/trellis; then ~20 s), and tears it down afterwards, pass or fail.
+# TRELLIS_E2E=0 skips the cluster. Without it, the cluster tests skip with a
+# reason, except when CI is set: then they fail.
 SHELL := /bin/bash
 GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS := ./...
+ROOT := $(shell id -u)
 
-.PHONY: test deps lint unit bench quickstart
+.PHONY: test deps lint unit cluster-up cluster-down bench quickstart
 
 ## test: everything CI runs: lint, then every test with the race detector.
-test: deps lint unit
+test: deps lint
+	@status=0; \
+	$(MAKE) --no-print-directory cluster-up || status=$$?; \
+	if [ $$status -eq 0 ]; then $(MAKE) --no-print-directory unit || status=$$?; fi; \
+	$(MAKE) --no-print-directory cluster-down || true; \
+	exit $$status
 
-## deps: Go modules (the cluster and browser tests add their own installs).
+## deps: Go modules; as root, Chromium for the browser test.
 deps:
 	$(GO) mod download
+	@if [ "$(ROOT)" = 0 ]; then hack/install-chromium.sh; else echo "not root: Chromium not installed (browser test skips unless CI)"; fi
 
 ## lint: gofmt, go vet and staticcheck must be clean.
 lint:
@@ -20,9 +34,18 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-## unit: every Go test, with -race.
+## unit: every Go test, with -race (the e2e tests use the cluster when it is up).
 unit:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 45m $(PKGS)
+
+## cluster-up: the local Kubernetes node for the e2e tests (root only).
+cluster-up:
+	@if [ "$(ROOT)" != 0 ] || [ "$(TRELLIS_E2E)" = 0 ]; then echo "cluster: skipped (not root, or TRELLIS_E2E=0)"; exit 0; fi; \
+	hack/kube-build.sh && hack/kube-up.sh
+
+## cluster-down: stop the local Kubernetes node (only what hack/kube-up.sh started).
+cluster-down:
+	@if [ "$(ROOT)" = 0 ] && [ "$(TRELLIS_E2E)" != 0 ]; then hack/kube-down.sh; fi
 
 ## bench: the performance figures of docs/benchmarks.md.
 bench:
