@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/trellisdag/trellis/internal/store"
@@ -126,6 +127,7 @@ func withLease(ctx context.Context, cfg Config, lead func(context.Context) error
 		lost bool
 	}
 	done := make(chan result, 1)
+	var started atomic.Bool
 	el, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   dur(l.LeaseDuration, 15*time.Second),
@@ -135,6 +137,7 @@ func withLease(ctx context.Context, cfg Config, lead func(context.Context) error
 		Name:            l.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(lctx context.Context) {
+				started.Store(true)
 				cfg.Logger.Info("holding the scheduler lease", "lease", l.Namespace+"/"+l.Name, "identity", id)
 				err := lead(lctx)
 				// lead ended while its context was cancelled and the caller had not
@@ -159,34 +162,18 @@ func withLease(ctx context.Context, cfg Config, lead func(context.Context) error
 		defer close(elDone)
 		el.Run(ctx)
 	}()
+	var r result
 	select {
-	case r := <-done:
+	case r = <-done:
 		<-elDone
-		if r.lost {
-			return fmt.Errorf("%w %s/%s", ErrLost, l.Namespace, l.Name)
-		}
-		return r.err
 	case <-elDone:
-	}
-	// The elector returned: ctx ended while waiting, or the lease was lost and
-	// lead is ending.
-	select {
-	case r := <-done:
-		if r.lost {
-			return fmt.Errorf("%w %s/%s", ErrLost, l.Namespace, l.Name)
-		}
-		return r.err
-	default:
-	}
-	if parent.Err() != nil && !el.IsLeader() {
-		select {
-		case r := <-done: // lead may still be finishing
-			return r.err
-		case <-time.After(100 * time.Millisecond):
+		// The elector returned: ctx ended while waiting, or the lease was lost
+		// and lead (if it started) is ending now.
+		if !started.Load() {
 			return nil
 		}
+		r = <-done
 	}
-	r := <-done
 	if r.lost {
 		return fmt.Errorf("%w %s/%s", ErrLost, l.Namespace, l.Name)
 	}
