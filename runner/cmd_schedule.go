@@ -17,8 +17,12 @@ import (
 	"github.com/trellisdag/trellis/task"
 )
 
-func cmdDagsPause(ctx context.Context, r *Runner, args []string) error   { return setPaused(ctx, r, args, true) }
-func cmdDagsUnpause(ctx context.Context, r *Runner, args []string) error { return setPaused(ctx, r, args, false) }
+func cmdDagsPause(ctx context.Context, r *Runner, args []string) error {
+	return setPaused(ctx, r, args, true)
+}
+func cmdDagsUnpause(ctx context.Context, r *Runner, args []string) error {
+	return setPaused(ctx, r, args, false)
+}
 
 func setPaused(ctx context.Context, r *Runner, args []string, paused bool) error {
 	name := "dags unpause"

@@ -156,7 +156,7 @@ func rawSQLite(dir string) (string, error) {
 		el := time.Since(began)
 		db.Close()
 		parts = append(parts, fmt.Sprintf("synchronous=%s %.0f single-row commits/s (%s per commit)", strings.ToUpper(sync),
-			n/el.Seconds(), (el / n).Round(time.Microsecond)))
+			n/el.Seconds(), (el/n).Round(time.Microsecond)))
 	}
 	return "raw SQLite ceiling: " + strings.Join(parts, "; "), nil
 }
