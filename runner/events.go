@@ -6,7 +6,6 @@ import (
 	"github.com/trellisdag/trellis/scheduler"
 )
 
-type schedulerEvent = scheduler.Event
 
 func logEvent(log *slog.Logger, e scheduler.Event) {
 	if e.TaskID == "" {
