@@ -6,7 +6,6 @@ import (
 	"github.com/trellisdag/trellis/scheduler"
 )
 
-
 func logEvent(log *slog.Logger, e scheduler.Event) {
 	if e.TaskID == "" {
 		log.Info("run", "dag", e.DAGID, "run", e.RunID, "state", e.RunState, "error", e.Error)
