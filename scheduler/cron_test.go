@@ -228,3 +228,34 @@ func TestDependsOnPast(t *testing.T) {
 	}
 	e.expect(r1, task.RunSuccess, nil)
 }
+
+// TestPrevDataIntervalStartSuccess: a run's template context carries the data
+// interval start of the latest earlier successful run (none for the first).
+func TestPrevDataIntervalStartSuccess(t *testing.T) {
+	t.Parallel()
+	got := make(chan time.Time, 2)
+	d := dag.New("prev")
+	d.Add(task.Go("see", func(ctx context.Context, r *task.Run) (int, error) {
+		got <- r.Template().PrevDataIntervalStartSuccess
+		return 0, nil
+	}))
+	e := setup(t, []*dag.DAG{d})
+	r1 := e.trigger(d, "r1")
+	e.runUntilIdle()
+	if first := <-got; !first.IsZero() {
+		t.Errorf("first run: prev success = %s, want none", first)
+	}
+	var seeds []store.TaskSeed
+	for _, t := range d.Tasks() {
+		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: 1})
+	}
+	ld := r1.LogicalDate.Add(24 * time.Hour)
+	if _, err := e.st.CreateRun(context.Background(), store.Run{DAGID: "prev", RunID: "r2", Type: task.RunManual,
+		State: task.RunQueued, LogicalDate: ld, IntervalStart: ld, IntervalEnd: ld.Add(24 * time.Hour)}, seeds); err != nil {
+		t.Fatal(err)
+	}
+	e.runUntilIdle()
+	if second := <-got; !second.Equal(r1.IntervalStart) {
+		t.Errorf("second run: prev success = %s, want %s", second, r1.IntervalStart)
+	}
+}
