@@ -216,6 +216,7 @@ func (s *Server) pauseDAG(w http.ResponseWriter, r *http.Request, p *Principal) 
 	if err != nil {
 		return fmt.Errorf("%s dag %q: %w", action, d.ID(), err)
 	}
+	s.cache.invalidate()
 	s.cfg.Wake()
 	s.hub.action(action, d.ID(), "", "")
 	sum, err := s.summary(r.Context(), d, 10)
@@ -340,6 +341,7 @@ func (s *Server) triggerRun(w http.ResponseWriter, r *http.Request, p *Principal
 		return fmt.Errorf("trigger dag %q: %w", d.ID(), err)
 	}
 	s.audit(r, p, "trigger", d.ID(), run.RunID, "", detail, nil)
+	s.cache.invalidate()
 	s.cfg.Wake()
 	s.hub.action("trigger", d.ID(), run.RunID, "")
 	writeJSON(w, http.StatusCreated, runOf(run))
@@ -372,14 +374,35 @@ func (s *Server) listTaskInstances(w http.ResponseWriter, r *http.Request, _ *Pr
 	if err != nil {
 		return err
 	}
-	run, err := s.runOf(r.Context(), d, r.PathValue("run"))
+	ctx := r.Context()
+	// The version is read before the data: a commit in between makes the entry
+	// stale at once, never wrong under a newer version.
+	ver, err := s.st.DataVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("data version: %w", err)
+	}
+	runID := r.PathValue("run")
+	body, err := s.cache.get(ctx, "tis\x00"+d.ID()+"\x00"+runID, ver, func() ([]byte, error) {
+		run, err := s.runOf(ctx, d, runID)
+		if err != nil {
+			return nil, err
+		}
+		tis, err := s.st.TaskInstances(ctx, run.ID)
+		if err != nil {
+			return nil, fmt.Errorf("task instances of run %q: %w", run.RunID, err)
+		}
+		return json.Marshal(s.orderTIs(d, run, tis))
+	})
 	if err != nil {
 		return err
 	}
-	tis, err := s.st.TaskInstances(r.Context(), run.ID)
-	if err != nil {
-		return fmt.Errorf("task instances of run %q: %w", run.RunID, err)
-	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, err = w.Write(append(body, '\n'))
+	return err
+}
+
+// orderTIs lists a run's task instances in the DAG's topological order.
+func (s *Server) orderTIs(d *dag.DAG, run store.Run, tis []store.TaskInstance) TaskInstanceList {
 	lay := layoutOf(d)
 	by := make(map[string]store.TaskInstance, len(tis))
 	for _, ti := range tis {
@@ -401,8 +424,7 @@ func (s *Server) listTaskInstances(w http.ResponseWriter, r *http.Request, _ *Pr
 		}
 	}
 	out.Total = len(out.TaskInstances)
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out
 }
 
 func (s *Server) getTaskInstance(w http.ResponseWriter, r *http.Request, _ *Principal) error {
@@ -506,6 +528,7 @@ func (s *Server) clearTasks(w http.ResponseWriter, r *http.Request, p *Principal
 	}
 	slices.Sort(ids)
 	if len(ids) > 0 {
+		s.cache.invalidate()
 		s.cfg.Wake()
 		s.hub.action("clear", d.ID(), run.RunID, taskID)
 	}
@@ -537,6 +560,7 @@ func (s *Server) markTaskInstance(w http.ResponseWriter, r *http.Request, p *Pri
 	case err != nil:
 		return fmt.Errorf("mark task %q: %w", t.ID(), err)
 	}
+	s.cache.invalidate()
 	s.cfg.Wake()
 	s.hub.action("mark_"+string(req.State), d.ID(), run.RunID, t.ID())
 	ti, err := s.st.TaskInstance(r.Context(), run.ID, t.ID())

@@ -56,6 +56,7 @@ type Server struct {
 	routes  []route
 	metrics *metrics
 	hub     *hub
+	cache   *respCache
 
 	ready    atomic.Pointer[error] // nil value: ready
 	sessMu   sync.Mutex
@@ -104,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = m
 	s.hub = newHub(m)
+	s.cache = newRespCache()
 	notReady := errors.New("starting")
 	s.ready.Store(&notReady)
 	s.routes = s.apiRoutes()

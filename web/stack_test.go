@@ -34,7 +34,7 @@ const (
 // stack is a real store (a SQLite file), scheduler, local executor and web
 // server on loopback.
 type stack struct {
-	t      *testing.T
+	t      testing.TB
 	st     *store.Store
 	srv    *Server
 	hs     *httptest.Server
@@ -117,7 +117,7 @@ func testDAGs(s *stack) []*dag.DAG {
 	return []*dag.DAG{etl, flaky, slow}
 }
 
-func newStack(t *testing.T, o stackOpts) *stack {
+func newStack(t testing.TB, o stackOpts) *stack {
 	t.Helper()
 	s := &stack{t: t, logs: &syncBuffer{}, gate: make(chan struct{}), changed: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -121,7 +121,7 @@ function scheduleRefresh() {
     refreshTimer = 0;
     if ($("dialog").open) return scheduleRefreshLater();
     if (current && current.refresh) current.refresh().catch(showError);
-  }, 250);
+  }, 250); // later than the server's cache staleness bound (web/cache.go)
 }
 function scheduleRefreshLater() { setTimeout(scheduleRefresh, 1000); }
 
