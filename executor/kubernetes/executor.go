@@ -334,9 +334,29 @@ func (e *Executor) Kill(_ context.Context, k executor.Key, reason string) error 
 	return nil
 }
 
-// Shutdown stops watching and streaming; pods keep running, and a runner
-// that starts on the same database adopts them.
+// Shutdown applies the cleanup policy to the pods of finished tries at once
+// (the scheduler has committed their ends), then stops watching and
+// streaming; pods still running keep running, and a runner that starts on
+// the same database adopts them.
 func (e *Executor) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	var finished []*tracked
+	for _, tr := range e.tries {
+		if tr.isFinished() {
+			finished = append(finished, tr)
+		}
+	}
+	e.mu.Unlock()
+	for _, tr := range finished {
+		e.mu.Lock()
+		inf := e.informers[tr.ns]
+		e.mu.Unlock()
+		if inf == nil {
+			continue
+		}
+		pod, err := inf.lister.Get(tr.name)
+		e.cleanup(tr, pod, err == nil, true)
+	}
 	e.stop()
 	e.queue.ShutDown()
 	e.mu.Lock()

@@ -53,7 +53,7 @@ func (e *Executor) sync(id string) {
 	pod, err := inf.lister.Get(tr.name)
 	exists := err == nil && (uid == "" || pod.UID == uid)
 	if finished {
-		e.cleanup(tr, pod, exists)
+		e.cleanup(tr, pod, exists, false)
 		return
 	}
 	if !exists {
@@ -209,9 +209,9 @@ func (e *Executor) failPod(tr *tracked, pod *corev1.Pod, msg string) {
 		return
 	}
 	e.appendLog(tr, msg)
-	e.report(executor.Report{Key: tr.key, Status: executor.Failed, Error: msg, Host: pod.Spec.NodeName, Pod: pod.Name})
-	e.deletePod(tr, pod, msg, 0)
+	e.deletePod(tr, pod, msg, 0) // before the report: a one-shot runner may exit right after it
 	e.forget(tr)
+	e.report(executor.Report{Key: tr.key, Status: executor.Failed, Error: msg, Host: pod.Spec.NodeName, Pod: pod.Name})
 }
 
 // lostPod deletes a pod that ended before the task ran (evicted, its node
@@ -303,7 +303,7 @@ func (e *Executor) end(tr *tracked, pod *corev1.Pod, rep executor.Report) {
 }
 
 // cleanup applies the cleanup policy to the pod of a finished try.
-func (e *Executor) cleanup(tr *tracked, pod *corev1.Pod, exists bool) {
+func (e *Executor) cleanup(tr *tracked, pod *corev1.Pod, exists, now bool) {
 	if !exists {
 		e.forget(tr)
 		return
@@ -311,7 +311,7 @@ func (e *Executor) cleanup(tr *tracked, pod *corev1.Pod, exists bool) {
 	tr.mu.Lock()
 	at, ok := tr.cleanupAt, tr.succeeded
 	tr.mu.Unlock()
-	if wait := time.Until(at); wait > 0 {
+	if wait := time.Until(at); wait > 0 && !now {
 		e.queue.AddAfter(tr.id, wait)
 		return
 	}

@@ -1,0 +1,116 @@
+// Command kubedag holds the DAGs of the end-to-end tests against a real
+// cluster (see e2e/kube_test.go).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/k8s"
+	"github.com/trellisdag/trellis/operators"
+	"github.com/trellisdag/trellis/runner"
+	"github.com/trellisdag/trellis/task"
+)
+
+// Count is what the PodOperator pushes as its result.
+type Count struct {
+	Files int    `json:"files"`
+	Greet string `json:"greet"`
+}
+
+var busybox = envOr("TRELLIS_KUBE_BUSYBOX_IMAGE", "trellis.local/busybox:1")
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// podDAG: a PodOperator with env, a volume and a pushed result, read by a Go task.
+var podDAG = dag.New("e2e_pod", dag.DefaultRetries(0, 0))
+
+var (
+	count = operators.PodOf[Count]("count", operators.PodSpec{
+		Image:           busybox,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"sh", "-c", `mkdir -p /airflow/xcom; touch /work/a /work/b /work/c; echo "greeting is $GREET"; ` +
+			`printf '{"files": %d, "greet": "%s"}' $(ls /work | wc -l) "$GREET" > /airflow/xcom/return.json`},
+		Env:          []corev1.EnvVar{{Name: "GREET", Value: "hello {{ .DS }}"}},
+		Volumes:      []corev1.Volume{{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+		VolumeMounts: []corev1.VolumeMount{{Name: "work", MountPath: "/work"}},
+		ResultPath:   "/airflow/xcom/return.json",
+		OnFinish:     k8s.OnFinishDelete,
+	})
+	consume = task.Go("consume", func(ctx context.Context, r *task.Run) (string, error) {
+		c, err := task.Output(r, count)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d files, %s", c.Files, c.Greet), nil
+	})
+)
+
+// failDAG: a Bash task that exits 3, retried once.
+var failDAG = dag.New("e2e_fail")
+
+var failing = operators.Bash("exit3", `echo "about to fail"; exit 3`, task.Retries(1), task.RetryDelay(0))
+
+// imageDAG: an image that does not exist.
+var imageDAG = dag.New("e2e_image", dag.DefaultRetries(0, 0))
+
+var badImage = operators.Pod("bad_image", operators.PodSpec{Image: "trellis.local/does-not-exist:1",
+	ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"true"}})
+
+// slowDAG: worker pods that wait before they run (an init container) and
+// tasks that run for a while, for deletion and restart tests.
+var slowDAG = dag.New("e2e_slow", dag.DefaultRetries(0, 0),
+	dag.Params(dag.Param{Name: "seconds", Default: 4.0}))
+
+var initWait = &corev1.Pod{Spec: corev1.PodSpec{InitContainers: []corev1.Container{{
+	Name: "wait", Image: busybox, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", envOr("E2E_INIT_SLEEP", "3")}}}}}
+
+var (
+	first = task.Go("first", func(ctx context.Context, r *task.Run) (int, error) {
+		secs, _ := r.Params()["seconds"].(float64)
+		for i := 0; i < int(secs); i++ {
+			fmt.Fprintf(r.Output(), "tick %d\n", i)
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+		return 7, nil
+	}, task.Executor(task.ExecutorConfig{PodOverride: initWait}))
+	second = task.Go("second", func(ctx context.Context, r *task.Run) (string, error) {
+		n, err := task.Output(r, first)
+		if err != nil {
+			return "", err
+		}
+		return "got " + strconv.Itoa(n), nil
+	})
+)
+
+func init() {
+	podDAG.Add(count, consume)
+	count.Then(consume)
+	failDAG.Add(failing)
+	imageDAG.Add(badImage)
+	slowDAG.Add(first, second)
+	first.Then(second)
+}
+
+func main() {
+	runner.New(runner.Config{Kubernetes: runner.KubernetesConfig{
+		ImagePullGrace: 3 * time.Second,
+		KillGrace:      2 * time.Second,
+		Cleanup:        k8s.OnFinishDeleteOnSuccess,
+	}}, podDAG, failDAG, imageDAG, slowDAG).Main()
+}
