@@ -42,6 +42,9 @@ func (s *Scheduler) reconcile(ctx context.Context, recovering bool) error {
 		if err != nil {
 			return err
 		}
+		if old != nil {
+			s.stopEnded(ctx, old, rs)
+		}
 		if recovering {
 			for _, i := range inflight {
 				kind := task.ExecutorKind(rs.tis[i].Executor)
@@ -147,6 +150,25 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 		s.startRun(rs)
 	}
 	return rs, inflight, nil
+}
+
+// stopEnded kills the tries that were in flight in old but that the store, as
+// reloaded in cur, no longer has in flight: a person marked the task while it ran
+// (Airflow stops such a task too). Their reports are ignored.
+func (s *Scheduler) stopEnded(ctx context.Context, old, cur *runState) {
+	for i := range old.tis {
+		was := old.tis[i]
+		now := cur.tis[i]
+		if !was.State.Active() || (now.State.Active() && now.Try == was.Try) {
+			continue
+		}
+		if ex := s.executorFor(task.ExecutorKind(was.Executor)); ex != nil {
+			key := executor.Key{Run: old.rec.ID, DAGID: old.rec.DAGID, RunID: old.rec.RunID, TaskID: was.TaskID, Try: was.Try}
+			if err := ex.Kill(ctx, key, fmt.Sprintf("task marked %s while it ran", now.State)); err != nil {
+				s.cfg.Logger.Warn("stop a try marked while it ran", "dag", old.rec.DAGID, "task", was.TaskID, "err", err)
+			}
+		}
+	}
 }
 
 // unload forgets a run; ready items and timers that point at it are ignored later.

@@ -40,9 +40,6 @@ func (s *Store) MarkTask(ctx context.Context, run int64, taskID string, to task.
 			return fmt.Errorf("mark task %q in run #%d: %w", taskID, run, err)
 		}
 		from = task.State(state)
-		if from.Active() {
-			return fmt.Errorf("task %q is %s: %w", taskID, from, ErrActive)
-		}
 		if err := task.CheckTransition(from, to); err != nil {
 			return &ConflictError{Run: run, TaskID: taskID, Reason: err.Error()}
 		}
@@ -58,6 +55,14 @@ func (s *Store) MarkTask(ctx context.Context, run int64, taskID string, to task.
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return &ConflictError{Run: run, TaskID: taskID, Reason: "changed concurrently"}
+		}
+		if from.Active() {
+			// A try in flight ends here; the scheduler stops it when it reloads the run.
+			if _, err := tx.ExecContext(ctx, `UPDATE task_tries SET state = ?, ended_at = ?, error = ?
+				WHERE run = ? AND task_id = ? AND try_number = (SELECT try_number FROM task_instances WHERE run = ? AND task_id = ?)`,
+				string(to), now, "marked "+string(to)+" while it ran", run, taskID, run, taskID); err != nil {
+				return fmt.Errorf("mark task %q in run #%d: end its try: %w", taskID, run, err)
+			}
 		}
 		q := `UPDATE dag_runs SET version = version + 1 WHERE id = ?`
 		if task.RunState(runState).Finished() {
