@@ -225,6 +225,32 @@ func (d *DAG) Task(id string) (task.Task, bool) {
 	return nil, false
 }
 
+// WithDownstream returns the given tasks and every task downstream of them, in
+// the order they were added to the DAG (what "clear with downstream" clears).
+func (d *DAG) WithDownstream(tasks []task.Task) []task.Task {
+	seen := map[task.Task]bool{}
+	var walk func(task.Task)
+	walk = func(t task.Task) {
+		if seen[t] {
+			return
+		}
+		seen[t] = true
+		for _, x := range task.Downstream(t) {
+			walk(x)
+		}
+	}
+	for _, t := range tasks {
+		walk(t)
+	}
+	var out []task.Task
+	for _, t := range d.tasks {
+		if seen[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // ScheduleExpr returns the schedule as given ("" for manual only); see also
 // ScheduleString.
 func (d *DAG) ScheduleExpr() string { return d.ScheduleString() }

@@ -106,26 +106,7 @@ func cmdTasksClear(ctx context.Context, r *Runner, args []string) error {
 		chosen = d.Tasks()
 	}
 	if *downstream {
-		seen := map[string]bool{}
-		var walk func(task.Task)
-		walk = func(t task.Task) {
-			if seen[t.ID()] {
-				return
-			}
-			seen[t.ID()] = true
-			for _, x := range task.Downstream(t) {
-				walk(x)
-			}
-		}
-		for _, t := range chosen {
-			walk(t)
-		}
-		chosen = chosen[:0]
-		for _, t := range d.Tasks() {
-			if seen[t.ID()] {
-				chosen = append(chosen, t)
-			}
-		}
+		chosen = d.WithDownstream(chosen)
 	}
 	ro, err := openRead(ctx, *f.db)
 	if err != nil {

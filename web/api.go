@@ -468,26 +468,7 @@ func (s *Server) clearTasks(w http.ResponseWriter, r *http.Request, p *Principal
 		chosen = d.Tasks()
 	}
 	if req.Downstream {
-		seen := map[string]bool{}
-		var walk func(task.Task)
-		walk = func(t task.Task) {
-			if seen[t.ID()] {
-				return
-			}
-			seen[t.ID()] = true
-			for _, x := range task.Downstream(t) {
-				walk(x)
-			}
-		}
-		for _, t := range chosen {
-			walk(t)
-		}
-		chosen = chosen[:0]
-		for _, t := range d.Tasks() {
-			if seen[t.ID()] {
-				chosen = append(chosen, t)
-			}
-		}
+		chosen = d.WithDownstream(chosen)
 	}
 	tis, err := s.st.TaskInstances(r.Context(), run.ID)
 	if err != nil {

@@ -260,21 +260,8 @@ func (s *Store) DAGs(ctx context.Context) ([]DAG, error) {
 
 // RunsAt returns the runs of a DAG at a logical date, of any type.
 func (s *Store) RunsAt(ctx context.Context, dagID string, logical time.Time) ([]Run, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM dag_runs WHERE dag_id = ? AND logical_date = ? ORDER BY id`,
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM dag_runs WHERE dag_id = ? AND logical_date = ? ORDER BY id`,
 		dagID, logical.UnixMicro())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 // PreviousRun returns the run of a DAG with the latest logical date before the
@@ -346,9 +333,10 @@ type RunFilter struct {
 	Since, Until time.Time
 }
 
-// Runs returns runs, newest logical date first.
-func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
-	q := `SELECT ` + runColumns + ` FROM dag_runs WHERE 1=1`
+// where returns the filter's WHERE clause (without Limit and Offset) and its
+// arguments.
+func (f RunFilter) where() (string, []any) {
+	q := ` WHERE 1=1`
 	var args []any
 	if f.DAGID != "" {
 		q += ` AND dag_id = ?`
@@ -368,12 +356,24 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 		q += ` AND logical_date < ?`
 		args = append(args, f.Until.UnixMicro())
 	}
+	return q, args
+}
+
+// Runs returns runs, newest logical date first.
+func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+	where, args := f.where()
+	q := `SELECT ` + runColumns + ` FROM dag_runs` + where
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
 	q += ` ORDER BY logical_date DESC, id DESC LIMIT ? OFFSET ?`
 	args = append(args, limit, f.Offset)
+	return s.queryRuns(ctx, q, args...)
+}
+
+// queryRuns runs a query that selects runColumns.
+func (s *Store) queryRuns(ctx context.Context, q string, args ...any) ([]Run, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -392,20 +392,7 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 
 // ActiveRuns returns every queued or running run, oldest first.
 func (s *Store) ActiveRuns(ctx context.Context) ([]Run, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM dag_runs WHERE state IN ('queued', 'running') ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM dag_runs WHERE state IN ('queued', 'running') ORDER BY id`)
 }
 
 const tiColumns = `run, task_id, state, try_number, max_tries, started_at, ended_at, next_retry_at, exit_code, error, executor, host, pod`

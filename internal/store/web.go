@@ -79,26 +79,8 @@ func (s *Store) MarkTask(ctx context.Context, run int64, taskID string, to task.
 // CountRuns returns how many runs the filter selects, ignoring its Limit and
 // Offset.
 func (s *Store) CountRuns(ctx context.Context, f RunFilter) (int, error) {
-	q := `SELECT count(*) FROM dag_runs WHERE 1=1`
-	var args []any
-	if f.DAGID != "" {
-		q += ` AND dag_id = ?`
-		args = append(args, f.DAGID)
-	}
-	if len(f.States) > 0 {
-		q += ` AND state IN (?` + strings.Repeat(",?", len(f.States)-1) + `)`
-		for _, st := range f.States {
-			args = append(args, string(st))
-		}
-	}
-	if !f.Since.IsZero() {
-		q += ` AND logical_date >= ?`
-		args = append(args, f.Since.UnixMicro())
-	}
-	if !f.Until.IsZero() {
-		q += ` AND logical_date < ?`
-		args = append(args, f.Until.UnixMicro())
-	}
+	where, args := f.where()
+	q := `SELECT count(*) FROM dag_runs` + where
 	var n int
 	if err := s.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count runs: %w", err)
