@@ -146,7 +146,7 @@ func TestValidateEdgeBoundaries(t *testing.T) {
 	t.Parallel()
 	ok := []string{"@once", "@none", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "0 6 * * 1-5", " 59 23 * * * ", "*/15 * * * *"}
 	for _, s := range ok {
-		if err := dag.New("d", dag.Schedule(s)).Validate(); err != nil {
+		if err := dag.New("d", dag.Schedule(s), dag.StartDate(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))).Validate(); err != nil {
 			t.Errorf("Schedule(%q): %v", s, err)
 		}
 	}
@@ -444,7 +444,8 @@ func ExampleNew() {
 	load := task.Go("load", func(ctx context.Context, r *task.Run) (int, error) { return task.Output(r, extract) })
 	extract.Then(load)
 
-	etl := dag.New("etl", dag.Schedule("@daily"), dag.DefaultRetries(2, time.Minute)).Add(extract, load)
+	etl := dag.New("etl", dag.Schedule("@daily"), dag.StartDate(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)),
+		dag.DefaultRetries(2, time.Minute)).Add(extract, load)
 	fmt.Println("etl:", etl.Validate())
 
 	// Problems are collected while building and reported together.
@@ -458,4 +459,17 @@ func ExampleNew() {
 	// dag "broken": schedule "61 * * * *": end of range (61) above maximum (59): 61
 	// dag "broken": task "b": retries -1 is negative
 	// dag "broken": cycle: a -> b -> a
+}
+
+func TestScheduledDAGNeedsStartDate(t *testing.T) {
+	t.Parallel()
+	for _, opt := range []dag.Option{dag.Schedule("@daily"), dag.Every(time.Hour), dag.Schedule("@once")} {
+		err := dag.New("nostart", opt).Validate()
+		if err == nil || !strings.Contains(err.Error(), `dag "nostart": schedule`) || !strings.Contains(err.Error(), "needs a StartDate") {
+			t.Errorf("Validate = %v, want a missing start date error", err)
+		}
+	}
+	if err := dag.New("manual").Validate(); err != nil {
+		t.Errorf("a manual DAG needs no start date: %v", err)
+	}
 }

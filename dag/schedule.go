@@ -59,15 +59,18 @@ func (d *DAG) timetable() timetable.Timetable {
 }
 
 func (d *DAG) validateSchedule() error {
-	if d.every > 0 {
-		return nil
-	}
-	if _, err := timetable.Parse(d.schedule, d.Location()); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "timetable: ")
-		if inner := errors.Unwrap(err); inner != nil {
-			msg = inner.Error()
+	if d.every == 0 {
+		if _, err := timetable.Parse(d.schedule, d.Location()); err != nil {
+			msg := strings.TrimPrefix(err.Error(), "timetable: ")
+			if inner := errors.Unwrap(err); inner != nil {
+				msg = inner.Error()
+			}
+			return fmt.Errorf("schedule %q: %s", d.schedule, msg)
 		}
-		return fmt.Errorf("schedule %q: %s", d.schedule, msg)
+	}
+	if d.Scheduled() && d.start.IsZero() {
+		// As in Airflow: without a start date, there is no first interval.
+		return fmt.Errorf("schedule %q: a scheduled DAG needs a StartDate", d.ScheduleString())
 	}
 	return nil
 }

@@ -41,7 +41,8 @@ func chromium(t *testing.T) string {
 // browserDAGs adds a wider DAG to the test DAGs, for the graph and Gantt views.
 func browserDAGs(s *stack) []*dag.DAG {
 	ds := testDAGs(s)
-	wh := dag.New("warehouse", dag.Schedule("0 3 * * *"), dag.Description("nightly warehouse load"), dag.DefaultRetries(0, 0))
+	wh := dag.New("warehouse", dag.Schedule("0 3 * * *"), dag.StartDate(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)),
+		dag.Catchup(false), dag.Description("nightly warehouse load"), dag.DefaultRetries(0, 0))
 	start := task.Go("start", func(ctx context.Context, r *task.Run) (int, error) { return 0, nil })
 	publish := operators.Bash("publish", `echo published`)
 	wh.Add(start, publish)
