@@ -32,6 +32,7 @@ type serveOptions struct {
 	listen      string // "" means no HTTP server
 	tokens      *web.Tokens
 	lease       *leader.Lease
+	kube        *kubeOptions // --executor and the cluster flags
 }
 
 func cmdServe(ctx context.Context, r *Runner, args []string) error {
@@ -44,6 +45,7 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 	kubeconfig := f.fs.String("kubeconfig", r.cfg.Getenv("KUBECONFIG"), "kubeconfig for --leader-elect outside a cluster")
 	leaseName := f.fs.String("lease-name", "", "name of the Lease (default trellis-<program name>)")
 	leaseNS := f.fs.String("lease-namespace", "", "namespace of the Lease (default $POD_NAMESPACE, else the pod's, else default)")
+	kube := r.addKubeFlags(f) // shares --kubeconfig with the lease
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
@@ -56,7 +58,7 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 			listenSet = true
 		}
 	})
-	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen}
+	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen, kube: ptr(kube())}
 	if *untilIdle && !listenSet {
 		o.listen = ""
 	}
@@ -147,7 +149,7 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 	var ws *web.Server
 	if o.listen != "" {
 		ws, err = web.New(web.Config{Store: st, DAGs: r.dags, Tokens: o.tokens, Logger: log,
-			Wake: func() { sched.Wake() }})
+			Wake: func() { sched.Wake() }, PodYAML: r.podYAML(o.kube, st.Path())})
 		if err != nil {
 			return err
 		}
@@ -159,7 +161,7 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 			ws.Observe(ev)
 		}
 	}
-	e, err := r.newEngine(st, engineConfig{parallelism: o.parallelism, exitWhenIdle: o.untilIdle, observe: observe})
+	e, err := r.newEngine(st, engineConfig{parallelism: o.parallelism, exitWhenIdle: o.untilIdle, observe: observe, kube: o.kube})
 	if err != nil {
 		return err
 	}

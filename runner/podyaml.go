@@ -1,0 +1,46 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/executor"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+// podYAML returns the web UI's renderer of a try's pod: the pod the executor
+// builds for that run and try (without the upstream results it hands over),
+// as YAML. It needs no cluster.
+func (r *Runner) podYAML(o *kubeOptions, db string) func(d *dag.DAG, t task.Task, run store.Run, ti store.TaskInstance) ([]byte, error) {
+	opts := r.kubeDefaults()
+	if o != nil {
+		opts = *o
+	}
+	return func(d *dag.DAG, t task.Task, run store.Run, ti store.TaskInstance) ([]byte, error) {
+		ks, err := r.newKubeSetup(opts, db)
+		if err != nil {
+			return nil, err
+		}
+		params, err := d.ResolveConf(run.Conf)
+		if err != nil {
+			params = map[string]any{}
+		}
+		try := max(ti.Try, 1)
+		pol := task.PolicyOf(t, d.Defaults())
+		info := task.Info{DAGID: d.ID(), TaskID: t.ID(), RunID: run.RunID, RunType: run.Type, Try: try,
+			MaxTries: ti.MaxTries, LogicalDate: run.LogicalDate, DataIntervalStart: run.IntervalStart,
+			DataIntervalEnd: run.IntervalEnd, Location: d.Location()}
+		pod, err := ks.buildPod(context.Background(), executor.Try{
+			Key:  executor.Key{Run: run.ID, DAGID: d.ID(), RunID: run.RunID, TaskID: t.ID(), Try: try},
+			Task: t, Info: info, Params: params, Conf: run.Conf, Timeout: pol.Timeout,
+		}, false)
+		if err != nil {
+			return nil, fmt.Errorf("render the pod of task %q: %w", t.ID(), err)
+		}
+		return yaml.Marshal(pod)
+	}
+}
