@@ -7,6 +7,10 @@ import (
 	"sort"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/operators"
 	"github.com/trellisdag/trellis/runner"
@@ -64,7 +68,18 @@ var (
 		}
 		r.Log().Info("aggregated", "orders", len(orders), "revenue", t.Revenue)
 		return t, nil
-	}, task.RetryDelay(200*time.Millisecond))
+	}, task.RetryDelay(200*time.Millisecond),
+		// Under --executor kubernetes, this task's pod gets more memory and a label
+		// (Airflow's pod_override); locally the override is ignored.
+		task.Executor(task.ExecutorConfig{PodOverride: &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"team": "analytics"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "base",
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+				},
+			}}},
+		}}))
 
 	fullReport = operators.BashWith("full_report", operators.BashSpec{
 		Command: `echo "full report for {{ .DS }} (run {{ .RunID }}, try {{ .TryNumber }})"; echo "threshold: $THRESHOLD"; echo "report-{{ .DSNodash }}.html"`,
