@@ -181,8 +181,11 @@ func (e *Executor) stream(tr *tracked, ls *logStream, skip int) {
 		} else {
 			failures++
 		}
-		if e.containerDone(tr) && (err == nil || failures > 3) {
-			return
+		if e.containerDone(tr) {
+			if err == nil || failures > 1 {
+				return
+			}
+			continue // the container has ended: one more try at once, then its log is given up
 		}
 		if err == nil && got > 0 {
 			continue // broken mid-way: resume at once

@@ -1,0 +1,344 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/trellisdag/trellis/executor"
+	kubeexec "github.com/trellisdag/trellis/executor/kubernetes"
+	"github.com/trellisdag/trellis/k8s"
+	"github.com/trellisdag/trellis/k8s/termination"
+	"github.com/trellisdag/trellis/task"
+)
+
+// How benchmark pods finish without containers: they are bound (spec.nodeName)
+// to fakeNode, a Node object with no kubelet behind it, so no container ever
+// starts; a completer (admin client) watches them and patches each one's
+// status to Succeeded with the base container terminated, exit code 0 and a
+// worker termination message, as a kubelet would.
+const fakeNode = "trellis-bench-node"
+
+func benchEnabled(t *testing.T) *env {
+	e := need(t)
+	if os.Getenv("TRELLIS_KUBE_BENCH") == "" {
+		t.Skip("set TRELLIS_KUBE_BENCH=1 to run the Kubernetes benchmarks (1,000 pods)")
+	}
+	ctx := context.Background()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fakeNode}}
+	if _, err := e.admin.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func fastClient(t *testing.T, kubeconfig string) kubernetes.Interface {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 200, 400 // the runner's defaults
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// completer finishes the pods matching selector; hold delays completions
+// until release is closed. It records when each pod was added and when its
+// Succeeded status was written.
+type completer struct {
+	mu        sync.Mutex
+	added     map[string]time.Time
+	succeeded map[string]time.Time
+	order     []string
+	addedN    chan int
+}
+
+func complete(t *testing.T, e *env, selector string, release <-chan struct{}) (*completer, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := e.admin.CoreV1().Pods(namespace).Watch(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := fastClient(t, e.vars["TRELLIS_KUBE_ADMIN_KUBECONFIG"])
+	c := &completer{added: map[string]time.Time{}, succeeded: map[string]time.Time{}, addedN: make(chan int, 10000)}
+	body, _ := termination.Message{Status: termination.Succeeded, Result: []byte("7")}.Encode()
+	jobs := make(chan string, 10000)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range jobs {
+				if release != nil {
+					select {
+					case <-release:
+					case <-ctx.Done():
+						return
+					}
+				}
+				now := metav1.Now()
+				st := corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{Name: "base", Ready: false, Image: "x", ImageID: "x",
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", Message: string(body), StartedAt: now, FinishedAt: now}}}}}
+				patch := fmt.Sprintf(`{"status":%s}`, mustJSON(st))
+				_, err := admin.CoreV1().Pods(namespace).Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
+				c.mu.Lock()
+				if err == nil {
+					c.succeeded[name] = time.Now()
+				}
+				c.mu.Unlock()
+			}
+		}()
+	}
+	go func() {
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || ev.Type != watch.Added {
+				continue
+			}
+			c.mu.Lock()
+			if _, seen := c.added[p.Name]; !seen {
+				c.added[p.Name] = time.Now()
+				c.order = append(c.order, p.Name)
+				c.addedN <- len(c.order)
+				jobs <- p.Name
+			}
+			c.mu.Unlock()
+		}
+		close(jobs)
+	}()
+	return c, func() { cancel(); w.Stop(); wg.Wait() }
+}
+
+func benchPod(name string, i int) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"trellis-bench": "bare"}},
+		Spec: corev1.PodSpec{NodeName: fakeNode, RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "base", Image: "trellis.local/busybox:1", Command: []string{"true", strconv.Itoa(i)}}}},
+	}
+}
+
+// TestKubeBenchThroughput creates 1,000 pods with a bare client-go loop
+// (32 in flight, QPS 200, Burst 400) and 1,000 tries through the executor
+// (same limits, restricted user), and compares pods created per second; the
+// executor's tries are also watched to completion.
+func TestKubeBenchThroughput(t *testing.T) {
+	e := benchEnabled(t)
+	const n = 1000
+	ctx := context.Background()
+	admin := fastClient(t, e.vars["TRELLIS_KUBE_ADMIN_KUBECONFIG"])
+
+	// The ceiling: a bare loop.
+	began := time.Now()
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var failed sync.Map
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := admin.CoreV1().Pods(namespace).Create(ctx, benchPod(fmt.Sprintf("bare-%04d", i), i), metav1.CreateOptions{}); err != nil {
+				failed.Store(i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	bare := time.Since(began)
+	failed.Range(func(k, v any) bool { t.Fatalf("bare create %v: %v", k, v); return false })
+	zero := int64(0)
+	if err := admin.CoreV1().Pods(namespace).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero},
+		metav1.ListOptions{LabelSelector: "trellis-bench=bare"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The executor.
+	instance := "bench-" + time.Now().Format("150405")
+	c, stop := complete(t, e, k8s.InstanceSelector(instance), nil)
+	defer stop()
+	reports := make(chan executor.Report, 3*n)
+	ex, err := kubeexec.New(kubeexec.Config{
+		Client: fastClient(t, e.runnerKube), Namespace: namespace, Instance: instance, NoLogs: true,
+		Build: func(ctx context.Context, tr executor.Try) (*corev1.Pod, error) {
+			id := k8s.TryIdentity{DAGID: tr.DAGID, RunID: tr.RunID, TaskID: tr.TaskID, Try: tr.Try, Instance: instance}
+			p := benchPod(id.PodName(), 0)
+			p.Labels, p.Annotations = id.Labels(), id.Annotations()
+			p.Annotations[k8s.AnnotationKind] = k8s.KindWorker
+			return p, nil
+		},
+		Report:       func(r executor.Report) { reports <- r },
+		Cleanup:      k8s.OnFinishDelete,
+		CleanupDelay: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	for i := range n {
+		tr := executor.Try{Key: executor.Key{Run: 1, DAGID: "bench", RunID: instance, TaskID: fmt.Sprintf("t%04d", i), Try: 1}}
+		tr.Task = task.Go(tr.TaskID, func(context.Context, *task.Run) (int, error) { return 0, nil })
+		if err := ex.Start(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var created time.Duration
+	for k := range c.addedN {
+		if k == n {
+			created = time.Since(began)
+			break
+		}
+	}
+	done := 0
+	timeout := time.After(5 * time.Minute)
+	for done < n {
+		select {
+		case r := <-reports:
+			if r.Status == executor.Succeeded {
+				done++
+			} else if r.Status != executor.Started {
+				t.Fatalf("report %v: %s", r.Status, r.Error)
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d tries done after 5m", done, n)
+		}
+	}
+	completed := time.Since(began)
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := ex.Shutdown(sctx); err != nil {
+		t.Error(err)
+	}
+	bareRate, exRate := float64(n)/bare.Seconds(), float64(n)/created.Seconds()
+	t.Logf("bare client-go loop: %d pods created in %s = %.0f pods/s", n, bare.Round(time.Millisecond), bareRate)
+	t.Logf("executor: %d pods created (seen by a watch) in %s = %.0f pods/s (%.0f%% of the bare loop); all %d Succeeded reported after %s = %.0f tries/s",
+		n, created.Round(time.Millisecond), exRate, 100*exRate/bareRate, n, completed.Round(time.Millisecond), float64(n)/completed.Seconds())
+	if exRate < 0.8*bareRate {
+		t.Errorf("executor creates %.0f pods/s, under 80%% of the bare loop's %.0f", exRate, bareRate)
+	}
+}
+
+// TestKubeBenchRunner runs the benchmark DAGs with the runner binary (the
+// restricted user, the kubernetes executor): the hand-off latency along a
+// chain of 40 tasks, and the runner's memory with 1,000 pods in flight.
+func TestKubeBenchRunner(t *testing.T) {
+	e := benchEnabled(t)
+	bin := filepath.Join(e.bin, "benchdag")
+	build := exec.Command("go", "build", "-o", bin, "./e2e/testdata/benchdag")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	tmpl := filepath.Join(t.TempDir(), "fake-node.yaml")
+	os.WriteFile(tmpl, []byte("apiVersion: v1\nkind: Pod\nspec:\n  nodeName: "+fakeNode+"\n  restartPolicy: Never\n  containers:\n  - name: base\n"), 0o644)
+	r := &runnerCmd{t: t, e: e, bin: bin, db: filepath.Join(t.TempDir(), "trellis.db"),
+		env: append(os.Environ(), "KUBECONFIG="+e.runnerKube, "TRELLIS_IMAGE=trellis.local/busybox:1", "TRELLIS_EXECUTOR=kubernetes",
+			"TRELLIS_NAMESPACE="+namespace, "TRELLIS_POD_TEMPLATE="+tmpl, "TRELLIS_SYNC=normal")}
+
+	t.Run("handoff", func(t *testing.T) {
+		ld := time.Now().UTC().Format("2006-01-02T15:04:05Z")
+		runID := "manual__" + strings.TrimSuffix(ld, "Z") + "+00:00"
+		c, stop := complete(t, e, "trellis.dev/dag=bench_chain,trellis.dev/run="+k8s.LabelValue(runID), nil)
+		defer stop()
+		out, code := r.run(5*time.Minute, "dags", "test", "bench_chain", "--logical-date", ld)
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		var lat []time.Duration
+		for i := 1; i < len(c.order); i++ {
+			prev, next := c.order[i-1], c.order[i]
+			if s, ok := c.succeeded[prev]; ok {
+				lat = append(lat, c.added[next].Sub(s))
+			}
+		}
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		if len(lat) < 30 {
+			t.Fatalf("%d hand-offs measured", len(lat))
+		}
+		p50, p90 := lat[len(lat)/2], lat[len(lat)*9/10]
+		t.Logf("hand-off, Succeeded status written -> downstream pod's ADDED event seen (an upper bound of Succeeded event -> create request): p50 %s, p90 %s, max %s over %d hand-offs",
+			p50.Round(100*time.Microsecond), p90.Round(100*time.Microsecond), lat[len(lat)-1].Round(time.Millisecond), len(lat))
+		if p50 > 50*time.Millisecond {
+			t.Errorf("hand-off p50 %s > 50ms", p50)
+		}
+	})
+
+	t.Run("memory", func(t *testing.T) {
+		ld := time.Now().UTC().Format("2006-01-02T15:04:05Z")
+		runID := "manual__" + strings.TrimSuffix(ld, "Z") + "+00:00"
+		sel := "trellis.dev/dag=bench_wide,trellis.dev/run=" + k8s.LabelValue(runID)
+		admin := fastClient(t, e.vars["TRELLIS_KUBE_ADMIN_KUBECONFIG"])
+		defer func() {
+			zero := int64(0)
+			admin.CoreV1().Pods(namespace).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: &zero},
+				metav1.ListOptions{LabelSelector: sel})
+		}()
+		cmd := r.cmd("dags", "test", "bench_wide", "--logical-date", ld)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		began := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		// No pod finishes (nothing completes them): all 1,000 stay in flight.
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			list, err := admin.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: sel, ResourceVersion: "0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Items) >= 1000 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of 1000 pods after 3m:\n%s", len(list.Items), out.String())
+			}
+			time.Sleep(200 * time.Millisecond) // polling the API server from the test, bounded by the deadline
+		}
+		created := time.Since(began)
+		time.Sleep(2 * time.Second) // let the runner settle with every pod watched
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		var rss, hwm string
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "VmRSS:") {
+				rss = strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:"))
+			}
+			if strings.HasPrefix(line, "VmHWM:") {
+				hwm = strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:"))
+			}
+		}
+		t.Logf("runner with 1,000 pods in flight (all created after %s, none finished): RSS %s (peak %s)", created.Round(time.Millisecond), rss, hwm)
+		kb, _ := strconv.Atoi(strings.Fields(hwm + " 0")[0])
+		if kb > 300*1024 {
+			t.Errorf("peak RSS %d kB > 300 MB", kb)
+		}
+	})
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
