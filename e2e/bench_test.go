@@ -54,7 +54,7 @@ func fastClient(t *testing.T, kubeconfig string) kubernetes.Interface {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.QPS, cfg.Burst = 200, 400 // the runner's defaults
+	cfg.QPS, cfg.Burst = 200, 400                           // the runner's defaults
 	cfg.ContentType = "application/vnd.kubernetes.protobuf" // as the runner's client
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	if q, err := strconv.Atoi(os.Getenv("TRELLIS_KUBE_BENCH_QPS")); err == nil && q > 0 {
