@@ -212,16 +212,6 @@ func (e *Executor) informer(ctx context.Context, ns string) (*nsInformer, error)
 // Start builds the try's pod and creates it in the background.
 func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	e.run()
-	e.mu.Lock()
-	swept := e.swept
-	e.mu.Unlock()
-	if !swept {
-		// No Recover came first: handle earlier pods of this instance now.
-		if _, err := e.informer(ctx, e.cfg.Namespace); err != nil {
-			return err
-		}
-		e.sweep()
-	}
 	pod, err := e.cfg.Build(ctx, t)
 	if err != nil {
 		// A pod that cannot be built will not build on a retry either.
@@ -236,7 +226,17 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	}
 	e.tries[tr.id] = tr
 	e.byKey[t.Key] = tr
+	swept := e.swept
 	e.mu.Unlock()
+	if !swept {
+		// No Recover came first: handle earlier pods of this instance now
+		// (after registering this try, whose pod may be among them).
+		if _, err := e.informer(ctx, e.cfg.Namespace); err != nil {
+			e.forget(tr)
+			return err
+		}
+		e.sweep()
+	}
 	e.wg.Add(1)
 	go e.create(tr, pod)
 	return nil
