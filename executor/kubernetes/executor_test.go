@@ -498,3 +498,28 @@ func TestCountLinesSkipsExecutorLines(t *testing.T) {
 		t.Errorf("countLines = %d, want 3", n)
 	}
 }
+
+func TestExecutionTimeoutDeletesPod(t *testing.T) {
+	h := newHarness(t, nil)
+	try := testTry("slow", 1)
+	try.Timeout = 100 * time.Millisecond
+	h.ex.cfg.Build = func(ctx context.Context, t executor.Try) (*corev1.Pod, error) {
+		p := testPod(t)
+		p.Annotations[k8s.AnnotationKind] = k8s.KindPod // a PodOperator pod: no worker-side timeout, no margin
+		return p, nil
+	}
+	h.ex.Start(context.Background(), try)
+	name := testPod(try).Name
+	h.waitPod(name)
+	began := time.Now()
+	h.setStatus(name, running)
+	h.want(executor.Started)
+	r := h.want(executor.Failed)
+	if !strings.Contains(r.Error, "execution timeout of 100ms exceeded") {
+		t.Errorf("error %q", r.Error)
+	}
+	if took := time.Since(began); took < 90*time.Millisecond {
+		t.Errorf("failed after %s, before the timeout", took)
+	}
+	h.waitGone(name)
+}
