@@ -152,6 +152,9 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 	if err := noRun(ctx, *f.db, d.ID(), id, logical); err != nil {
 		return err
 	}
+	if err := r.kubePreflight(kube()); err != nil {
+		return err
+	}
 	unlock, err := store.Lock(*f.db)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
@@ -224,6 +227,11 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 	id := runID("manual", logical)
 	if err := noRun(ctx, *f.db, d.ID(), id, logical); err != nil {
 		return err
+	}
+	if *wait {
+		if err := r.kubePreflight(kube()); err != nil {
+			return err
+		}
 	}
 	st, err := r.openWrite(ctx, *f.db)
 	if err != nil {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/trellisdag/trellis/executor"
 	kubeexec "github.com/trellisdag/trellis/executor/kubernetes"
@@ -34,6 +36,13 @@ func (r *Runner) kubeExecutor(st *store.Store, opts *kubeOptions, report executo
 	}
 	client, _, err := r.kubeClient(o.kubeconfig, o.context)
 	if err != nil {
+		if kind == task.ExecutorKubernetes {
+			return nil, "", fmt.Errorf("--executor kubernetes: %w", err)
+		}
+		fmt.Fprintf(r.cfg.Stderr, "warning: tasks that run pods will fail: %v\n", err)
+		return nil, kind, nil
+	}
+	if err := reachable(client); err != nil {
 		if kind == task.ExecutorKubernetes {
 			return nil, "", fmt.Errorf("--executor kubernetes: %w", err)
 		}
@@ -86,3 +95,39 @@ func shutdownKube(ctx context.Context, ex *kubeexec.Executor) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// reachable asks the API server for its version, bounded, so that a runner
+// pointed at a cluster that does not answer says so at once.
+func reachable(c kubernetes.Interface) error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Discovery().ServerVersion()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("%w: the API server does not answer: %v", errNoCluster, err)
+		}
+		return nil
+	case <-time.After(15 * time.Second):
+		return fmt.Errorf("%w: the API server did not answer within 15s", errNoCluster)
+	}
+}
+
+// kubePreflight checks, before anything is written, that --executor
+// kubernetes can reach its cluster (commands call it before creating a run).
+func (r *Runner) kubePreflight(o kubeOptions) error {
+	kind, err := o.executorKind()
+	if err != nil || kind != task.ExecutorKubernetes {
+		return err
+	}
+	client, _, err := r.kubeClient(o.kubeconfig, o.context)
+	if err == nil {
+		err = reachable(client)
+	}
+	if err != nil {
+		return fmt.Errorf("--executor kubernetes: %w", err)
+	}
+	return nil
+}

@@ -199,5 +199,5 @@ func (ks *kubeSetup) buildPod(ctx context.Context, t executor.Try, withInputs bo
 	return ks.builder.Worker(ctx, k8s.WorkerSpec{Info: t.Info, Exec: task.SettingsOf(t.Task).Executor, Timeout: t.Timeout, Context: b})
 }
 
-// errNoCluster wraps what was tried when no cluster configuration is found.
-var errNoCluster = errors.New("no Kubernetes cluster configured")
+// errNoCluster wraps what was tried when no cluster can be configured or reached.
+var errNoCluster = errors.New("no reachable Kubernetes cluster")

@@ -202,12 +202,23 @@ func (e *Executor) informer(ctx context.Context, ns string) (*nsInformer, error)
 	}
 	e.mu.Unlock()
 	if !inf.synced() {
-		if !cache.WaitForCacheSync(ctx.Done(), inf.synced) {
-			return nil, fmt.Errorf("kubernetes executor: list pods in namespace %q: %w", ns, context.Cause(ctx))
+		wait, cancel := context.WithTimeout(ctx, syncTimeout)
+		defer cancel()
+		if !cache.WaitForCacheSync(wait.Done(), inf.synced) {
+			e.mu.Lock()
+			if e.informers[ns] == inf {
+				delete(e.informers, ns) // the next use tries again
+				close(inf.stop)
+			}
+			e.mu.Unlock()
+			return nil, fmt.Errorf("kubernetes executor: could not list the pods of namespace %q within %s (is the API server reachable, and may this user list pods?)", ns, syncTimeout)
 		}
 	}
 	return inf, nil
 }
+
+// syncTimeout bounds the first list of a namespace's pods.
+const syncTimeout = 30 * time.Second
 
 // Start builds the try's pod and creates it in the background.
 func (e *Executor) Start(ctx context.Context, t executor.Try) error {
