@@ -314,9 +314,9 @@ func (b *Builder) Worker(ctx context.Context, s WorkerSpec) (*corev1.Pod, error)
 	gen := b.generated(s)
 	var pod *corev1.Pod
 	if b.cfg.Mode == StrategicMerge {
-		pod = overlayGenerated(base.DeepCopy(), gen) // the fast path: what MergePod would do
-	} else if pod, err = MergePod(base, gen, b.cfg.Mode); err != nil {
-		return nil, taskErr(s.Info, "generated pod: %v", err)
+		pod = overlayGenerated(base.DeepCopy(), gen) // the fast paths: what MergePod would do
+	} else {
+		pod = overlayAirflow(base.DeepCopy(), gen)
 	}
 	clearBaseArgs(pod)
 	if s.Exec.PodOverride != nil {
@@ -567,4 +567,44 @@ func mergeMap(base, over map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// overlayAirflow applies the generated layer to a copy of the template
+// exactly as MergePod(template, gen, AirflowMerge) would (Airflow's
+// reconcile_pods): labels and annotations merged; the first containers
+// paired by position, their env and volume mounts appended, the generated
+// non-empty fields replacing the template's; volumes appended; the other
+// generated non-empty fields replacing. TestOverlayMatchesMergePod holds it
+// to that.
+func overlayAirflow(pod, gen *corev1.Pod) *corev1.Pod {
+	pod.APIVersion, pod.Kind = gen.APIVersion, gen.Kind
+	pod.Name = gen.Name
+	if gen.Namespace != "" {
+		pod.Namespace = gen.Namespace
+	}
+	pod.Labels = mergeMap(pod.Labels, gen.Labels)
+	pod.Annotations = mergeMap(pod.Annotations, gen.Annotations)
+	pod.Spec.RestartPolicy = gen.Spec.RestartPolicy
+	if v := gen.Spec.ActiveDeadlineSeconds; v != nil && *v != 0 {
+		d := *v
+		pod.Spec.ActiveDeadlineSeconds = &d
+	}
+	for _, v := range gen.Spec.Volumes {
+		pod.Spec.Volumes = append(pod.Spec.Volumes, *v.DeepCopy())
+	}
+	g := gen.Spec.Containers[0].DeepCopy()
+	if len(pod.Spec.Containers) == 0 {
+		pod.Spec.Containers = []corev1.Container{*g}
+		return pod
+	}
+	c := &pod.Spec.Containers[0]
+	c.Name = g.Name
+	if g.Image != "" {
+		c.Image = g.Image
+	}
+	c.Command = g.Command
+	c.TerminationMessagePath, c.TerminationMessagePolicy = g.TerminationMessagePath, g.TerminationMessagePolicy
+	c.Env = append(c.Env, g.Env...)
+	c.VolumeMounts = append(c.VolumeMounts, g.VolumeMounts...)
+	return pod
 }

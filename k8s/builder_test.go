@@ -68,14 +68,18 @@ func TestOverlayMatchesMergePod(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/timeout=%s", name, timeout), func(t *testing.T) {
 				b := newTestBuilder(t, BuilderConfig{Template: DefaultWorkerTemplate()})
 				gen := b.generated(WorkerSpec{Info: testInfo("extract", 2), Timeout: timeout, Context: []byte(`{"x":1}`)})
-				want, err := MergePod(tmpl, gen, StrategicMerge)
-				if err != nil {
-					t.Fatal(err)
-				}
 				before := tmpl.DeepCopy()
-				got := overlayGenerated(tmpl.DeepCopy(), gen)
-				if !equality.Semantic.DeepEqual(got, want) {
-					t.Errorf("fast path differs from MergePod:\n%s", diff.Diff(want, got))
+				for mode, overlay := range map[MergeMode]func(pod, gen *corev1.Pod) *corev1.Pod{
+					StrategicMerge: overlayGenerated, AirflowMerge: overlayAirflow,
+				} {
+					want, err := MergePod(tmpl, gen, mode)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := overlay(tmpl.DeepCopy(), gen)
+					if !equality.Semantic.DeepEqual(got, want) {
+						t.Errorf("%v: fast path differs from MergePod:\n%s", mode, diff.Diff(want, got))
+					}
 				}
 				if !equality.Semantic.DeepEqual(tmpl, before) {
 					t.Error("template modified")
