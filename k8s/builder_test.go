@@ -258,3 +258,38 @@ func BenchmarkBuildDAG(b *testing.B) {
 		})
 	}
 }
+
+// FuzzWorker builds worker pods from random templates and overrides: the
+// builder must never panic, and the fast paths must agree with MergePod
+// whenever the template is one the builder accepts.
+func FuzzWorker(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("trellis"))
+	f.Add(make([]byte, 64))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tmpl, override := fillPods(data)
+		override.Name = ""
+		if len(tmpl.Spec.Containers) > 0 {
+			tmpl.Spec.Containers[0].Name = BaseContainerName
+		}
+		for _, mode := range []MergeMode{StrategicMerge, AirflowMerge} {
+			b, err := NewBuilder(BuilderConfig{Template: tmpl, Mode: mode, Command: []string{"/bin/x"}, Image: "x", Instance: "i"})
+			if err != nil {
+				continue // an invalid template is refused up front
+			}
+			_, _ = b.Worker(context.Background(), WorkerSpec{Info: testInfo("t", 1), Exec: task.ExecutorConfig{PodOverride: override}})
+			gen := b.generated(WorkerSpec{Info: testInfo("t", 1)})
+			want, err := MergePod(tmpl, gen, mode)
+			if err != nil {
+				continue
+			}
+			overlay := overlayGenerated
+			if mode == AirflowMerge {
+				overlay = overlayAirflow
+			}
+			if got := overlay(tmpl.DeepCopy(), gen); !equality.Semantic.DeepEqual(got, want) {
+				t.Fatalf("%v: fast path differs from MergePod:\n%s", mode, diff.Diff(want, got))
+			}
+		}
+	})
+}
