@@ -198,6 +198,9 @@ func cmdDagsBackfill(ctx context.Context, r *Runner, args []string) error {
 		}
 		return nil
 	}
+	if err := r.kubePreflight(kube()); err != nil {
+		return err
+	}
 	st, err := r.openWrite(ctx, *f.db)
 	if err != nil {
 		return err
