@@ -3,6 +3,7 @@ package k8s
 import (
 	"errors"
 	"reflect"
+	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -96,8 +97,12 @@ func validatePod(pod *corev1.Pod, template bool) field.ErrorList {
 	if template && meta.Name == "" && meta.GenerateName == "" {
 		meta.Name = "template" // any valid name: a template's name is replaced
 	}
-	errs = append(errs, apivalidation.ValidateObjectMeta(&meta, meta.Namespace != "",
-		apivalidation.NameIsDNSSubdomain, field.NewPath("metadata"))...)
+	// apimachinery walks labels and annotations in map order: sort its problems
+	// so that the same pod always gets the same message.
+	metaErrs := apivalidation.ValidateObjectMeta(&meta, meta.Namespace != "",
+		apivalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
+	sort.SliceStable(metaErrs, func(i, j int) bool { return metaErrs[i].Error() < metaErrs[j].Error() })
+	errs = append(errs, metaErrs...)
 
 	spec := &pod.Spec
 	specPath := field.NewPath("spec")
