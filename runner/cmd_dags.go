@@ -163,14 +163,11 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 		return err
 	}
 	defer unlock()
-	st, err := r.openWrite(ctx, *f.db)
+	st, err := r.openSynced(ctx, *f.db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := r.syncDAGs(ctx, st); err != nil {
-		return err
-	}
 	run, err := createRun(ctx, st, d, task.RunManual, id, logical, conf)
 	if err != nil {
 		return err
@@ -233,14 +230,11 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 			return err
 		}
 	}
-	st, err := r.openWrite(ctx, *f.db)
+	st, err := r.openSynced(ctx, *f.db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := r.syncDAGs(ctx, st); err != nil {
-		return err
-	}
 	run, err := createRun(ctx, st, d, task.RunManual, id, logical, conf)
 	if err != nil {
 		return err

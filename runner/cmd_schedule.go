@@ -201,14 +201,11 @@ func cmdDagsBackfill(ctx context.Context, r *Runner, args []string) error {
 	if err := r.kubePreflight(kube()); err != nil {
 		return err
 	}
-	st, err := r.openWrite(ctx, *f.db)
+	st, err := r.openSynced(ctx, *f.db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := r.syncDAGs(ctx, st); err != nil {
-		return err
-	}
 	track, skipped, err := prepareBackfill(ctx, st, d, ivs, *reprocess)
 	if err != nil {
 		return err

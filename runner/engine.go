@@ -35,6 +35,20 @@ func (r *Runner) openWrite(ctx context.Context, path string) (*store.Store, erro
 	return store.Open(ctx, path, store.Options{Sync: r.cfg.Sync})
 }
 
+// openSynced opens the database for writing and records the definition of every
+// DAG of this binary in it.
+func (r *Runner) openSynced(ctx context.Context, path string) (*store.Store, error) {
+	st, err := r.openWrite(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.syncDAGs(ctx, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
 // syncDAGs records the definition of every DAG of this binary.
 func (r *Runner) syncDAGs(ctx context.Context, st *store.Store) error {
 	for _, d := range r.dags {
