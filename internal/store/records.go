@@ -438,8 +438,13 @@ func (s *Store) TaskInstance(ctx context.Context, run int64, taskID string) (Tas
 
 // Tries returns the tries of a task instance, first try first.
 func (s *Store) Tries(ctx context.Context, run int64, taskID string) ([]Try, error) {
+	return s.queryTries(ctx, `WHERE run = ? AND task_id = ? ORDER BY try_number`, run, taskID)
+}
+
+// queryTries selects tries with the given WHERE and ORDER BY clause.
+func (s *Store) queryTries(ctx context.Context, where string, args ...any) ([]Try, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT run, task_id, try_number, state, queued_at, started_at, ended_at, exit_code,
-		error, executor, host, pod FROM task_tries WHERE run = ? AND task_id = ? ORDER BY try_number`, run, taskID)
+		error, executor, host, pod FROM task_tries `+where, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -245,23 +245,9 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, int, er
 
 // TriesOfRun returns every try of every task of a run, by task id and try number.
 func (s *Store) TriesOfRun(ctx context.Context, run int64) ([]Try, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT run, task_id, try_number, state, queued_at, started_at, ended_at, exit_code,
-		error, executor, host, pod FROM task_tries WHERE run = ? ORDER BY task_id, try_number`, run)
+	tries, err := s.queryTries(ctx, `WHERE run = ? ORDER BY task_id, try_number`, run)
 	if err != nil {
 		return nil, fmt.Errorf("tries of run #%d: %w", run, err)
 	}
-	defer rows.Close()
-	var out []Try
-	for rows.Next() {
-		var t Try
-		var state string
-		var q, st, en, ec sql.NullInt64
-		if err := rows.Scan(&t.Run, &t.TaskID, &t.Try, &state, &q, &st, &en, &ec, &t.Error, &t.Executor, &t.Host, &t.Pod); err != nil {
-			return nil, fmt.Errorf("tries of run #%d: %w", run, err)
-		}
-		t.State = task.State(state)
-		t.Queued, t.Started, t.Ended, t.ExitCode = fromMicros(q), fromMicros(st), fromMicros(en), intPtr(ec)
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return tries, nil
 }
