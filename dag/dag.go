@@ -21,7 +21,7 @@ type DAG struct {
 	id             string
 	schedule       string
 	every          time.Duration
-	tt             timetable.Timetable // built on first use
+	tt             timetable.Timetable // built by New from the schedule options
 	start, end     time.Time
 	catchup        bool
 	loc            *time.Location
@@ -60,6 +60,9 @@ func New(id string, opts ...Option) *DAG {
 	for _, o := range opts {
 		o(d)
 	}
+	// Built once here, so that a DAG is read-only after New and safe to read
+	// from the scheduler and the web server at once.
+	d.tt = d.buildTimetable()
 	return d
 }
 

@@ -38,12 +38,12 @@ func TimezoneName(name string) Option {
 	}
 }
 
-// timetable returns the DAG's timetable; an invalid schedule gives the none
-// timetable (Validate reports it).
-func (d *DAG) timetable() timetable.Timetable {
-	if d.tt != nil {
-		return d.tt
-	}
+// timetable returns the DAG's timetable, built once by New.
+func (d *DAG) timetable() timetable.Timetable { return d.tt }
+
+// buildTimetable builds the timetable from the options; an invalid schedule gives
+// the none timetable (Validate reports it).
+func (d *DAG) buildTimetable() timetable.Timetable {
 	var tt timetable.Timetable
 	var err error
 	if d.every > 0 {
@@ -54,7 +54,6 @@ func (d *DAG) timetable() timetable.Timetable {
 	if err != nil {
 		tt, _ = timetable.Parse("", nil)
 	}
-	d.tt = tt
 	return tt
 }
 
