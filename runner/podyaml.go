@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 
@@ -14,14 +15,16 @@ import (
 
 // podYAML returns the web UI's renderer of a try's pod: the pod the executor
 // builds for that run and try (without the upstream results it hands over),
-// as YAML. It needs no cluster.
+// as YAML. It needs no cluster. The builder (kubeconfig namespace, template
+// file, cached layers) is set up once, on the first request.
 func (r *Runner) podYAML(o *kubeOptions, db string) func(d *dag.DAG, t task.Task, run store.Run, ti store.TaskInstance) ([]byte, error) {
 	opts := r.kubeDefaults()
 	if o != nil {
 		opts = *o
 	}
+	setup := sync.OnceValues(func() (*kubeSetup, error) { return r.newKubeSetup(opts, db) })
 	return func(d *dag.DAG, t task.Task, run store.Run, ti store.TaskInstance) ([]byte, error) {
-		ks, err := r.newKubeSetup(opts, db)
+		ks, err := setup()
 		if err != nil {
 			return nil, err
 		}
