@@ -225,6 +225,9 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 	if err := noRun(ctx, *f.db, d.ID(), id, logical); err != nil {
 		return err
 	}
+	if _, err := kube().check(); err != nil {
+		return err
+	}
 	if *wait {
 		if err := r.kubePreflight(kube()); err != nil {
 			return err

@@ -19,9 +19,6 @@ import (
 	"github.com/trellisdag/trellis/scheduler"
 	"github.com/trellisdag/trellis/web"
 	"github.com/trellisdag/trellis/web/leader"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // serveOptions are serve's flags after parsing.
@@ -42,10 +39,9 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 	listen := f.fs.String("listen", "127.0.0.1:8080", "address of the web UI, API, /metrics and probes; empty: none")
 	tokens := f.fs.String("tokens", r.cfg.Getenv("TRELLIS_TOKENS"), "file or directory (a mounted Secret) of access tokens, lines \"token role [name]\"; required off loopback")
 	elect := f.fs.Bool("leader-elect", leader.InCluster(), "take a Kubernetes Lease before scheduling (default: on when running in a cluster)")
-	kubeconfig := f.fs.String("kubeconfig", r.cfg.Getenv("KUBECONFIG"), "kubeconfig for --leader-elect outside a cluster")
 	leaseName := f.fs.String("lease-name", "", "name of the Lease (default trellis-<program name>)")
 	leaseNS := f.fs.String("lease-namespace", "", "namespace of the Lease (default $POD_NAMESPACE, else the pod's, else default)")
-	kube := r.addKubeFlags(f) // shares --kubeconfig with the lease
+	kube := r.addKubeFlags(f) // its --kubeconfig and --context are also the Lease's
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
@@ -75,7 +71,7 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 		}
 	}
 	if *elect {
-		client, err := kubeClient(*kubeconfig)
+		client, _, err := r.kubeClient(*o.kube)
 		if err != nil {
 			return fmt.Errorf("serve: --leader-elect: %w", err)
 		}
@@ -200,23 +196,6 @@ func newLogger(w io.Writer) *slog.Logger {
 		}
 	}
 	return slog.New(slog.NewJSONHandler(w, nil))
-}
-
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig == "" && leader.InCluster() {
-		cfg, err = rest.InClusterConfig()
-	} else {
-		if kubeconfig == "" {
-			return nil, errors.New("not in a cluster: give --kubeconfig (or $KUBECONFIG)")
-		}
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return kubernetes.NewForConfig(cfg)
 }
 
 var nonLabel = regexp.MustCompile(`[^a-z0-9-]+`)

@@ -37,8 +37,8 @@ type KubernetesConfig struct {
 	// (worker and PodOperator pods) last and may change it; an error fails the
 	// try with its message.
 	MutationHooks []func(ctx context.Context, pod *corev1.Pod, t task.Info) error
-	// QPS and Burst of the client (defaults 200 and 400: client-go's 5 and 10
-	// throttle a runner with many pods).
+	// QPS and Burst of the client [--kube-qps, --kube-burst, $TRELLIS_KUBE_QPS,
+	// $TRELLIS_KUBE_BURST] (defaults DefaultQPS and DefaultBurst).
 	QPS   float32
 	Burst int
 	// Cleanup is what happens to a pod once its try ended and its log is saved

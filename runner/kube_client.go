@@ -2,7 +2,9 @@ package runner
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"k8s.io/client-go/kubernetes"
@@ -29,9 +31,25 @@ func kubeNamespace(kubeconfig, context string) string {
 	return "default"
 }
 
+// The client's default rate limits. client-go's own 5 QPS and Burst 10 let a
+// runner create a few pods per second; these let the runner create pods as
+// fast as the API server takes them (a single-node kube-apiserver here takes
+// 450-730 pod creations per second, docs/benchmarks.md), with at most
+// KubernetesConfig.CreateParallelism creations in flight. The API server's
+// Priority and Fairness, not the client, protects the cluster.
+const (
+	DefaultQPS   = 1000
+	DefaultBurst = 2000
+)
+
 // kubeClient returns a client for the configured cluster with the runner's QPS
 // and Burst. Its error names what was tried.
-func (r *Runner) kubeClient(kubeconfig, context string) (kubernetes.Interface, *rest.Config, error) {
+func (r *Runner) kubeClient(o kubeOptions) (kubernetes.Interface, *rest.Config, error) {
+	qps, burst, err := o.limits()
+	if err != nil {
+		return nil, nil, err
+	}
+	kubeconfig, context := o.kubeconfig, o.context
 	cfg, err := kubeLoader(kubeconfig, context).ClientConfig()
 	if err != nil {
 		var tried []string
@@ -48,14 +66,7 @@ func (r *Runner) kubeClient(kubeconfig, context string) (kubernetes.Interface, *
 		}
 		return nil, nil, fmt.Errorf("%w: tried %s: %v", errNoCluster, strings.Join(tried, ", "), err)
 	}
-	k := r.cfg.Kubernetes
-	cfg.QPS, cfg.Burst = k.QPS, k.Burst
-	if cfg.QPS <= 0 {
-		cfg.QPS = 200
-	}
-	if cfg.Burst <= 0 {
-		cfg.Burst = 400
-	}
+	cfg.QPS, cfg.Burst = qps, burst
 	cfg.UserAgent = progName() + "/" + Version + " (trellis)"
 	// Protobuf costs the API server and the runner less CPU than JSON for pods.
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
@@ -65,4 +76,25 @@ func (r *Runner) kubeClient(kubeconfig, context string) (kubernetes.Interface, *
 		return nil, nil, fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
 	}
 	return cs, cfg, nil
+}
+
+// limits returns the client's QPS and Burst: the options, else the runner's
+// configuration, else DefaultQPS and DefaultBurst.
+func (o kubeOptions) limits() (float32, int, error) {
+	qps, burst := float32(DefaultQPS), DefaultBurst
+	if o.qps != "" {
+		v, err := strconv.ParseFloat(o.qps, 32)
+		if err != nil || v <= 0 || math.IsInf(v, 0) {
+			return 0, 0, usagef("--kube-qps %q: want a positive number", o.qps)
+		}
+		qps = float32(v)
+	}
+	if o.burst != "" {
+		v, err := strconv.Atoi(o.burst)
+		if err != nil || v <= 0 {
+			return 0, 0, usagef("--kube-burst %q: want a positive whole number", o.burst)
+		}
+		burst = v
+	}
+	return qps, burst, nil
 }

@@ -27,14 +27,14 @@ func (r *Runner) kubeExecutor(st *store.Store, opts *kubeOptions, report executo
 	if opts != nil {
 		o = *opts
 	}
-	kind, err := o.executorKind()
+	kind, err := o.check()
 	if err != nil {
 		return nil, "", err
 	}
 	if kind != task.ExecutorKubernetes && !needsKube(r.dags) {
 		return nil, kind, nil
 	}
-	client, _, err := r.kubeClient(o.kubeconfig, o.context)
+	client, _, err := r.kubeClient(o)
 	if err != nil {
 		if kind == task.ExecutorKubernetes {
 			return nil, "", fmt.Errorf("--executor kubernetes: %w", err)
@@ -118,11 +118,11 @@ func reachable(c kubernetes.Interface) error {
 // kubePreflight checks, before anything is written, that --executor
 // kubernetes can reach its cluster (commands call it before creating a run).
 func (r *Runner) kubePreflight(o kubeOptions) error {
-	kind, err := o.executorKind()
+	kind, err := o.check()
 	if err != nil || kind != task.ExecutorKubernetes {
 		return err
 	}
-	client, _, err := r.kubeClient(o.kubeconfig, o.context)
+	client, _, err := r.kubeClient(o)
 	if err == nil {
 		err = reachable(client)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,11 +24,13 @@ import (
 // executor and the cluster.
 type kubeOptions struct {
 	executor, kubeconfig, context, namespace, image, template, instance string
+	qps, burst                                                          string // client limits ("" = default)
 }
 
 // kubeDefaults are the options of a command that has no flags for them: the
 // environment ($TRELLIS_EXECUTOR, $TRELLIS_NAMESPACE, $TRELLIS_IMAGE,
-// $TRELLIS_POD_TEMPLATE, $TRELLIS_INSTANCE), else the runner's configuration.
+// $TRELLIS_POD_TEMPLATE, $TRELLIS_INSTANCE, $TRELLIS_KUBE_QPS,
+// $TRELLIS_KUBE_BURST), else the runner's configuration.
 func (r *Runner) kubeDefaults() kubeOptions {
 	k := r.cfg.Kubernetes
 	env := func(name, def string) string {
@@ -36,10 +39,18 @@ func (r *Runner) kubeDefaults() kubeOptions {
 		}
 		return def
 	}
+	qps, burst := "", ""
+	if k.QPS > 0 {
+		qps = strconv.FormatFloat(float64(k.QPS), 'g', -1, 32)
+	}
+	if k.Burst > 0 {
+		burst = strconv.Itoa(k.Burst)
+	}
 	return kubeOptions{
 		executor: env("TRELLIS_EXECUTOR", "local"), kubeconfig: k.Kubeconfig, context: k.Context,
 		namespace: env("TRELLIS_NAMESPACE", k.Namespace), image: env("TRELLIS_IMAGE", k.Image),
 		template: env("TRELLIS_POD_TEMPLATE", k.PodTemplateFile), instance: env("TRELLIS_INSTANCE", k.Instance),
+		qps: env("TRELLIS_KUBE_QPS", qps), burst: env("TRELLIS_KUBE_BURST", burst),
 	}
 }
 
@@ -55,6 +66,8 @@ func (r *Runner) addKubeFlags(f *flags) func() kubeOptions {
 		{"image", d.image, "the team's image (this binary) for worker pods"},
 		{"pod-template", d.template, "default worker pod template file"},
 		{"instance", d.instance, "runner instance that owns the pods (default: from the binary and database)"},
+		{"kube-qps", d.qps, fmt.Sprintf("queries per second of the Kubernetes client (default %d)", DefaultQPS)},
+		{"kube-burst", d.burst, fmt.Sprintf("burst of the Kubernetes client (default %d)", DefaultBurst)},
 	}
 	for _, x := range defs {
 		if f.fs.Lookup(x.name) == nil {
@@ -64,8 +77,21 @@ func (r *Runner) addKubeFlags(f *flags) func() kubeOptions {
 	return func() kubeOptions {
 		get := func(name string) string { return f.fs.Lookup(name).Value.String() }
 		return kubeOptions{executor: get("executor"), kubeconfig: get("kubeconfig"), context: get("context"),
-			namespace: get("namespace"), image: get("image"), template: get("pod-template"), instance: get("instance")}
+			namespace: get("namespace"), image: get("image"), template: get("pod-template"), instance: get("instance"),
+			qps: get("kube-qps"), burst: get("kube-burst")}
 	}
+}
+
+// check checks the options that need no cluster and returns the executor.
+func (o kubeOptions) check() (task.ExecutorKind, error) {
+	kind, err := o.executorKind()
+	if err != nil {
+		return "", err
+	}
+	if _, _, err := o.limits(); err != nil {
+		return "", err
+	}
+	return kind, nil
 }
 
 // executorKind checks the executor option.
