@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,7 +18,8 @@ import (
 
 // cmdRender prints the exact pod that would be created for each task (or one),
 // without a cluster: worker pods for Go and Bash tasks, the task's own pod for
-// PodOperator tasks. Upstream results are left out of the try's context.
+// PodOperator tasks. Upstream results are left out of the try's context; a
+// pod task's templates read placeholders for them.
 func cmdRender(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "render")
 	ld := f.fs.String("logical-date", "", "logical date of the run (default: now)")
@@ -86,7 +88,7 @@ func (ks *kubeSetup) renderPods(ctx context.Context, d *dag.DAG, tasks []task.Ta
 			MaxTries: pol.Retries + 1, LogicalDate: logical, DataIntervalStart: start, DataIntervalEnd: end, Location: d.Location()}
 		pod, err := ks.buildPod(ctx, executor.Try{
 			Key:  executor.Key{DAGID: d.ID(), RunID: runID, TaskID: t.ID(), Try: try},
-			Task: t, Info: info, Params: params, Conf: conf, Timeout: pol.Timeout,
+			Task: t, Info: info, Params: params, Conf: conf, Timeout: pol.Timeout, Inputs: renderInputs,
 		}, false)
 		if err != nil {
 			errs = append(errs, err)
@@ -99,6 +101,19 @@ func (ks *kubeSetup) renderPods(ctx context.Context, d *dag.DAG, tasks []task.Ta
 	}
 	return pods, nil
 }
+
+// renderInputs stands in for the upstream results a pod task's templates
+// read ({{ .Output "extract" }}) when there is no run: each reads as the JSON
+// string "<result of extract>".
+var renderInputs = task.InputsFunc(func(id string) ([]byte, bool, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode("<result of " + id + ">"); err != nil {
+		return nil, false, err
+	}
+	return bytes.TrimSpace(b.Bytes()), true, nil
+})
 
 func writePods(r *Runner, pods []*corev1.Pod, format string) error {
 	w := r.cfg.Stdout

@@ -145,7 +145,7 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 	var ws *web.Server
 	if o.listen != "" {
 		ws, err = web.New(web.Config{Store: st, DAGs: r.dags, Tokens: o.tokens, Logger: log,
-			Wake: func() { sched.Wake() }, PodYAML: r.podYAML(o.kube, st.Path())})
+			Wake: func() { sched.Wake() }, PodYAML: r.podYAML(o.kube, st)})
 		if err != nil {
 			return err
 		}

@@ -119,3 +119,24 @@ func TestRenderErrors(t *testing.T) {
 		t.Errorf("-o xml: exit %d", code)
 	}
 }
+
+func TestRenderShowsPlaceholdersForUpstreamResults(t *testing.T) {
+	t.Parallel()
+	d := dag.New("xcom")
+	extract := task.Go("extract", func(context.Context, *task.Run) (string, error) { return "", nil })
+	load := operators.Pod("load", operators.PodSpec{Image: "loader:1",
+		Args: []string{`--input={{ .Result "extract" }}`},
+		Env:  []corev1.EnvVar{{Name: "EXTRACT", Value: `{{ .Output "extract" }}`}}})
+	d.Add(extract, load)
+	extract.Then(load)
+	var stdout, stderr strings.Builder
+	r := runner.New(runner.Config{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}, d)
+	if code := r.Run(context.Background(), []string{"render", "xcom", "load", "--kubeconfig", "/nonexistent"}); code != 0 {
+		t.Fatalf("render exited %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"- --input=<result of extract>", `value: '"<result of extract>"'`} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("render lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}

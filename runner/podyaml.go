@@ -14,15 +14,16 @@ import (
 )
 
 // podYAML returns the web UI's renderer of a try's pod: the pod the executor
-// builds for that run and try (without the upstream results it hands over),
-// as YAML. It needs no cluster. The builder (kubeconfig namespace, template
-// file, cached layers) is set up once, on the first request.
-func (r *Runner) podYAML(o *kubeOptions, db string) func(d *dag.DAG, t task.Task, run store.Run, ti store.TaskInstance) ([]byte, error) {
+// builds for that run and try, as YAML; a pod task's templates read the
+// run's stored upstream results, a worker pod's context leaves them out. It
+// needs no cluster. The builder (kubeconfig namespace, template file, cached
+// layers) is set up once, on the first request.
+func (r *Runner) podYAML(o *kubeOptions, st *store.Store) func(d *dag.DAG, t task.Task, run store.Run, ti store.TaskInstance) ([]byte, error) {
 	opts := r.kubeDefaults()
 	if o != nil {
 		opts = *o
 	}
-	setup := sync.OnceValues(func() (*kubeSetup, error) { return r.newKubeSetup(opts, db) })
+	setup := sync.OnceValues(func() (*kubeSetup, error) { return r.newKubeSetup(opts, st.Path()) })
 	return func(d *dag.DAG, t task.Task, run store.Run, ti store.TaskInstance) ([]byte, error) {
 		ks, err := setup()
 		if err != nil {
@@ -37,9 +38,11 @@ func (r *Runner) podYAML(o *kubeOptions, db string) func(d *dag.DAG, t task.Task
 		info := task.Info{DAGID: d.ID(), TaskID: t.ID(), RunID: run.RunID, RunType: run.Type, Try: try,
 			MaxTries: ti.MaxTries, LogicalDate: run.LogicalDate, DataIntervalStart: run.IntervalStart,
 			DataIntervalEnd: run.IntervalEnd, Location: d.Location()}
-		pod, err := ks.buildPod(context.Background(), executor.Try{
+		ctx := context.Background()
+		inputs := task.InputsFunc(func(id string) ([]byte, bool, error) { return st.XCom(ctx, run.ID, id) })
+		pod, err := ks.buildPod(ctx, executor.Try{
 			Key:  executor.Key{Run: run.ID, DAGID: d.ID(), RunID: run.RunID, TaskID: t.ID(), Try: try},
-			Task: t, Info: info, Params: params, Conf: run.Conf, Timeout: pol.Timeout,
+			Task: t, Info: info, Params: params, Conf: run.Conf, Timeout: pol.Timeout, Inputs: inputs,
 		}, false)
 		if err != nil {
 			return nil, fmt.Errorf("render the pod of task %q: %w", t.ID(), err)

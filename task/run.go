@@ -137,6 +137,47 @@ type TemplateData struct {
 	// PrevDataIntervalStartSuccess is the data interval start of the previous
 	// successful run; zero when there is none.
 	PrevDataIntervalStartSuccess time.Time
+
+	run *Run // for Output and Result
+}
+
+// Output returns the result of the direct upstream task taskID as JSON text,
+// Airflow's {{ ti.xcom_pull(task_ids='extract') }} serialized: in a template,
+// {{ .Output "extract" }}. It is an error (the try fails with it) if taskID
+// is not a direct upstream or stored no result.
+func (d TemplateData) Output(taskID string) (string, error) {
+	raw, err := d.upstream(taskID)
+	return string(raw), err
+}
+
+// Result returns the result of the direct upstream task taskID decoded from
+// JSON (objects as maps, numbers as json.Number, so they print as stored),
+// to reach into: {{ (.Result "extract").path }}; a string prints without
+// quotes. Errors as Output.
+func (d TemplateData) Result(taskID string) (any, error) {
+	raw, err := d.upstream(taskID)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode the result of %q: %w", taskID, err)
+	}
+	return v, nil
+}
+
+func (d TemplateData) upstream(taskID string) ([]byte, error) {
+	if d.run == nil {
+		return nil, fmt.Errorf("the result of %q: %w", taskID, ErrNoResult)
+	}
+	for _, up := range d.run.task.up {
+		if up.id == taskID {
+			return d.run.input(up)
+		}
+	}
+	return nil, fmt.Errorf("task %q reads the result of %q: %w", d.run.task.id, taskID, ErrNotUpstream)
 }
 
 // Template returns the template context of this try.
@@ -158,6 +199,7 @@ func (r *Run) Template() TemplateData {
 		LocalDS: ld.In(loc).Format("2006-01-02"), LocalTS: ld.In(loc).Format("2006-01-02T15:04:05-07:00"),
 		DAGID: i.DAGID, TaskID: i.TaskID, RunID: i.RunID, TryNumber: i.Try,
 		Params: r.params, Conf: conf, PrevDataIntervalStartSuccess: i.PrevDataIntervalStartSuccess,
+		run: r,
 	}
 }
 

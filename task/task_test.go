@@ -615,3 +615,45 @@ func ExampleGo() {
 	// extract: [3,4,5]
 	// sum: 12
 }
+
+func TestTemplateUpstreamResults(t *testing.T) {
+	t.Parallel()
+	extract := task.Go("extract", noop[map[string]any])
+	count := task.Go("count", noop[int])
+	skipped := task.Go("skipped", noop[int])
+	far := task.Go("far", noop[int])
+	load := task.Go("load", noop[int])
+	far.Then(extract)
+	extract.Then(load)
+	count.Then(load)
+	skipped.Then(load)
+	stored := map[string]string{"extract": `{"path":"s3://b/2024-01-01.csv","rows":12345678901}`, "count": `42`}
+	in := task.InputsFunc(func(id string) ([]byte, bool, error) {
+		v, ok := stored[id]
+		return []byte(v), ok, nil
+	})
+	r := task.NewRun(load, task.Info{DAGID: "etl", TaskID: "load"}, nil, nil, in, nil)
+	cases := []struct {
+		text, want string
+		err        error
+	}{
+		{`{{ .Output "extract" }}`, stored["extract"], nil},
+		{`{{ (.Result "extract").path }} {{ (.Result "extract").rows }} {{ .Result "count" }}`, "s3://b/2024-01-01.csv 12345678901 42", nil},
+		{`{{ .Output "skipped" }}`, "", task.ErrNoResult},
+		{`{{ .Output "far" }}`, "", task.ErrNotUpstream},
+		{`{{ .Result "nope" }}`, "", task.ErrNotUpstream},
+	}
+	for _, c := range cases {
+		tmpl, err := task.ParseTemplate("args[0]", c.text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.Render(tmpl)
+		if !errors.Is(err, c.err) || got != c.want && c.err == nil {
+			t.Errorf("%s = %q, %v; want %q, %v", c.text, got, err, c.want, c.err)
+		}
+		if err != nil && (!strings.Contains(err.Error(), `task "load"`) || strings.Count(err.Error(), "\n") > 0) {
+			t.Errorf("%s: error %q should be one line naming the task", c.text, err)
+		}
+	}
+}
