@@ -316,6 +316,18 @@ func TestPodOperatorResultDownstream(t *testing.T) {
 	if row := rowOf(out, "count"); !strings.Contains(row, `{"files":3,"greet":"hello`) && !strings.Contains(row, `{"files": 3, "greet": "hello`) {
 		t.Errorf("count: %q", row)
 	}
+	// relay's command and env were rendered from count's stored result.
+	if row := rowOf(out, "relay"); !strings.Contains(row, `{"files":3,"raw":{"files":3,"greet":"hello `+ld[:10]+`"}}`) {
+		t.Errorf("relay: %q, want count's result in its command and env\n%s", row, out)
+	}
+	// maybe exited 42, one of its skip-on-exit-codes: skipped, not failed,
+	// and after_maybe (all_success) skipped with it.
+	if f := strings.Fields(rowOf(out, "maybe")); len(f) < 5 || f[1] != "skipped" || f[4] != "42" {
+		t.Errorf("maybe row %q: want skipped with exit code 42\n%s", rowOf(out, "maybe"), out)
+	}
+	if f := strings.Fields(rowOf(out, "after_maybe")); len(f) < 2 || f[1] != "skipped" {
+		t.Errorf("after_maybe row %q: want skipped\n%s", rowOf(out, "after_maybe"), out)
+	}
 }
 
 func TestFailingPodRetriedThenFailed(t *testing.T) {

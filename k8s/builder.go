@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +34,37 @@ const (
 	// AnnotationResult is "termination-message" on a PodOperator pod whose
 	// result is pushed through the base container's termination message.
 	AnnotationResult = LabelPrefix + "result"
+	// AnnotationSkipExitCodes lists the exit codes of a PodOperator pod's
+	// base container that skip the task instead of failing it, comma
+	// separated (Airflow's skip_on_exit_code); see ParseExitCodes.
+	AnnotationSkipExitCodes = LabelPrefix + "skip-on-exit-codes"
 )
+
+// FormatExitCodes is the AnnotationSkipExitCodes value of codes.
+func FormatExitCodes(codes []int) string {
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = strconv.Itoa(c)
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseExitCodes reads an AnnotationSkipExitCodes value: exit codes 1-255,
+// comma separated.
+func ParseExitCodes(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var codes []int
+	for _, f := range strings.Split(s, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 1 || c > 255 {
+			return nil, fmt.Errorf("%s %q: %q is not an exit code from 1 to 255", AnnotationSkipExitCodes, s, f)
+		}
+		codes = append(codes, c)
+	}
+	return codes, nil
+}
 
 // Pod kinds (AnnotationKind values).
 const (
@@ -393,6 +424,11 @@ func (b *Builder) finish(ctx context.Context, pod *corev1.Pod, info task.Info) (
 	if v, ok := pod.Annotations[AnnotationStartupTimeout]; ok {
 		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
 			return nil, taskErr(info, "metadata.annotations[%s]: %q is not a positive duration", AnnotationStartupTimeout, v)
+		}
+	}
+	if v, ok := pod.Annotations[AnnotationSkipExitCodes]; ok {
+		if _, err := ParseExitCodes(v); err != nil {
+			return nil, taskErr(info, "metadata.annotations: %v", err)
 		}
 	}
 	if n := annotationsSize(pod.Annotations); n > annotationBudget {

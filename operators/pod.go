@@ -73,6 +73,11 @@ type PodSpec struct {
 	// OnFinish is what happens to the pod after its try ends (default: the
 	// runner's cleanup policy).
 	OnFinish k8s.OnFinish
+	// SkipOnExitCodes are exit codes (1-255) of the base container that
+	// skip the task instead of failing it (Airflow's skip_on_exit_code): no
+	// retry, and downstream tasks follow their trigger rules as for any
+	// skip. Empty: every non-zero exit code fails the try.
+	SkipOnExitCodes []int
 }
 
 // PodTask runs one pod per try; its result (ResultPath) has type T. It
@@ -150,6 +155,11 @@ func PodOf[T any](id string, spec PodSpec, opts ...task.Option) *PodTask[T] {
 	}
 	if !spec.OnFinish.Valid() {
 		errs = append(errs, fmt.Errorf("pod: on-finish %q is not delete, delete-on-success or keep", spec.OnFinish))
+	}
+	for _, c := range spec.SkipOnExitCodes {
+		if c < 1 || c > 255 {
+			errs = append(errs, fmt.Errorf("pod: skip-on-exit-code %d: want an exit code from 1 to 255 (0 succeeds)", c))
+		}
 	}
 	if spec.StartupTimeout < 0 {
 		errs = append(errs, fmt.Errorf("pod: startup timeout %s is negative", spec.StartupTimeout))
@@ -381,6 +391,9 @@ func (p *PodTask[T]) Pod(ctx context.Context, r *task.Run) (*corev1.Pod, error) 
 	}
 	if p.spec.ResultPath != "" {
 		setAnnotation(k8s.AnnotationResult, "termination-message")
+	}
+	if len(p.spec.SkipOnExitCodes) > 0 {
+		setAnnotation(k8s.AnnotationSkipExitCodes, k8s.FormatExitCodes(p.spec.SkipOnExitCodes))
 	}
 	if pod.APIVersion == "" {
 		pod.APIVersion, pod.Kind = "v1", "Pod"

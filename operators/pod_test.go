@@ -46,6 +46,7 @@ func TestPodPrecedence(t *testing.T) {
 		OnFinish:        k8s.OnFinishKeep,
 		StartupTimeout:  time.Minute,
 		ImagePullPolicy: corev1.PullNever,
+		SkipOnExitCodes: []int{3, 99},
 		Pod:             full,
 	})
 	pod, err := p.Pod(context.Background(), podRun(p))
@@ -70,7 +71,8 @@ func TestPodPrecedence(t *testing.T) {
 		t.Errorf("labels %v namespace %q sa %q", pod.Labels, pod.Namespace, pod.Spec.ServiceAccountName)
 	}
 	if c.TerminationMessagePath != "/airflow/xcom/return.json" || pod.Annotations[k8s.AnnotationResult] != "termination-message" ||
-		pod.Annotations[k8s.AnnotationOnFinish] != "keep" || pod.Annotations[k8s.AnnotationStartupTimeout] != "1m0s" {
+		pod.Annotations[k8s.AnnotationOnFinish] != "keep" || pod.Annotations[k8s.AnnotationStartupTimeout] != "1m0s" ||
+		pod.Annotations[k8s.AnnotationSkipExitCodes] != "3,99" {
 		t.Errorf("result/on-finish/startup: %q %v", c.TerminationMessagePath, pod.Annotations)
 	}
 	if pod.Spec.NodeSelector["pool"] != "prod" || len(pod.Spec.Tolerations) != 1 || c.ImagePullPolicy != corev1.PullNever {
@@ -94,10 +96,11 @@ func TestPodInvalidSpec(t *testing.T) {
 	d := dag.New("d")
 	d.Add(
 		operators.Pod("no_image", operators.PodSpec{}),
-		operators.Pod("bad_tmpl", operators.PodSpec{Image: "{{ .Nope", ResultPath: "relative.json", OnFinish: "later"}),
+		operators.Pod("bad_tmpl", operators.PodSpec{Image: "{{ .Nope", ResultPath: "relative.json", OnFinish: "later", SkipOnExitCodes: []int{0, 256}}),
 	)
 	err := d.Validate()
-	for _, want := range []string{"no image", "image template", `result path "relative.json" is not absolute`, `on-finish "later"`} {
+	for _, want := range []string{"no image", "image template", `result path "relative.json" is not absolute`, `on-finish "later"`,
+		"skip-on-exit-code 0: want an exit code from 1 to 255", "skip-on-exit-code 256"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v; want %q", err, want)
 		}

@@ -469,7 +469,8 @@ type tracked struct {
 	podTask   k8s.PodTask
 	onFinish  k8s.OnFinish
 	startup   time.Duration
-	resultMsg bool // a PodOperator pod pushes its result through the termination message
+	resultMsg bool  // a PodOperator pod pushes its result through the termination message
+	skipCodes []int // a PodOperator pod's exit codes that skip the task
 
 	mu         sync.Mutex
 	uid        types.UID
@@ -497,6 +498,7 @@ func newTracked(t executor.Try, pod *corev1.Pod) *tracked {
 	tr.podTask, _ = t.Task.(k8s.PodTask)
 	tr.onFinish = k8s.OnFinish(pod.Annotations[k8s.AnnotationOnFinish])
 	tr.resultMsg = pod.Annotations[k8s.AnnotationResult] == "termination-message"
+	tr.skipCodes, _ = k8s.ParseExitCodes(pod.Annotations[k8s.AnnotationSkipExitCodes]) // checked when the pod was built
 	if d, err := time.ParseDuration(pod.Annotations[k8s.AnnotationStartupTimeout]); err == nil && d > 0 {
 		tr.startup = d
 	}

@@ -523,3 +523,31 @@ func TestExecutionTimeoutDeletesPod(t *testing.T) {
 	}
 	h.waitGone(name)
 }
+
+func TestPodOperatorSkipOnExitCodes(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Build = func(ctx context.Context, t executor.Try) (*corev1.Pod, error) {
+			p := testPod(t)
+			p.Annotations[k8s.AnnotationKind] = k8s.KindPod
+			p.Annotations[k8s.AnnotationSkipExitCodes] = "3,99"
+			return p, nil
+		}
+	})
+	for _, c := range []struct {
+		code int32
+		want executor.Status
+	}{{99, executor.Skipped}, {3, executor.Skipped}, {4, executor.Failed}} {
+		try := testTry(fmt.Sprintf("exit%d", c.code), 1)
+		if err := h.ex.Start(context.Background(), try); err != nil {
+			t.Fatal(err)
+		}
+		name := testPod(try).Name
+		h.waitPod(name)
+		h.setStatus(name, terminated(corev1.PodFailed, c.code, "Error", ""))
+		h.want(executor.Started)
+		r := h.want(c.want)
+		if r.ExitCode == nil || *r.ExitCode != int(c.code) || !strings.Contains(r.Error, fmt.Sprintf("exit code %d", c.code)) {
+			t.Errorf("exit %d: report %v %q, exit code %v", c.code, r.Status, r.Error, r.ExitCode)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -370,6 +371,10 @@ func (e *Executor) outcome(tr *tracked, pod *corev1.Pod, base *corev1.ContainerS
 		}
 		rep.Status = executor.Failed
 		rep.Error = terminatedError(pod, term)
+		return rep
+	}
+	if code != 0 && slices.Contains(tr.skipCodes, code) {
+		rep.Status, rep.Error = executor.Skipped, fmt.Sprintf("pod %s: exit code %d is one of its skip-on-exit-codes", pod.Name, code)
 		return rep
 	}
 	if code != 0 {

@@ -33,7 +33,9 @@ func envOr(k, def string) string {
 	return def
 }
 
-// podDAG: a PodOperator with env, a volume and a pushed result, read by a Go task.
+// podDAG: a PodOperator with env, a volume and a pushed result, read by a Go
+// task and by another PodOperator's templates; a PodOperator whose exit code
+// skips it, and the task after it.
 var podDAG = dag.New("e2e_pod", dag.DefaultRetries(0, 0))
 
 var (
@@ -55,6 +57,21 @@ var (
 		}
 		return fmt.Sprintf("%d files, %s", c.Files, c.Greet), nil
 	})
+	// Airflow's {{ ti.xcom_pull('count')['files'] }} in a command and an env var.
+	relay = operators.Pod("relay", operators.PodSpec{
+		Image:           busybox,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         []string{"sh", "-c", `printf '{"files": {{ (.Result "count").files }}, "raw": %s}' "$COUNT" > /airflow/xcom/return.json`},
+		Env:             []corev1.EnvVar{{Name: "COUNT", Value: `{{ .Output "count" }}`}},
+		ResultPath:      "/airflow/xcom/return.json",
+	})
+	maybe = operators.Pod("maybe", operators.PodSpec{
+		Image:           busybox,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         []string{"sh", "-c", "echo nothing to do today; exit 42"},
+		SkipOnExitCodes: []int{42},
+	})
+	afterMaybe = task.Go("after_maybe", func(ctx context.Context, r *task.Run) (int, error) { return 1, nil })
 )
 
 // failDAG: a Bash task that exits 3, retried once.
@@ -99,8 +116,9 @@ var (
 )
 
 func init() {
-	podDAG.Add(count, consume)
-	count.Then(consume)
+	podDAG.Add(count, consume, relay, maybe, afterMaybe)
+	count.Then(consume, relay)
+	maybe.Then(afterMaybe)
 	failDAG.Add(failing)
 	imageDAG.Add(badImage)
 	slowDAG.Add(first, second)
