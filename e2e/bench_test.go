@@ -471,7 +471,7 @@ func TestKubeBenchRunner(t *testing.T) {
 			time.Sleep(200 * time.Millisecond) // polling the API server from the test, bounded by the deadline
 		}
 		created := time.Since(began)
-		time.Sleep(2 * time.Second) // let the runner settle with every pod watched
+		time.Sleep(2 * time.Second) // a measurement window: RSS is read after 2 s with every pod watched, not a wait for an event
 		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 		var rss, hwm string
 		for _, line := range strings.Split(string(status), "\n") {

@@ -488,8 +488,18 @@ func TestRunnerKilledAdoptsPods(t *testing.T) {
 		s := p.Status.ContainerStatuses
 		return p.Labels[k8s.LabelTask] == "first" && len(s) > 0 && s[0].State.Running != nil
 	})
-	// Let the log stream save a line or two, then kill -9 the runner.
-	time.Sleep(2 * time.Second)
+	// Once the log stream has saved a line or two (read from the database
+	// while the runner writes it), kill -9 the runner mid-stream.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		saved, _ := r.run(time.Minute, "logs", "e2e_slow", runID, "first")
+		if strings.Contains(saved, "tick 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tick 1 in the saved log after 1m:\n%s", saved)
+		}
+	}
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -145,6 +145,30 @@ func (h *harness) waitPod(name string) *corev1.Pod {
 	}
 }
 
+// waitSeen waits until the executor has seen the try's pod through its
+// informer.
+func (h *harness) waitSeen(k executor.Key) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.ex.mu.Lock()
+		tr := h.ex.byKey[k]
+		h.ex.mu.Unlock()
+		if tr != nil {
+			tr.mu.Lock()
+			seen := tr.seen
+			tr.mu.Unlock()
+			if seen {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("try %v: pod never seen", k)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (h *harness) setStatus(name string, f func(*corev1.PodStatus)) {
 	h.t.Helper()
 	p, err := h.client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
@@ -243,9 +267,20 @@ func TestFailureKeepsPodAndRecordsExitCode(t *testing.T) {
 	if r.Error != "command exited with status 3" || *r.ExitCode != 3 {
 		t.Errorf("failed report: %q exit %d", r.Error, *r.ExitCode)
 	}
-	time.Sleep(50 * time.Millisecond) // the cleanup delay is 1ms: a delete would have happened
+	// Shutdown applies the cleanup policy to finished tries at once and
+	// waits for the workers: any delete has happened when it returns.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.ex.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range h.client.Actions() {
+		if a.GetVerb() == "delete" && a.GetResource().Resource == "pods" {
+			t.Errorf("failed pod deleted under delete-on-success: %v", a)
+		}
+	}
 	if _, err := h.client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{}); err != nil {
-		t.Errorf("failed pod deleted under delete-on-success: %v", err)
+		t.Errorf("failed pod gone under delete-on-success: %v", err)
 	}
 }
 
@@ -328,7 +363,7 @@ func TestDeletedBeforeStartIsLost(t *testing.T) {
 	name := testPod(try).Name
 	h.waitPod(name)
 	h.setStatus(name, waiting("ContainerCreating", ""))
-	time.Sleep(20 * time.Millisecond) // let the informer show it
+	h.waitSeen(try.Key)
 	h.client.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
 	r := h.want(executor.Lost)
 	if !strings.Contains(r.Error, "deleted before the task started") {
