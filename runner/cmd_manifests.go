@@ -21,6 +21,7 @@ type manifestOptions struct {
 	storage, storageClass  string
 	port                   int
 	tokensSecret           string
+	executor               string
 }
 
 func cmdManifests(_ context.Context, r *Runner, args []string) error {
@@ -34,6 +35,7 @@ func cmdManifests(_ context.Context, r *Runner, args []string) error {
 	f.fs.StringVar(&o.storageClass, "storage-class", "", "storage class of the claim (default: the cluster's)")
 	f.fs.IntVar(&o.port, "port", 8080, "port the UI, API, metrics and probes listen on")
 	f.fs.StringVar(&o.tokensSecret, "tokens-secret", "", "Secret holding the access tokens file (default <name>-tokens)")
+	f.fs.StringVar(&o.executor, "executor", "kubernetes", "where the Deployment runs Go and Bash tasks: kubernetes (a pod per try, from --image) or local (in the runner's pod)")
 	dockerfile := f.fs.Bool("dockerfile", false, "print an example Dockerfile instead")
 	if _, err := f.parse(args); err != nil {
 		return err
@@ -53,6 +55,9 @@ func cmdManifests(_ context.Context, r *Runner, args []string) error {
 	}
 	if o.port < 1 || o.port > 65535 {
 		return usagef("manifests: --port %d: out of range", o.port)
+	}
+	if o.executor != "kubernetes" && o.executor != "local" {
+		return usagef("manifests: --executor %q: want kubernetes or local", o.executor)
 	}
 	if o.tokensSecret == "" {
 		o.tokensSecret = o.name + "-tokens"
@@ -130,6 +135,12 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 	fieldEnv := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
 	}
+	// The executor, the workers' image, and the runner instance: the
+	// Deployment's name, unique in its namespace and the same across
+	// restarts, so that a new runner pod adopts the pods of the old one and
+	// two Deployments of one binary never touch each other's pods.
+	env := []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+		{Name: "TRELLIS_EXECUTOR", Value: o.executor}, {Name: "TRELLIS_IMAGE", Value: o.image}, {Name: "TRELLIS_INSTANCE", Value: o.name}}
 	replicas := int32(1)
 	deploy := appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
@@ -151,7 +162,7 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 						Image: o.image,
 						Args: []string{"serve", "--listen", fmt.Sprintf("0.0.0.0:%d", o.port), "--db", "/data/trellis.db",
 							"--tokens", "/etc/trellis/tokens", "--leader-elect", "--lease-name", o.name},
-						Env:            []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
+						Env:            env,
 						Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: int32(o.port)}},
 						ReadinessProbe: probe("/readyz", 5),
 						LivenessProbe:  probe("/healthz", 10),

@@ -52,6 +52,13 @@ func TestManifests(t *testing.T) {
 	if !strings.Contains(strings.Join(c.Args, " "), "serve --listen 0.0.0.0:8080 --db /data/trellis.db --tokens /etc/trellis/tokens --leader-elect") {
 		t.Errorf("args = %v", c.Args)
 	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env["TRELLIS_EXECUTOR"] != "kubernetes" || env["TRELLIS_IMAGE"] != "registry.example.com/team:1.2.3" || env["TRELLIS_INSTANCE"] != "team" {
+		t.Errorf("env = %v: want the kubernetes executor, the team image for workers and the Deployment's name as instance", env)
+	}
 	vols := map[string]corev1.Volume{}
 	for _, v := range spec.Volumes {
 		vols[v.Name] = v
