@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,11 +211,36 @@ func deleteSettled(t *testing.T, admin kubernetes.Interface, selector string) {
 	t.Fatalf("%d pods of %s still there after 2m", len(left), selector)
 }
 
+// cpuTicks returns the CPU time (user+system, clock ticks) of the process
+// whose pid is in $TRELLIS_KUBE_DIR/run/<name>.pid, or -1.
+func cpuTicks(e *env, name string) int64 {
+	b, err := os.ReadFile(filepath.Join(e.vars["TRELLIS_KUBE_DIR"], "run", name+".pid"))
+	if err != nil {
+		return -1
+	}
+	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/stat")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	sy, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + sy
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // throughputRound is one timed creation of n pods, by the bare loop or by
 // the executor.
 type throughputRound struct {
 	executor  bool
 	created   time.Duration // first create → last pod seen by a watch
+	server    int64         // CPU ticks of kube-apiserver and etcd meanwhile
+	self      time.Duration // CPU time of this process meanwhile
 	completed time.Duration // executor: first Start → last Succeeded report
 }
 
@@ -240,6 +266,7 @@ func bareRound(t *testing.T, e *env, n int, instance string) throughputRound {
 		t.Fatal("bare loop: informer did not sync")
 	}
 	runtime.GC()
+	cpu0, self0 := cpuTicks(e, "kube-apiserver")+cpuTicks(e, "etcd"), selfCPU()
 	began := time.Now()
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
@@ -262,7 +289,7 @@ func bareRound(t *testing.T, e *env, n int, instance string) throughputRound {
 			break
 		}
 	}
-	return throughputRound{created: time.Since(began)}
+	return throughputRound{created: time.Since(began), server: cpuTicks(e, "kube-apiserver") + cpuTicks(e, "etcd") - cpu0, self: selfCPU() - self0}
 }
 
 // executorRound starts n tries on a new executor (restricted user) and times
@@ -285,7 +312,14 @@ func executorRound(t *testing.T, e *env, n int, instance string) throughputRound
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Like the bare loop's informer, the executor's is started and synced
+	// before the clock starts (Recover with nothing to adopt; a runner pays
+	// this once per process, at most one 100 ms sync poll of client-go).
+	if err := ex.Recover(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 	runtime.GC()
+	cpu0, self0 := cpuTicks(e, "kube-apiserver")+cpuTicks(e, "etcd"), selfCPU()
 	began := time.Now()
 	for i := range n {
 		if err := ex.Start(ctx, benchTry(instance, i)); err != nil {
@@ -297,6 +331,8 @@ func executorRound(t *testing.T, e *env, n int, instance string) throughputRound
 	for k := range c.addedN {
 		if k == n {
 			r.created = time.Since(began)
+			r.server = cpuTicks(e, "kube-apiserver") + cpuTicks(e, "etcd") - cpu0
+			r.self = selfCPU() - self0
 			break
 		}
 	}
@@ -329,17 +365,20 @@ func executorRound(t *testing.T, e *env, n int, instance string) throughputRound
 // pods as the same user with the same client settings (the ceiling).
 //
 // One round of 1,000 pods takes 1.5-3.5 s here, and a round's rate swings
-// by up to half with what else the two cores do (etcd's fsyncs, the API
-// server's garbage collection), so the two sides alternate in a balanced
-// order (B E E B E B B E: any linear drift of the server weighs on both
-// alike; TRELLIS_KUBE_BENCH_ROUNDS pairs, default 4), each round starts on a
-// quiet server (the previous round's pods deleted and their deletion seen),
-// and the medians of the rounds are compared, so that one disturbed round
-// does not decide.
+// by up to half with how much CPU kube-apiserver and etcd burn in it (their
+// garbage collection and compaction; the test process's own CPU stays at
+// about 0.5 s a round on either side, and both sides send the same requests:
+// 1,000 creates, one list and one watch), so the two sides alternate in a
+// balanced order (B E E B E B B E B E E B: any linear drift of the server
+// weighs on both alike; TRELLIS_KUBE_BENCH_ROUNDS pairs, default 6), each
+// round starts on a quiet server (the previous round's pods deleted and their
+// deletion seen), and the medians of the rounds are compared, so that a few
+// disturbed rounds do not decide. Each round logs its rate, the CPU time
+// kube-apiserver and etcd used (clock ticks) and the test process's.
 func TestKubeBenchThroughput(t *testing.T) {
 	e := benchEnabled(t)
 	const n = 1000
-	pairs := 4
+	pairs := 6
 	if v, err := strconv.Atoi(os.Getenv("TRELLIS_KUBE_BENCH_ROUNDS")); err == nil && v > 0 {
 		pairs = v
 	}
@@ -351,10 +390,12 @@ func TestKubeBenchThroughput(t *testing.T) {
 		if balancedOrder(i) {
 			r := executorRound(t, e, n, instance)
 			ex = append(ex, float64(n)/r.created.Seconds())
+			t.Logf("round %d executor: %.0f pods/s, server CPU %d ticks, test process %s", i, float64(n)/r.created.Seconds(), r.server, r.self)
 			completed = append(completed, float64(n)/r.completed.Seconds())
 		} else {
 			r := bareRound(t, e, n, instance)
 			bare = append(bare, float64(n)/r.created.Seconds())
+			t.Logf("round %d bare: %.0f pods/s, server CPU %d ticks, test process %s", i, float64(n)/r.created.Seconds(), r.server, r.self)
 		}
 		deleteSettled(t, admin, k8s.InstanceSelector(instance))
 	}
