@@ -55,6 +55,9 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 		}
 	})
 	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen, kube: ptr(kube())}
+	if _, err := o.kube.check(); err != nil {
+		return err // before the database is opened
+	}
 	if *untilIdle && !listenSet {
 		o.listen = ""
 	}

@@ -130,6 +130,7 @@ func TestBadInputExits2AndWritesNothing(t *testing.T) {
 		{"conf wrong type", []string{"dags", "test", "etl", "--conf", `{"limit": "ten"}`}, `param "limit" must be a number, got a string`},
 		{"bad logical date", []string{"dags", "test", "etl", "--logical-date", "yesterday"}, `--logical-date "yesterday": not a date`},
 		{"bad manifests executor", []string{"manifests", "--image", "x:1", "--executor", "ecs"}, `manifests: --executor "ecs": want kubernetes or local`},
+		{"serve bad executor", []string{"serve", "--until-idle", "--executor", "ecs"}, `--executor "ecs": want local or kubernetes`},
 		{"bad kube qps", []string{"dags", "test", "etl", "--kube-qps", "fast"}, `--kube-qps "fast": want a positive number`},
 		{"bad kube burst", []string{"dags", "trigger", "etl", "--executor", "kubernetes", "--kube-burst", "-1"}, `--kube-burst "-1": want a positive whole number`},
 		{"unknown task", []string{"tasks", "test", "etl", "nope"}, `dag "etl" has no task "nope"`},
