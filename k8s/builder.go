@@ -49,6 +49,10 @@ func FormatExitCodes(codes []int) string {
 	return strings.Join(parts, ",")
 }
 
+// ValidSkipExitCode reports whether c can skip a task: an exit code from 1
+// to 255 (0 succeeds).
+func ValidSkipExitCode(c int) bool { return c >= 1 && c <= 255 }
+
 // ParseExitCodes reads an AnnotationSkipExitCodes value: exit codes 1-255,
 // comma separated.
 func ParseExitCodes(s string) ([]int, error) {
@@ -58,7 +62,7 @@ func ParseExitCodes(s string) ([]int, error) {
 	var codes []int
 	for _, f := range strings.Split(s, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || c < 1 || c > 255 {
+		if err != nil || !ValidSkipExitCode(c) {
 			return nil, fmt.Errorf("%s %q: %q is not an exit code from 1 to 255", AnnotationSkipExitCodes, s, f)
 		}
 		codes = append(codes, c)

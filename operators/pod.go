@@ -157,7 +157,7 @@ func PodOf[T any](id string, spec PodSpec, opts ...task.Option) *PodTask[T] {
 		errs = append(errs, fmt.Errorf("pod: on-finish %q is not delete, delete-on-success or keep", spec.OnFinish))
 	}
 	for _, c := range spec.SkipOnExitCodes {
-		if c < 1 || c > 255 {
+		if !k8s.ValidSkipExitCode(c) {
 			errs = append(errs, fmt.Errorf("pod: skip-on-exit-code %d: want an exit code from 1 to 255 (0 succeeds)", c))
 		}
 	}

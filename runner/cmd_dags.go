@@ -225,13 +225,15 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 	if err := noRun(ctx, *f.db, d.ID(), id, logical); err != nil {
 		return err
 	}
-	if _, err := kube().check(); err != nil {
-		return err
-	}
+	// Without --wait the run is left to serve: check the options, but
+	// contact no cluster.
 	if *wait {
-		if err := r.kubePreflight(kube()); err != nil {
-			return err
-		}
+		err = r.kubePreflight(kube())
+	} else {
+		_, err = kube().check()
+	}
+	if err != nil {
+		return err
 	}
 	st, err := r.openSynced(ctx, *f.db)
 	if err != nil {

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -104,15 +103,9 @@ func (ks *kubeSetup) renderPods(ctx context.Context, d *dag.DAG, tasks []task.Ta
 
 // renderInputs stands in for the upstream results a pod task's templates
 // read ({{ .Output "extract" }}) when there is no run: each reads as the JSON
-// string "<result of extract>".
+// string "<result of extract>" (task ids need no escaping: task.ValidID).
 var renderInputs = task.InputsFunc(func(id string) ([]byte, bool, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode("<result of " + id + ">"); err != nil {
-		return nil, false, err
-	}
-	return bytes.TrimSpace(b.Bytes()), true, nil
+	return []byte(`"<result of ` + id + `>"`), true, nil
 })
 
 func writePods(r *Runner, pods []*corev1.Pod, format string) error {
