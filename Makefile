@@ -12,7 +12,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS := ./...
 ROOT := $(shell id -u)
 
-.PHONY: test deps lint unit cluster-up cluster-down bench quickstart
+.PHONY: test deps lint unit cluster-up cluster-down cluster-loop bench quickstart
 
 ## test: everything CI runs: lint, then every test with the race detector.
 test: deps lint
@@ -46,6 +46,10 @@ cluster-up:
 ## cluster-down: stop the local Kubernetes node (only what hack/kube-up.sh started).
 cluster-down:
 	@if [ "$(ROOT)" = 0 ] && [ "$(TRELLIS_E2E)" != 0 ]; then hack/kube-down.sh; fi
+
+## cluster-loop: kube-up/kube-down 10 times with every core busy, then kube-up twice and kube-down (root only).
+cluster-loop:
+	hack/kube-loop-test.sh 10
 
 ## bench: the performance figures of docs/benchmarks.md.
 bench:

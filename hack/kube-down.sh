@@ -34,6 +34,8 @@ stop_components() {
 	local name pid i
 	local -A live=()
 	for name in "$@"; do
+		# A component that kube-up started a moment ago may still be exec'ing.
+		[[ -f "$RUN/$name.pid" && -f "$RUN/$name.exe" ]] && { wait_exec "$name" 30 2>/dev/null || true; }
 		if pid=$(pid_of "$name"); then
 			live[$name]=$pid
 			kill -TERM "$pid" 2>/dev/null || true
@@ -143,6 +145,14 @@ if command -v iptables >/dev/null; then
 	for ((i = 0; i < 10; i++)); do
 		iptables -t nat -C "${dnat[@]}" 2>/dev/null || break
 		iptables -t nat -D "${dnat[@]}"
+	done
+	for fwd in "-i $VETH_HOST -o $CNI_BRIDGE" "-i $CNI_BRIDGE -o $VETH_HOST"; do
+		# shellcheck disable=SC2086
+		rule=(FORWARD $fwd -m comment --comment trellis-kube -j ACCEPT)
+		for ((i = 0; i < 10; i++)); do
+			iptables -C "${rule[@]}" 2>/dev/null || break
+			iptables -D "${rule[@]}"
+		done
 	done
 fi
 ip link del "$CNI_BRIDGE" >/dev/null 2>&1 || true

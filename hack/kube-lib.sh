@@ -65,6 +65,27 @@ pid_of() {
 	echo "$pid"
 }
 
+# wait_exec NAME SECONDS: after start, wait until the recorded process runs
+# the component's binary. setsid(1) and nsenter(1) exec in place, but on a
+# loaded machine the PID can still be the forked shell, setsid or nsenter for
+# a while, so only a process that is gone (or a zombie) counts as dead.
+wait_exec() {
+	local name=$1 secs=$2 pid state
+	pid=$(<"$RUN/$name.pid")
+	local deadline=$((SECONDS + secs))
+	until pid_of "$name" >/dev/null; do
+		state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || state=
+		if [[ -z $state || $state == Z ]]; then
+			return 1
+		fi
+		if ((SECONDS >= deadline)); then
+			log "warning: $name (pid $pid) has not exec'd $(<"$RUN/$name.exe") after ${secs}s (it runs $(readlink "/proc/$pid/exe" 2>/dev/null))"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
 # tail_log NAME: the end of a component's log, for error messages.
 tail_log() {
 	[[ -f "$LOGS/$1.log" ]] || return 0

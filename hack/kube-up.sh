@@ -21,6 +21,27 @@ mkdir -p "$S" "$PKI" "$RUN" "$LOGS" "$TOOLS"
 exec 8>"$S/.lock"
 flock -w 300 8 || die "another kube-up/kube-down holds $S/.lock (waited 5 min)"
 
+# ---------------------------------------------------------------- already up?
+# A kube-up while the cluster runs only checks it: every component alive, the
+# API server ready, the node Ready and reaching the pod network. Anything
+# missing falls through to the full (idempotent) bring-up below.
+cluster_ok() {
+	local c
+	for c in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+		pid_of "$c" >/dev/null || return 1
+	done
+	[[ -s $S/env && -x $TOOLS/kubetool && -s $PKI/admin.token && -s $PKI/ca.crt ]] || return 1
+	[[ $(curl -sS --max-time 5 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(<"$PKI/admin.token")" \
+		"https://$HOST_IP:$API_PORT/readyz" 2>/dev/null) == ok ]] || return 1
+	[[ -n $(ip netns exec "$NETNS" ip route show "$POD_CIDR" 2>/dev/null) ]] || return 1
+	"$TOOLS/kubetool" wait-ready --kubeconfig "$S/admin.kubeconfig" --node "$NODE_NAME" --timeout 30s >/dev/null 2>&1
+}
+if cluster_ok; then
+	log "cluster already up and ready (API https://$HOST_IP:$API_PORT, node $NODE_NAME); nothing to do"
+	echo "export KUBECONFIG=$S/admin.kubeconfig"
+	exit 0
+fi
+
 # ---------------------------------------------------------------- packages
 # command -> Debian package that provides it
 declare -A PKG_OF=(
@@ -77,13 +98,21 @@ if ! ip link show "$VETH_HOST" >/dev/null 2>&1; then
 	ip link add "$VETH_HOST" type veth peer name "$VETH_NODE"
 	ip link set "$VETH_NODE" netns "$NETNS"
 fi
-ip addr show dev "$VETH_HOST" | grep -q "inet $HOST_IP/30" || ip addr add "$HOST_IP/30" dev "$VETH_HOST"
+# "ip addr replace" and "ip route replace" are idempotent (no grep of "ip addr
+# show" under pipefail, whose SIGPIPE read as "missing" and re-added the address).
+ip addr replace "$HOST_IP/30" dev "$VETH_HOST"
 ip link set "$VETH_HOST" up
+# The node reaches the pod network through the host (the CNI bridge's gateway
+# lives there): kubelet probes and pod IPs work from the node's netns.
 ip netns exec "$NETNS" sh -c "
-	ip addr show dev $VETH_NODE | grep -q 'inet $NODE_IP/30' || ip addr add $NODE_IP/30 dev $VETH_NODE
-	ip link set $VETH_NODE up
-	ip link set lo up
+	ip addr replace $NODE_IP/30 dev $VETH_NODE &&
+	ip link set $VETH_NODE up &&
+	ip link set lo up &&
+	ip route replace $POD_CIDR via $HOST_IP dev $VETH_NODE
 " || die "configuring netns $NETNS failed"
+# Forward between the node's veth and the pods' bridge only (per interface; the
+# bridge plugin turns forwarding on for the bridge as its gateway).
+sysctl -q -w "net.ipv4.conf.$VETH_HOST.forwarding=1" || die "cannot enable forwarding on $VETH_HOST"
 
 # ---------------------------------------------------------------- certificates and tokens
 gen_cert() { # NAME CN O EXTFILE-CONTENT
@@ -179,6 +208,10 @@ start() {
 	# the component itself (nsenter also execs in place for --net).
 	setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 8>&- &
 	echo $! >"$RUN/$name.pid"
+	if ! wait_exec "$name" 120; then
+		tail_log "$name"
+		die "$name exited as it started (log: $LOGS/$name.log)"
+	fi
 }
 
 # wait_until NAME SECONDS WHAT CMD...: poll CMD every 0.5 s, at most SECONDS;
@@ -393,6 +426,13 @@ dnat=(PREROUTING -i "$CNI_BRIDGE" -d "$SERVICE_IP" -p tcp --dport 443
 if ! iptables -t nat -C "${dnat[@]}" 2>/dev/null; then
 	iptables -t nat -A "${dnat[@]}" || log "warning: could not add the DNAT rule for $SERVICE_IP:443 (pods cannot reach the API server through the Service IP)"
 fi
+# Node <-> pods through the host, even where the FORWARD policy is DROP (Docker sets it).
+for fwd in "-i $VETH_HOST -o $CNI_BRIDGE" "-i $CNI_BRIDGE -o $VETH_HOST"; do
+	# shellcheck disable=SC2086
+	rule=(FORWARD $fwd -m comment --comment trellis-kube -j ACCEPT)
+	iptables -C "${rule[@]}" 2>/dev/null || iptables -I "${rule[@]}" ||
+		log "warning: could not add the FORWARD rule ${rule[*]} (the node may not reach pod IPs)"
+done
 
 # ---------------------------------------------------------------- ready
 for c in kube-controller-manager kube-scheduler; do
