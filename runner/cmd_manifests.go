@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
+	"strings"
+	"text/template"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/trellisdag/trellis/task"
 )
 
 // manifestOptions shape the Kubernetes objects of a team's deployment.
@@ -22,6 +27,7 @@ type manifestOptions struct {
 	port                   int
 	tokensSecret           string
 	executor               string
+	workerCommand          []string // this binary's path in the image (Runner.workerCommand)
 }
 
 func cmdManifests(_ context.Context, r *Runner, args []string) error {
@@ -31,7 +37,8 @@ func cmdManifests(_ context.Context, r *Runner, args []string) error {
 	f.fs.StringVar(&o.name, "name", def, "name of every object (a DNS label)")
 	f.fs.StringVar(&o.namespace, "namespace", "default", "namespace of the objects")
 	f.fs.StringVar(&o.image, "image", "", "image of this binary (required), e.g. registry.example.com/team:1.2.3")
-	f.fs.StringVar(&o.storage, "storage", "5Gi", "size of the database's PersistentVolumeClaim")
+	f.fs.StringVar(&o.storage, "storage-size", "5Gi", "size of the database's PersistentVolumeClaim")
+	f.fs.StringVar(&o.storage, "storage", "5Gi", "the same as --storage-size (kept for older scripts)")
 	f.fs.StringVar(&o.storageClass, "storage-class", "", "storage class of the claim (default: the cluster's)")
 	f.fs.IntVar(&o.port, "port", 8080, "port the UI, API, metrics and probes listen on")
 	f.fs.StringVar(&o.tokensSecret, "tokens-secret", "", "Secret holding the access tokens file (default <name>-tokens)")
@@ -41,7 +48,11 @@ func cmdManifests(_ context.Context, r *Runner, args []string) error {
 		return err
 	}
 	if *dockerfile {
-		_, err := fmt.Fprint(r.cfg.Stdout, Dockerfile)
+		b, err := r.dockerfile()
+		if err != nil {
+			return fmt.Errorf("manifests: %w", err)
+		}
+		_, err = r.cfg.Stdout.Write(b)
 		return err
 	}
 	if o.image == "" {
@@ -51,7 +62,7 @@ func cmdManifests(_ context.Context, r *Runner, args []string) error {
 		return usagef("manifests: --name %q: want a DNS label (lower case letters, digits, '-')", o.name)
 	}
 	if _, err := resource.ParseQuantity(o.storage); err != nil {
-		return usagef("manifests: --storage %q: %v", o.storage, err)
+		return usagef("manifests: --storage-size %q: %v", o.storage, err)
 	}
 	if o.port < 1 || o.port > 65535 {
 		return usagef("manifests: --port %d: out of range", o.port)
@@ -62,6 +73,7 @@ func cmdManifests(_ context.Context, r *Runner, args []string) error {
 	if o.tokensSecret == "" {
 		o.tokensSecret = o.name + "-tokens"
 	}
+	o.workerCommand = r.workerCommand()
 	out, err := renderManifests(o)
 	if err != nil {
 		return err
@@ -70,26 +82,68 @@ func cmdManifests(_ context.Context, r *Runner, args []string) error {
 	return err
 }
 
-// Dockerfile is an example image for a team's binary: static, non-root.
-const Dockerfile = `# A team's trellis binary in a small non-root image.
-# Build: docker build -t registry.example.com/team:1.0.0 .
+// dockerfileTmpl is the team's image: this binary at the path every worker pod
+// runs (workerCommand), on a base with a shell when a DAG has Bash tasks.
+var dockerfileTmpl = template.Must(template.New("Dockerfile").Parse(`# The image of {{.Name}}: this binary at {{.Path}}, the ENTRYPOINT of the runner
+# pod and the command of every worker pod (manifests sets TRELLIS_WORKER_COMMAND={{.Path}}).
+# Build it at the root of the module:
+#   docker build -t registry.example.com/{{.Name}}:1.0.0 .
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-# modernc.org/sqlite is pure Go: the binary is static.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/team ./cmd/team
-
-# distroless/static has no shell. DAGs with Bash tasks need one: use
-# gcr.io/distroless/base-debian12:debug-nonroot (busybox sh) or debian:12-slim
-# with a non-root USER instead.
+# modernc.org/sqlite is pure Go: the binary is static; -s -w drop the symbol tables.
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/{{.Name}} {{.Package}}
+{{if .Shell}}
+# The DAGs have Bash tasks ({{.ShellTasks}}): they run with /bin/sh (bash when
+# present), so the image needs a shell and the tools your commands call.
+FROM debian:12-slim
+{{- else}}
+# No Bash task: a static image without a shell.
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/team /team
+{{- end}}
+COPY --from=build /out/{{.Name}} {{.Path}}
 USER 65532:65532
-ENTRYPOINT ["/team"]
+ENTRYPOINT ["{{.Path}}"]
 CMD ["serve", "--listen", "0.0.0.0:8080", "--db", "/data/trellis.db", "--tokens", "/etc/trellis/tokens"]
-`
+`))
+
+// dockerfile renders the Dockerfile of this binary.
+func (r *Runner) dockerfile() ([]byte, error) {
+	path := r.workerCommand()[0]
+	var shellTasks []string
+	for _, d := range r.dags {
+		for _, t := range d.Tasks() {
+			if task.SettingsOf(t).Kind == task.KindBash {
+				shellTasks = append(shellTasks, d.ID()+"."+t.ID())
+			}
+		}
+	}
+	if len(shellTasks) > 3 {
+		shellTasks = append(shellTasks[:3], fmt.Sprintf("and %d more", len(shellTasks)-3))
+	}
+	var b bytes.Buffer
+	err := dockerfileTmpl.Execute(&b, map[string]any{
+		"Name": workerBinaryName(), "Path": path, "Package": mainPackage(),
+		"Shell": len(shellTasks) > 0, "ShellTasks": strings.Join(shellTasks, ", "),
+	})
+	return b.Bytes(), err
+}
+
+// mainPackage is this binary's main package relative to its module's root
+// ("./cmd/team"), from the build information; "./cmd/<name>" when unknown.
+func mainPackage() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path != "" {
+		if bi.Path == bi.Main.Path {
+			return "."
+		}
+		if rel, ok := strings.CutPrefix(bi.Path, bi.Main.Path+"/"); ok {
+			return "./" + rel
+		}
+	}
+	return "./cmd/" + workerBinaryName()
+}
 
 func renderManifests(o manifestOptions) ([]byte, error) {
 	labels := map[string]string{"app.kubernetes.io/name": o.name, "app.kubernetes.io/part-of": "trellis"}
@@ -140,7 +194,8 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 	// restarts, so that a new runner pod adopts the pods of the old one and
 	// two Deployments of one binary never touch each other's pods.
 	env := []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"),
-		{Name: "TRELLIS_EXECUTOR", Value: o.executor}, {Name: "TRELLIS_IMAGE", Value: o.image}, {Name: "TRELLIS_INSTANCE", Value: o.name}}
+		{Name: "TRELLIS_EXECUTOR", Value: o.executor}, {Name: "TRELLIS_IMAGE", Value: o.image}, {Name: "TRELLIS_INSTANCE", Value: o.name},
+		{Name: "TRELLIS_WORKER_COMMAND", Value: strings.Join(o.workerCommand, " ")}}
 	replicas := int32(1)
 	deploy := appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
@@ -197,6 +252,12 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 	fmt.Fprintf(&b, "# trellis deployment of %s in namespace %s.\n", o.name, o.namespace)
 	fmt.Fprintf(&b, "# The tokens Secret is not printed (it holds secrets); create it first:\n")
 	fmt.Fprintf(&b, "#   kubectl -n %s create secret generic %s --from-file=tokens=./tokens   # lines: token role [name]\n", o.namespace, o.tokensSecret)
+	class := "the cluster's default StorageClass"
+	if o.storageClass != "" {
+		class = "StorageClass " + o.storageClass
+	}
+	fmt.Fprintf(&b, "# The claim %s (%s, ReadWriteOnce) is provisioned by %s; without one, create a\n", o.name, o.storage, class)
+	fmt.Fprintf(&b, "# PersistentVolume for it first. The image is the one `%s manifests --dockerfile` describes.\n", workerBinaryName())
 	for i, obj := range []any{&sa, &role, &binding, &claim, &deploy, &svc} {
 		y, err := cleanYAML(obj)
 		if err != nil {

@@ -3,6 +3,8 @@ package runner_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +14,9 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/runner"
+	"github.com/trellisdag/trellis/task"
 )
 
 func TestManifests(t *testing.T) {
@@ -21,7 +25,7 @@ func TestManifests(t *testing.T) {
 	r := runner.New(runner.Config{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}, testDAGs()...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if code := r.Run(ctx, []string{"manifests", "--image", "registry.example.com/team:1.2.3", "--namespace", "data", "--name", "team", "--storage", "2Gi"}); code != 0 {
+	if code := r.Run(ctx, []string{"manifests", "--image", "registry.example.com/team:1.2.3", "--namespace", "data", "--name", "team", "--storage-size", "2Gi"}); code != 0 {
 		t.Fatalf("manifests: exit %d: %s", code, &errb)
 	}
 	docs := strings.Split(out.String(), "\n---\n")
@@ -105,12 +109,62 @@ func TestManifests(t *testing.T) {
 		t.Errorf("kinds = %d, want 6", len(kinds))
 	}
 
-	out.Reset()
-	if code := r.Run(ctx, []string{"manifests", "--dockerfile"}); code != 0 || !strings.Contains(out.String(), "USER 65532") ||
-		!strings.Contains(out.String(), "CGO_ENABLED=0") {
-		t.Errorf("dockerfile: %d\n%s", code, &out)
+	// Worker pods run the path where the Dockerfile puts this binary.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
+	workerPath := "/usr/local/bin/" + filepath.Base(exe)
+	if env["TRELLIS_WORKER_COMMAND"] != workerPath {
+		t.Errorf("TRELLIS_WORKER_COMMAND = %q, want %q", env["TRELLIS_WORKER_COMMAND"], workerPath)
+	}
+
+	out.Reset()
+	if code := r.Run(ctx, []string{"manifests", "--dockerfile"}); code != 0 {
+		t.Fatalf("dockerfile: exit %d: %s", code, &errb)
+	}
+	for _, want := range []string{"USER 65532", "CGO_ENABLED=0", `-ldflags="-s -w"`,
+		"COPY --from=build /out/" + filepath.Base(exe) + " " + workerPath, `ENTRYPOINT ["` + workerPath + `"]`,
+		"FROM debian:12-slim", "Bash tasks (etl.say)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dockerfile lacks %q:\n%s", want, &out)
+		}
+	}
+	if code := r.Run(ctx, []string{"manifests", "--image", "x:1", "--storage-size", "lots"}); code != runner.ExitUsage ||
+		!strings.Contains(errb.String(), `--storage-size "lots"`) {
+		t.Errorf("manifests --storage-size lots: %d %s", code, &errb)
+	}
+	errb.Reset()
 	if code := r.Run(ctx, []string{"manifests"}); code != runner.ExitUsage || !strings.Contains(errb.String(), "--image is required") {
 		t.Errorf("manifests without --image: %d %s", code, &errb)
+	}
+}
+
+// TestManifestsFollowWorkerCommand: a team that puts its binary elsewhere
+// ($TRELLIS_WORKER_COMMAND) gets a Dockerfile and manifests that agree, and
+// DAGs without Bash tasks get an image without a shell.
+func TestManifestsFollowWorkerCommand(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	env := map[string]string{"TRELLIS_WORKER_COMMAND": "/app/team"}
+	d := dag.New("gos")
+	d.Add(task.Go("one", func(context.Context, *task.Run) (int, error) { return 1, nil }))
+	r := runner.New(runner.Config{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}, d)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if code := r.Run(ctx, []string{"manifests", "--dockerfile"}); code != 0 {
+		t.Fatalf("dockerfile: exit %d: %s", code, &errb)
+	}
+	for _, want := range []string{" /app/team\n", `ENTRYPOINT ["/app/team"]`, "FROM gcr.io/distroless/static-debian12:nonroot"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dockerfile lacks %q:\n%s", want, &out)
+		}
+	}
+	out.Reset()
+	if code := r.Run(ctx, []string{"manifests", "--image", "x:1"}); code != 0 {
+		t.Fatalf("manifests: exit %d: %s", code, &errb)
+	}
+	if !strings.Contains(out.String(), "name: TRELLIS_WORKER_COMMAND\n          value: /app/team\n") {
+		t.Errorf("manifests do not run workers as /app/team:\n%s", &out)
 	}
 }

@@ -164,13 +164,7 @@ func (r *Runner) newKubeSetup(o kubeOptions, db string) (*kubeSetup, error) {
 			return nil, &UsageError{err}
 		}
 	}
-	command := k.Command
-	if v := r.cfg.Getenv("TRELLIS_WORKER_COMMAND"); v != "" {
-		command = strings.Fields(v)
-	}
-	if len(command) == 0 {
-		command = []string{"/usr/local/bin/" + workerBinaryName()}
-	}
+	command := r.workerCommand()
 	hooks := make([]k8s.Hook, len(k.MutationHooks))
 	for i, h := range k.MutationHooks {
 		hooks[i] = k8s.Hook(h)
@@ -181,6 +175,20 @@ func (r *Runner) newKubeSetup(o kubeOptions, db string) (*kubeSetup, error) {
 		return nil, &UsageError{err}
 	}
 	return &kubeSetup{r: r, builder: b, namespace: ns, instance: instance}, nil
+}
+
+// workerCommand is this binary's command inside the team's image, which every
+// worker pod runs: $TRELLIS_WORKER_COMMAND, else KubernetesConfig.Command, else
+// /usr/local/bin/<this binary's name>. The Dockerfile and the manifests that
+// `manifests` prints use the same path.
+func (r *Runner) workerCommand() []string {
+	if v := strings.Fields(r.cfg.Getenv("TRELLIS_WORKER_COMMAND")); len(v) > 0 {
+		return v
+	}
+	if c := r.cfg.Kubernetes.Command; len(c) > 0 {
+		return c
+	}
+	return []string{"/usr/local/bin/" + workerBinaryName()}
 }
 
 // workerBinaryName is this binary's file name.
