@@ -38,6 +38,7 @@ type env struct {
 	bin        string // directory of the built binaries
 	quickImage string
 	dagImage   string
+	teamImage  string // e2e/testdata/teamdag, laid out as its Dockerfile says
 	skip       string
 }
 
@@ -108,12 +109,15 @@ func setup() (*env, error) {
 	}
 	stamp := time.Now().UTC().Format("150405")
 	e.quickImage, e.dagImage = "trellis.local/e2e-quickstart:"+stamp, "trellis.local/e2e-kubedag:"+stamp
+	e.teamImage = "trellis.local/e2e-teamdag:" + stamp
 	for _, b := range []struct{ name, pkg, image string }{
 		{"quickstart", "./examples/quickstart", e.quickImage},
 		{"kubedag", "./e2e/testdata/kubedag", e.dagImage},
+		{"teamdag", "./e2e/testdata/teamdag", e.teamImage},
 	} {
 		out := filepath.Join(e.bin, b.name)
-		cmd := exec.Command("go", "build", "-o", out, b.pkg)
+		// As the generated Dockerfile builds it (see TestDeployedByItsManifests).
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, b.pkg)
 		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if msg, err := cmd.CombinedOutput(); err != nil {
@@ -366,6 +370,7 @@ func TestMissingImageFailsFast(t *testing.T) {
 type podWatch struct {
 	mu      sync.Mutex
 	uids    map[string]map[types.UID]bool // pod name -> UIDs seen
+	labels  map[string]map[string]string  // pod name -> its labels
 	pods    chan *corev1.Pod
 	stop    func()
 	stopped chan struct{}
@@ -373,12 +378,19 @@ type podWatch struct {
 
 func watchPods(t *testing.T, e *env, selector string) *podWatch {
 	t.Helper()
+	return watchPodsIn(t, e, namespace, selector)
+}
+
+// watchPodsIn watches the pods of a namespace that match selector, recording
+// every pod (by name and UID) it sees, until the test ends.
+func watchPodsIn(t *testing.T, e *env, ns, selector string) *podWatch {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := e.admin.CoreV1().Pods(namespace).Watch(ctx, metav1.ListOptions{LabelSelector: selector})
+	w, err := e.admin.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw := &podWatch{uids: map[string]map[types.UID]bool{}, pods: make(chan *corev1.Pod, 1000), stopped: make(chan struct{})}
+	pw := &podWatch{uids: map[string]map[types.UID]bool{}, labels: map[string]map[string]string{}, pods: make(chan *corev1.Pod, 1000), stopped: make(chan struct{})}
 	pw.stop = func() { cancel(); w.Stop(); <-pw.stopped }
 	go func() {
 		defer close(pw.stopped)
@@ -392,6 +404,7 @@ func watchPods(t *testing.T, e *env, selector string) *podWatch {
 				pw.uids[p.Name] = map[types.UID]bool{}
 			}
 			pw.uids[p.Name][p.UID] = true
+			pw.labels[p.Name] = p.Labels
 			pw.mu.Unlock()
 			select {
 			case pw.pods <- p:
