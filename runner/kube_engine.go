@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/trellisdag/trellis/executor"
 	kubeexec "github.com/trellisdag/trellis/executor/kubernetes"
@@ -96,22 +97,28 @@ func shutdownKube(ctx context.Context, ex *kubeexec.Executor) error {
 
 func ptr[T any](v T) *T { return &v }
 
-// reachable asks the API server for its version, bounded, so that a runner
-// pointed at a cluster that does not answer says so at once.
-func reachable(c kubernetes.Interface) error {
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Discovery().ServerVersion()
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("%w: the API server does not answer: %v", errNoCluster, err)
+// reachableTimeout bounds reachable's request.
+const reachableTimeout = 15 * time.Second
+
+// reachable asks the API server for its version (GET /version), bounded, so
+// that a runner pointed at a cluster that does not answer says so at once.
+func reachable(c kubeexec.Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), reachableTimeout)
+	defer cancel()
+	raw, err := c.CoreV1().RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
+	if err == nil {
+		var v version.Info
+		if err = json.Unmarshal(raw, &v); err != nil {
+			err = fmt.Errorf("unable to parse the server version: %w", err)
 		}
+	}
+	switch {
+	case err == nil:
 		return nil
-	case <-time.After(15 * time.Second):
-		return fmt.Errorf("%w: the API server did not answer within 15s", errNoCluster)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: the API server did not answer within %s", errNoCluster, reachableTimeout)
+	default:
+		return fmt.Errorf("%w: the API server does not answer: %v", errNoCluster, err)
 	}
 }
 

@@ -18,4 +18,10 @@
 // spending a retry) once it is gone; one deleted while the task ran fails the
 // try. After the end is reported and the log saved, the cleanup policy
 // applies.
+//
+// The executor needs only the typed core/v1 client (Client: a clientset
+// satisfies it): its informers list and watch through it, and pods are read
+// from their caches by namespace/name, so a binary that links the executor
+// links neither the clients of other API groups nor client-go's informer
+// factory and listers.
 package kubernetes

@@ -13,9 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	listersv1 "k8s.io/client-go/listers/core/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -24,10 +22,19 @@ import (
 	"github.com/trellisdag/trellis/k8s/termination"
 )
 
+// Client is the part of a Kubernetes clientset the executor uses: the core/v1
+// API group (pods, their logs, events). A *kubernetes.Clientset satisfies it,
+// and so does the fake clientset of tests; a program that links only the
+// typed core/v1 client (corev1client.NewForConfig) can wrap it in a small
+// struct and avoid linking every API group.
+type Client interface {
+	CoreV1() corev1client.CoreV1Interface
+}
+
 // Config configures an Executor.
 type Config struct {
 	// Client talks to the API server. Required.
-	Client kubernetes.Interface
+	Client Client
 	// Namespace is where pods are watched and created by default. Required.
 	Namespace string
 	// Instance is the runner instance whose pods (k8s.LabelInstance) this
@@ -88,8 +95,9 @@ type Executor struct {
 	swept     bool // orphans of an earlier process were handled
 }
 
+// nsInformer is the pod informer of one namespace.
 type nsInformer struct {
-	lister listersv1.PodNamespaceLister
+	pods   podLister
 	synced cache.InformerSynced
 	stop   chan struct{}
 }
@@ -176,9 +184,7 @@ func (e *Executor) informer(ctx context.Context, ns string) (*nsInformer, error)
 	e.mu.Lock()
 	inf := e.informers[ns]
 	if inf == nil {
-		f := informers.NewSharedInformerFactoryWithOptions(e.cfg.Client, 0, informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = k8s.InstanceSelector(e.cfg.Instance) }))
-		pods := f.Core().V1().Pods()
+		informer := newPodInformer(e.cfg.Client.CoreV1().Pods(ns), k8s.InstanceSelector(e.cfg.Instance))
 		enqueue := func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
@@ -187,7 +193,7 @@ func (e *Executor) informer(ctx context.Context, ns string) (*nsInformer, error)
 				e.queue.Add(p.Namespace + "/" + p.Name)
 			}
 		}
-		_, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		_, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    enqueue,
 			UpdateFunc: func(_, obj any) { enqueue(obj) },
 			DeleteFunc: enqueue,
@@ -196,9 +202,9 @@ func (e *Executor) informer(ctx context.Context, ns string) (*nsInformer, error)
 			e.mu.Unlock()
 			return nil, err
 		}
-		inf = &nsInformer{lister: pods.Lister().Pods(ns), synced: pods.Informer().HasSynced, stop: make(chan struct{})}
+		inf = &nsInformer{pods: podLister{informer.GetIndexer(), ns}, synced: informer.HasSynced, stop: make(chan struct{})}
 		e.informers[ns] = inf
-		f.Start(inf.stop)
+		go informer.Run(inf.stop)
 	}
 	e.mu.Unlock()
 	if !inf.synced() {
@@ -365,7 +371,7 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 		if inf == nil {
 			continue
 		}
-		pod, err := inf.lister.Get(tr.name)
+		pod, err := inf.pods.Get(tr.name)
 		e.cleanup(tr, pod, err == nil, true)
 	}
 	e.stop()

@@ -207,7 +207,7 @@ func (e *Executor) containerDone(tr *tracked) bool {
 	if inf == nil {
 		return true
 	}
-	pod, err := inf.lister.Get(tr.name)
+	pod, err := inf.pods.Get(tr.name)
 	if err != nil {
 		return true
 	}

@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/trellisdag/trellis/executor"
 	"github.com/trellisdag/trellis/k8s"
@@ -45,7 +44,7 @@ func (e *Executor) Recover(ctx context.Context, tries []executor.Try) error {
 		inf := e.informers[nsOf[i]]
 		e.mu.Unlock()
 		name := k8s.PodName(t.DAGID, t.RunID, t.TaskID, t.Try)
-		pod, err := inf.lister.Get(name)
+		pod, err := inf.pods.Get(name)
 		if err != nil {
 			rep := executor.Report{Key: t.Key, At: time.Now(), Pod: name}
 			if t.State == task.StateQueued {
@@ -83,8 +82,7 @@ func (e *Executor) sweep() {
 	e.swept = true
 	var all []*corev1.Pod
 	for _, inf := range e.informers {
-		pods, _ := inf.lister.List(everything)
-		all = append(all, pods...)
+		all = append(all, inf.pods.List()...)
 	}
 	e.mu.Unlock()
 	for _, p := range all {
@@ -109,7 +107,7 @@ func (e *Executor) syncUntracked(id string) {
 	if inf == nil {
 		return
 	}
-	pod, err := inf.lister.Get(name)
+	pod, err := inf.pods.Get(name)
 	if err != nil || pod.DeletionTimestamp != nil {
 		return
 	}
@@ -151,5 +149,3 @@ func splitID(id string) (ns, name string) {
 	}
 	return "", id
 }
-
-var everything = labels.Everything()

@@ -51,7 +51,7 @@ func (e *Executor) sync(id string) {
 	if inf == nil {
 		return // shutting down
 	}
-	pod, err := inf.lister.Get(tr.name)
+	pod, err := inf.pods.Get(tr.name)
 	exists := err == nil && (uid == "" || pod.UID == uid)
 	if finished {
 		e.cleanup(tr, pod, exists, false)

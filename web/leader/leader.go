@@ -1,7 +1,20 @@
 // Package leader makes sure exactly one process schedules a database's runs: an
 // exclusive flock on the SQLite file (store.Lock) on one machine and, in a
-// Kubernetes cluster, a Lease (client-go leaderelection) first, so that a second
-// replica waits instead of double-scheduling.
+// Kubernetes cluster, a Lease first, so that a second replica waits instead of
+// double-scheduling.
+//
+// The Lease election follows client-go's leaderelection, with only the
+// coordination.k8s.io/v1 client: a replica takes the Lease when it does not
+// exist, was released, is its own, or has not changed for leaseDurationSeconds
+// as measured on the replica's own clock since it last saw the record change
+// (so clocks need not agree). Every write carries the resourceVersion read, so
+// of two replicas that try to take the Lease at once one gets a conflict and
+// keeps waiting. The leader renews the Lease every RetryPeriod; if no renewal
+// succeeds within RenewDeadline, or the Lease shows another holder, it stops
+// leading. On a clean stop it releases the Lease (holder cleared,
+// leaseDurationSeconds 1), so that the next replica takes over at once. The
+// Lease record is the one client-go writes, so replicas built with either can
+// share a Lease.
 package leader
 
 import (
@@ -9,31 +22,44 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/trellisdag/trellis/internal/store"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
 
 // ErrLost is returned by Run when this process lost the Lease while it led.
 var ErrLost = errors.New("lost the scheduler lease")
 
+// Client is the part of a Kubernetes clientset the Lease election uses. A
+// *kubernetes.Clientset satisfies it, and so does the fake clientset of tests;
+// a program that links only the typed client (coordinationv1client.NewForConfig)
+// can wrap it in a small struct.
+type Client interface {
+	CoordinationV1() coordinationv1client.CoordinationV1Interface
+}
+
 // Lease configures the Kubernetes Lease.
 type Lease struct {
-	Client    kubernetes.Interface
+	Client    Client
 	Namespace string
 	Name      string
 	// Identity names this replica in the Lease (default: the hostname, the pod's
 	// name in a cluster).
 	Identity string
-	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's (defaults 15s,
-	// 10s, 2s).
+	// LeaseDuration, RenewDeadline and RetryPeriod mean what they mean in
+	// client-go's leaderelection (defaults 15s, 10s, 2s): another replica takes
+	// over a Lease it has not seen change for LeaseDuration (the Lease holds
+	// whole seconds: rounded up); the leader stops leading when no renewal succeeded for
+	// RenewDeadline (less than LeaseDuration); it renews every RetryPeriod, and a
+	// waiting replica tries every RetryPeriod, with jitter (RenewDeadline must
+	// exceed 1.2 RetryPeriods).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
 
@@ -108,77 +134,313 @@ func withLease(ctx context.Context, cfg Config, lead func(context.Context) error
 		}
 		id = h
 	}
+	el, err := newElector(l, id, cfg.Logger, cfg.Waiting)
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	if !el.acquire(ctx) {
+		return nil // ctx ended while waiting
+	}
+	cfg.Logger.Info("holding the scheduler lease", "lease", el.describe(), "identity", id)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- lead(lctx) }()
+	lost, err := el.hold(lctx, done, cancel)
+	// lead has returned: give the Lease up, so that the next replica need not
+	// wait for it to expire.
+	el.release()
+	if lost && ctx.Err() == nil {
+		return fmt.Errorf("%w %s", ErrLost, el.describe())
+	}
+	return err
+}
+
+// jitterFactor spreads the attempts of waiting replicas as client-go's does:
+// each waits RetryPeriod plus up to 1.2 RetryPeriods more.
+const jitterFactor = 1.2
+
+// elector takes, keeps and gives up one replica's Lease. Its methods are called
+// from one goroutine.
+type elector struct {
+	leases                                    coordinationv1client.LeaseInterface
+	ns, name, id                              string
+	leaseDuration, renewDeadline, retryPeriod time.Duration
+	log                                       *slog.Logger
+	waiting                                   func(reason string)
+
+	lease      *coordinationv1.Lease    // as last read or written: its resourceVersion goes with the next write
+	observed   coordinationv1.LeaseSpec // the record as last seen
+	observedAt time.Time                // when the record last changed, on this replica's clock
+	renewedAt  time.Time                // when the last write that kept this replica the holder was sent
+	reported   string                   // the other holder last reported to waiting
+}
+
+func newElector(l *Lease, id string, log *slog.Logger, waiting func(string)) (*elector, error) {
 	dur := func(d, def time.Duration) time.Duration {
 		if d <= 0 {
 			return def
 		}
 		return d
 	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: l.Namespace, Name: l.Name},
-		Client:     l.Client.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	e := &elector{
+		ns: l.Namespace, name: l.Name, id: id, log: log, waiting: waiting,
+		leaseDuration: dur(l.LeaseDuration, 15*time.Second),
+		renewDeadline: dur(l.RenewDeadline, 10*time.Second),
+		retryPeriod:   dur(l.RetryPeriod, 2*time.Second),
 	}
-	parent := ctx
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	type result struct {
-		err  error
-		lost bool
+	switch {
+	case l.Client == nil:
+		return nil, errors.New("the lease has no client")
+	case id == "":
+		return nil, errors.New("the lease identity is empty")
+	case e.leaseDuration <= e.renewDeadline:
+		return nil, errors.New("leaseDuration must be greater than renewDeadline")
+	case e.renewDeadline <= time.Duration(jitterFactor*float64(e.retryPeriod)):
+		return nil, errors.New("renewDeadline must be greater than retryPeriod*1.2")
 	}
-	done := make(chan result, 1)
-	var started atomic.Bool
-	el, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   dur(l.LeaseDuration, 15*time.Second),
-		RenewDeadline:   dur(l.RenewDeadline, 10*time.Second),
-		RetryPeriod:     dur(l.RetryPeriod, 2*time.Second),
-		ReleaseOnCancel: true,
-		Name:            l.Name,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(lctx context.Context) {
-				started.Store(true)
-				cfg.Logger.Info("holding the scheduler lease", "lease", l.Namespace+"/"+l.Name, "identity", id)
-				err := lead(lctx)
-				// lead ended while its context was cancelled and the caller had not
-				// stopped us: the elector cancelled it, so the lease was lost.
-				done <- result{err, lctx.Err() != nil && parent.Err() == nil}
-				cancel() // give the lease up
-			},
-			OnStoppedLeading: func() {},
-			OnNewLeader: func(who string) {
-				if who != id {
-					cfg.Logger.Info("another replica holds the scheduler lease; waiting", "holder", who)
-					cfg.Waiting("replica " + who + " holds the scheduler lease")
-				}
-			},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("leader election: %w", err)
-	}
-	elDone := make(chan struct{})
-	go func() {
-		defer close(elDone)
-		el.Run(ctx)
-	}()
-	var r result
-	select {
-	case r = <-done:
-		<-elDone
-	case <-elDone:
-		// The elector returned: ctx ended while waiting, or the lease was lost
-		// and lead (if it started) is ending now.
-		if !started.Load() {
-			return nil
-		}
-		r = <-done
-	}
-	if r.lost {
-		return fmt.Errorf("%w %s/%s", ErrLost, l.Namespace, l.Name)
-	}
-	return r.err
+	e.leases = l.Client.CoordinationV1().Leases(l.Namespace)
+	return e, nil
 }
+
+func (e *elector) describe() string { return e.ns + "/" + e.name }
+
+// acquire tries to take the Lease every RetryPeriod (with jitter) until it
+// holds it (true) or ctx ends (false).
+func (e *elector) acquire(ctx context.Context) bool {
+	for {
+		if e.tryAcquireOrRenew(ctx) {
+			return true
+		}
+		if h := holder(e.observed); h != "" && h != e.id && h != e.reported {
+			e.reported = h
+			e.log.Info("another replica holds the scheduler lease; waiting", "holder", h)
+			e.waiting("replica " + h + " holds the scheduler lease")
+		}
+		wait := e.retryPeriod + time.Duration(rand.Float64()*jitterFactor*float64(e.retryPeriod))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// hold renews the Lease every RetryPeriod while lead runs. It returns lead's
+// error once lead has returned: on its own, when ctx ends, or after hold
+// cancelled it (with cancel) because the Lease was lost (lost is then true).
+func (e *elector) hold(ctx context.Context, done <-chan error, cancel context.CancelFunc) (lost bool, err error) {
+	t := time.NewTimer(e.retryPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return false, err
+		case <-ctx.Done():
+			return false, <-done
+		case <-t.C:
+		}
+		if reason := e.renew(ctx); reason != "" {
+			if ctx.Err() != nil {
+				return false, <-done
+			}
+			e.log.Warn("lost the scheduler lease; stopping", "lease", e.describe(), "identity", e.id, "reason", reason)
+			cancel()
+			return true, <-done
+		}
+		next := e.retryPeriod
+		if left := time.Until(e.renewedAt.Add(e.renewDeadline)); left < next {
+			next = max(left, 0)
+		}
+		t.Reset(next)
+	}
+}
+
+// renew tries once to renew the Lease, within what is left of RenewDeadline
+// since the last renewal. It returns why the Lease is lost, or "" while it is
+// not.
+func (e *elector) renew(ctx context.Context) string {
+	deadline := e.renewedAt.Add(e.renewDeadline)
+	if !time.Now().Before(deadline) {
+		return fmt.Sprintf("no renewal succeeded within %s", e.renewDeadline)
+	}
+	rctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if e.tryAcquireOrRenew(rctx) {
+		return ""
+	}
+	if h := holder(e.observed); h != "" && h != e.id {
+		return "replica " + h + " holds it"
+	}
+	if !time.Now().Before(deadline) {
+		return fmt.Sprintf("no renewal succeeded within %s", e.renewDeadline)
+	}
+	return ""
+}
+
+// tryAcquireOrRenew makes one attempt to take or keep the Lease, as client-go's
+// LeaderElector does: the holder first writes its last-known object; when that
+// fails, or the replica does not hold the Lease, it reads the Lease, takes it
+// if it does not exist, was released, is its own or has expired, and writes it
+// with the resourceVersion read, so that a concurrent write fails it with a
+// conflict.
+func (e *elector) tryAcquireOrRenew(ctx context.Context) bool {
+	start := time.Now()
+	now := metav1.NewMicroTime(start)
+	if e.lease != nil && holder(e.observed) == e.id && e.valid(start) {
+		lease := e.lease.DeepCopy()
+		lease.Spec = e.record(now, true)
+		if e.update(ctx, lease, start) {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		// Fall back to reading the Lease: another write came between.
+	}
+	cur, err := e.leases.Get(ctx, e.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		lease := &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: e.name},
+			Spec:       e.record(now, false),
+		}
+		lease.Spec.LeaseTransitions = ptr(int32(0))
+		created, err := e.leases.Create(ctx, lease, metav1.CreateOptions{})
+		if err != nil {
+			// AlreadyExists: another replica created it first.
+			e.log.Debug("create the lease", "lease", e.describe(), "err", err)
+			return false
+		}
+		e.wrote(created, start)
+		return true
+	}
+	if err != nil {
+		e.log.Debug("read the lease", "lease", e.describe(), "err", err)
+		return false
+	}
+	e.lease = cur
+	if !sameRecord(cur.Spec, e.observed) {
+		e.observed, e.observedAt = cur.Spec, time.Now()
+	}
+	h := holder(cur.Spec)
+	if h != "" && h != e.id && e.valid(start) {
+		return false
+	}
+	lease := cur.DeepCopy()
+	lease.Spec = e.record(now, h == e.id)
+	if h != e.id {
+		lease.Spec.LeaseTransitions = ptr(transitions(cur.Spec) + 1)
+	}
+	return e.update(ctx, lease, start)
+}
+
+// record returns the Lease record of this replica as the holder, renewed at
+// now, with the transitions of the record last seen; kept also carries over
+// its acquire time (this replica already holds it).
+func (e *elector) record(now metav1.MicroTime, kept bool) coordinationv1.LeaseSpec {
+	spec := coordinationv1.LeaseSpec{
+		HolderIdentity:       ptr(e.id),
+		LeaseDurationSeconds: ptr(int32((e.leaseDuration + time.Second - 1) / time.Second)),
+		AcquireTime:          ptr(now),
+		RenewTime:            ptr(now),
+		LeaseTransitions:     ptr(transitions(e.observed)),
+	}
+	if kept && e.observed.AcquireTime != nil {
+		spec.AcquireTime = ptr(*e.observed.AcquireTime)
+	}
+	return spec
+}
+
+// update writes lease (with the resourceVersion it was read with), sent at
+// start, and records it on success.
+func (e *elector) update(ctx context.Context, lease *coordinationv1.Lease, start time.Time) bool {
+	updated, err := e.leases.Update(ctx, lease, metav1.UpdateOptions{})
+	if err != nil {
+		// A conflict means that another replica wrote the Lease first.
+		e.log.Debug("update the lease", "lease", e.describe(), "err", err)
+		return false
+	}
+	e.wrote(updated, start)
+	return true
+}
+
+// wrote records a Lease that this replica wrote at start.
+func (e *elector) wrote(lease *coordinationv1.Lease, start time.Time) {
+	e.lease, e.observed, e.observedAt = lease, lease.Spec, time.Now()
+	if holder(lease.Spec) == e.id {
+		e.renewedAt = start
+	}
+}
+
+// valid reports whether the record last seen has not expired at now: it has
+// changed within its leaseDurationSeconds, on this replica's clock.
+func (e *elector) valid(now time.Time) bool {
+	var secs int32
+	if e.observed.LeaseDurationSeconds != nil {
+		secs = *e.observed.LeaseDurationSeconds
+	}
+	return e.observedAt.Add(time.Duration(secs) * time.Second).After(now)
+}
+
+// release gives the Lease up if this replica still holds it, as client-go's
+// ReleaseOnCancel does: the holder is cleared and leaseDurationSeconds set to
+// 1. It is bounded by RenewDeadline; a failure only means that the next
+// replica waits for the Lease to expire.
+func (e *elector) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), e.renewDeadline)
+	defer cancel()
+	cur, err := e.leases.Get(ctx, e.name, metav1.GetOptions{})
+	if err != nil {
+		e.log.Warn("release the scheduler lease", "lease", e.describe(), "err", err)
+		return
+	}
+	if holder(cur.Spec) != e.id {
+		return
+	}
+	now := metav1.NewMicroTime(time.Now())
+	lease := cur.DeepCopy()
+	lease.Spec = coordinationv1.LeaseSpec{
+		HolderIdentity:       ptr(""),
+		LeaseDurationSeconds: ptr(int32(1)),
+		AcquireTime:          ptr(now),
+		RenewTime:            ptr(now),
+		LeaseTransitions:     ptr(transitions(cur.Spec)),
+	}
+	if _, err := e.leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+		e.log.Warn("release the scheduler lease", "lease", e.describe(), "err", err)
+	}
+}
+
+func holder(s coordinationv1.LeaseSpec) string {
+	if s.HolderIdentity == nil {
+		return ""
+	}
+	return *s.HolderIdentity
+}
+
+func transitions(s coordinationv1.LeaseSpec) int32 {
+	if s.LeaseTransitions == nil {
+		return 0
+	}
+	return *s.LeaseTransitions
+}
+
+// sameRecord reports whether two Lease records are the same (a renewal changes
+// renewTime, a takeover the holder).
+func sameRecord(a, b coordinationv1.LeaseSpec) bool {
+	return eq(a.HolderIdentity, b.HolderIdentity) && eq(a.LeaseDurationSeconds, b.LeaseDurationSeconds) &&
+		eq(a.LeaseTransitions, b.LeaseTransitions) && a.AcquireTime.Equal(b.AcquireTime) &&
+		a.RenewTime.Equal(b.RenewTime) && eq(a.PreferredHolder, b.PreferredHolder) && eq(a.Strategy, b.Strategy)
+}
+
+// eq reports whether two optional values are both unset or both set and equal.
+func eq[T comparable](x, y *T) bool {
+	return x == nil && y == nil || x != nil && y != nil && *x == *y
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // InCluster reports whether the process runs in a Kubernetes pod with a service
 // account (the in-cluster configuration is present).
