@@ -40,6 +40,8 @@ run() { # WHAT CMD...: run CMD, its output kept for a failure
 	fi
 	log "$what ok in $((SECONDS - t)) s"
 }
+# Every loaded kube-up below starts from nothing.
+run "kube-down (before the loop)" "$HACK/kube-down.sh"
 for ((i = 1; i <= n; i++)); do
 	run "[$i/$n] kube-up (loaded)" "$HACK/kube-up.sh"
 	run "[$i/$n] kube-down (loaded)" "$HACK/kube-down.sh"
