@@ -2,8 +2,11 @@ package runner
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,9 +17,14 @@ import (
 // flags parses a command's flags and positional arguments in any order.
 type flags struct {
 	fs   *flag.FlagSet
+	r    *Runner
 	name string
 	db   *string
 }
+
+// errHelp is returned by flags.parse after it printed a command's help: the
+// command does nothing and the runner exits 0.
+var errHelp = errors.New("help printed")
 
 func newFlags(r *Runner, name string) *flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -25,7 +33,7 @@ func newFlags(r *Runner, name string) *flags {
 	if def == "" {
 		def = r.cfg.DB
 	}
-	return &flags{fs: fs, name: name, db: fs.String("db", def, "database path")}
+	return &flags{fs: fs, r: r, name: name, db: fs.String("db", def, "database path ($TRELLIS_DB)")}
 }
 
 // parse returns the positional arguments; it requires exactly want of them.
@@ -33,6 +41,9 @@ func (f *flags) parse(args []string, want ...string) ([]string, error) {
 	var pos []string
 	for {
 		if err := f.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, f.help()
+			}
 			return nil, usagef("%s: %v", f.name, err)
 		}
 		args = f.fs.Args()
@@ -53,6 +64,36 @@ func (f *flags) parse(args []string, want ...string) ([]string, error) {
 		return nil, usagef("%s: unexpected argument %q", f.name, pos[len(want)])
 	}
 	return pos, nil
+}
+
+// help prints the command's usage line, what it does and every flag with its
+// default to standard output, and returns errHelp.
+func (f *flags) help() error {
+	w := f.r.cfg.Stdout
+	for _, c := range f.r.commands() {
+		if c.name == f.name {
+			fmt.Fprintf(w, "usage: %s %s %s\n\n%s\n", progName(), c.name, c.args, c.short)
+		}
+	}
+	fmt.Fprintf(w, "\nflags:\n")
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(fl)
+		line := "  --" + fl.Name
+		if len(fl.Name) == 1 {
+			line = "  -" + fl.Name
+		}
+		if typ != "" {
+			line += " " + typ
+		}
+		if d := fl.DefValue; d != "" && d != "false" && d != "0" && !strings.Contains(usage, "(default") {
+			if typ == "string" {
+				d = strconv.Quote(d)
+			}
+			usage += " (default " + d + ")"
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, usage)
+	})
+	return errHelp
 }
 
 // parseDate reads a date as RFC 3339, "2006-01-02T15:04:05" or "2006-01-02" (UTC

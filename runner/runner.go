@@ -140,7 +140,7 @@ func (r *Runner) commands() []command {
 // Run runs one command line (without the program name) and returns the exit status.
 func (r *Runner) Run(ctx context.Context, args []string) int {
 	err := r.run(ctx, args)
-	if err == nil {
+	if err == nil || errors.Is(err, errHelp) {
 		return ExitOK
 	}
 	fmt.Fprintf(r.cfg.Stderr, "error: %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
@@ -164,7 +164,11 @@ func (r *Runner) run(ctx context.Context, args []string) error {
 	if len(global) > 0 {
 		args = append(append([]string(nil), args...), global...)
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || isHelp(args[0]) || args[0] == "help" {
+		if len(args) > 1 && args[0] == "help" {
+			// "help dags" lists a group; "help dags test" is "dags test --help".
+			return r.run(ctx, append(args[1:], "--help"))
+		}
 		r.usage(r.cfg.Stdout)
 		if len(args) == 0 {
 			return usagef("no command given")
@@ -186,6 +190,12 @@ func (r *Runner) run(ctx context.Context, args []string) error {
 			break
 		}
 	}
+	if found == nil && r.groupUsage(args) {
+		if len(args) == 1 {
+			return usagef("%s: missing command", args[0])
+		}
+		return nil
+	}
 	if found == nil {
 		var known []string
 		for _, c := range cmds {
@@ -199,19 +209,47 @@ func (r *Runner) run(ctx context.Context, args []string) error {
 		}
 		return usagef("unknown command %q (see --help)", args[0])
 	}
+	// Help (printed by the command's flags, with every flag) and version work
+	// even when a DAG is invalid.
+	help := found.name == "version"
 	for _, a := range rest {
-		if a == "-h" || a == "--help" {
-			fmt.Fprintf(r.cfg.Stdout, "usage: %s %s %s\n\n%s\n", progName(), found.name, found.args, found.short)
-			return nil
-		}
 		if a == "--" {
 			break
 		}
+		help = help || isHelp(a)
 	}
-	if err := r.validate(); err != nil {
-		return err
+	if !help {
+		if err := r.validate(); err != nil {
+			return err
+		}
 	}
 	return found.run(ctx, r, rest)
+}
+
+func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" }
+
+// groupUsage prints the commands of a group ("dags", "tasks", "runs") for
+// "GROUP", "GROUP --help" and "help GROUP"; it reports whether args named one.
+func (r *Runner) groupUsage(args []string) bool {
+	if len(args) > 2 || len(args) == 2 && !isHelp(args[1]) {
+		return false
+	}
+	var sub []command
+	for _, c := range r.commands() {
+		if group, _, ok := strings.Cut(c.name, " "); ok && group == args[0] {
+			sub = append(sub, c)
+		}
+	}
+	if len(sub) == 0 {
+		return false
+	}
+	w := r.cfg.Stdout
+	fmt.Fprintf(w, "usage: %s %s <command> [arguments]\n\ncommands:\n", progName(), args[0])
+	for _, c := range sub {
+		fmt.Fprintf(w, "  %-14s %-50s %s\n", c.name, c.args, c.short)
+	}
+	fmt.Fprintf(w, "\n%s %s <command> --help lists a command's flags.\n", progName(), args[0])
+	return true
 }
 
 func progName() string {
@@ -233,7 +271,7 @@ func (r *Runner) usage(w io.Writer) {
 	for _, c := range r.commands() {
 		fmt.Fprintf(w, "  %-14s %-50s %s\n", c.name, c.args, c.short)
 	}
-	fmt.Fprintf(w, "\nEvery command takes --db PATH (default $TRELLIS_DB, else %s) and --help.\n", r.cfg.DB)
+	fmt.Fprintf(w, "\nEvery command takes --db PATH (default $TRELLIS_DB, else %s) and --help, which lists its flags.\n", r.cfg.DB)
 }
 
 // validate checks every DAG; an invalid DAG is a usage error listing all problems.
