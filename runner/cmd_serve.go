@@ -160,7 +160,7 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 			ws.Observe(ev)
 		}
 	}
-	e, err := r.newEngine(st, engineConfig{parallelism: o.parallelism, exitWhenIdle: o.untilIdle, observe: observe, kube: o.kube})
+	e, err := r.newEngine(st, engineConfig{parallelism: o.parallelism, exitWhenIdle: o.untilIdle, observe: observe, kube: o.kube, logger: log})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/trellisdag/trellis/dag"
@@ -83,6 +84,9 @@ type engineConfig struct {
 	noCron bool
 	// maxActiveRuns overrides every DAG's max active runs when positive.
 	maxActiveRuns int
+	// logger receives the scheduler's messages (default: warnings and errors
+	// as text on the runner's stderr).
+	logger *slog.Logger
 }
 
 func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
@@ -102,8 +106,12 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 		return nil, err
 	}
 	e.kube = kube
+	if ec.logger == nil {
+		ec.logger = slog.New(slog.NewTextHandler(r.cfg.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	sched, err = scheduler.New(scheduler.Config{
-		Store: st, DAGs: r.dags, Local: e.local, Kubernetes: asExecutor(kube), DefaultExecutor: defaultExec,
+		Logger: ec.logger,
+		Store:  st, DAGs: r.dags, Local: e.local, Kubernetes: asExecutor(kube), DefaultExecutor: defaultExec,
 		Parallelism: ec.parallelism, Pools: r.cfg.Pools,
 		Observe: ec.observe, Runs: ec.runs, ExitWhenIdle: ec.exitWhenIdle, PollInterval: ec.pollInterval,
 		Cron: !ec.noCron, MaxActiveRuns: ec.maxActiveRuns,

@@ -92,8 +92,12 @@ type Scheduler struct {
 	signal chan struct{}
 	wake   chan struct{}
 
-	batch    store.Batch
-	touched  map[int64]bool
+	batch   store.Batch
+	touched map[int64]bool
+	// applied are the executor reports whose effect is in batch: they are facts
+	// about tries and leave only when that batch is committed. When a commit
+	// fails its compare-and-swap, they are applied again to the reloaded runs.
+	applied  []executor.Report
 	starts   []startItem
 	events   []Event
 	ready    ready
@@ -209,7 +213,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if err := s.step(sctx); err != nil {
 			return err
 		}
-		if s.cfg.ExitWhenIdle && len(s.runs) == 0 {
+		if s.cfg.ExitWhenIdle && len(s.runs) == 0 && s.batch.Len() == 0 {
 			return nil
 		}
 		var timerC <-chan time.Time
@@ -254,6 +258,7 @@ func (s *Scheduler) handleInbox() {
 	for _, r := range in {
 		s.handleReport(r)
 	}
+	s.applied = append(s.applied, in...)
 }
 
 // poll reloads from the store when another connection committed since last time.
@@ -273,16 +278,24 @@ func (s *Scheduler) poll(ctx context.Context) error {
 }
 
 // step runs stepOnce until no task waiting for its previous run can have been
-// released by what the last commit made durable.
+// released by what the last commit made durable, and until what it decided is
+// committed: after a commit conflict the reports are applied again to the
+// reloaded runs, and that batch is committed here too (a few times at most;
+// then at the next wake-up).
 func (s *Scheduler) step(ctx context.Context) error {
-	for {
+	for range 8 {
 		if err := s.stepOnce(ctx); err != nil {
 			return err
 		}
-		if !s.pastPending() {
+		if s.batch.Len() == 0 && !s.pastPending() {
 			return nil
 		}
 	}
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // stepOnce creates due scheduled runs, re-evaluates tasks waiting for their
@@ -305,7 +318,8 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 		}
 		// Someone else changed a row we believed we knew: reload what this batch
 		// touched from the store and decide again.
-		s.cfg.Logger.Warn("state changed under the scheduler; reloading", "err", err)
+		s.cfg.Logger.Warn("state changed under the scheduler; reloading and applying the executor's reports again",
+			"err", err, "reports", len(s.applied))
 		s.batch.Reset()
 		s.events, s.starts = s.events[:0], s.starts[:0]
 		for id := range s.touched {
@@ -314,9 +328,19 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 			}
 		}
 		clear(s.touched)
-		return s.reconcile(ctx, false)
+		if err := s.reconcile(ctx, false); err != nil {
+			return err
+		}
+		// A report about a try the reloaded run still has in flight is applied
+		// again; one about a try that someone else ended or cleared meanwhile is
+		// ignored by handleReport, as it would have been had it come later.
+		for _, r := range s.applied {
+			s.handleReport(r)
+		}
+		return nil // step commits the batch
 	}
 	s.batch.Reset()
+	s.applied = s.applied[:0]
 	clear(s.touched)
 	for _, p := range s.plans {
 		p.durable = p.finished
