@@ -172,9 +172,10 @@ func cmdLogs(ctx context.Context, r *Runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := d.Task(pos[2]); !ok {
-		return usagef("dag %q has no task %q", pos[0], pos[2])
-	}
+	// A task the DAG no longer has (renamed or removed since) still has its
+	// logs in the runs that ran it.
+	_, known := d.Task(pos[2])
+	unknown := usagef("dag %q has no task %q", pos[0], pos[2])
 	st, err := openRead(ctx, *f.db)
 	if err != nil {
 		return err
@@ -184,11 +185,20 @@ func cmdLogs(ctx context.Context, r *Runner, args []string) error {
 	}
 	run, err := findRun(ctx, st, pos[0], pos[1])
 	if err != nil {
+		if !known {
+			return unknown
+		}
 		return err
 	}
 	ti, err := st.TaskInstance(ctx, run.ID, pos[2])
 	if err != nil {
+		if !known && errors.Is(err, store.ErrNotFound) {
+			return unknown
+		}
 		return err
+	}
+	if ti.Try == 0 {
+		return usagef("task %q of run %q has no try yet (it is %s)", pos[2], pos[1], ti.State)
 	}
 	n := *try
 	if n == 0 {

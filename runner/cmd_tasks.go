@@ -130,7 +130,10 @@ func cmdTasksClear(ctx context.Context, r *Runner, args []string) error {
 	}
 	var ids []string
 	for _, t := range chosen {
-		s := state[t.ID()]
+		s, ok := state[t.ID()]
+		if !ok {
+			continue // added to the DAG after the run was created: the scheduler gives it an instance
+		}
 		if *failedOnly && s != task.StateFailed && s != task.StateUpstreamFailed {
 			continue
 		}

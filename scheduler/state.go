@@ -40,7 +40,11 @@ func (s *Scheduler) reconcile(ctx context.Context, recovering bool) error {
 		}
 		rs, inflight, err := s.load(ctx, r, p)
 		if err != nil {
-			return err
+			// One run that cannot be loaded must not stop the others: it is
+			// left as it is (parked), with the reason logged, and tried again at
+			// the next reload.
+			s.cfg.Logger.Error("run parked: cannot load it", "dag", r.DAGID, "run", r.RunID, "err", err)
+			continue
 		}
 		if old != nil {
 			s.stopEnded(ctx, old, rs)
@@ -112,8 +116,20 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 		}
 	}
 	if len(missing) > 0 {
-		return nil, nil, fmt.Errorf("scheduler: run %q of dag %q has no task instance for %d task(s) added since (e.g. %q); clear or recreate the run",
-			r.RunID, r.DAGID, len(missing), missing[0].TaskID)
+		// Tasks added to the DAG since the run was created (a redeploy): give the
+		// run their instances, as Airflow's verify_integrity does, and load it
+		// again. Instances of tasks the DAG no longer has stay in the store with
+		// their tries, logs and results; the run ignores them.
+		if _, err := s.st.AddTaskInstances(ctx, r.ID, missing); err != nil {
+			return nil, nil, fmt.Errorf("scheduler: run %q of dag %q: %w", r.RunID, r.DAGID, err)
+		}
+		cur, err := s.st.RunByID(ctx, r.ID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("scheduler: run %q of dag %q: %w", r.RunID, r.DAGID, err)
+		}
+		s.cfg.Logger.Info("run given the tasks its DAG gained since it was created",
+			"dag", r.DAGID, "run", r.RunID, "added", len(missing), "first", missing[0].TaskID)
+		return s.load(ctx, cur, p)
 	}
 	s.runs[r.ID] = rs
 	s.order = append(s.order, r.ID)

@@ -157,6 +157,34 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tasks []TaskSeed) (Run, er
 	return out, nil
 }
 
+// AddTaskInstances gives a run an instance (state none) of each task its DAG
+// gained since the run was created, as Airflow's verify_integrity does after a
+// redeploy that adds tasks; instances that exist are left alone. When it added
+// any, it bumps the run's version, so that every reader reloads the run. It
+// returns how many instances it added.
+func (s *Store) AddTaskInstances(ctx context.Context, run int64, tasks []TaskSeed) (added int, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		added = 0
+		for _, t := range tasks {
+			res, err := tx.ExecContext(ctx, `INSERT INTO task_instances (run, task_id, state, max_tries) VALUES (?, ?, 'none', ?)
+				ON CONFLICT (run, task_id) DO NOTHING`, run, t.TaskID, t.MaxTries)
+			if err != nil {
+				return fmt.Errorf("add task %q to run #%d: %w", t.TaskID, run, err)
+			}
+			n, _ := res.RowsAffected()
+			added += int(n)
+		}
+		if added == 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE dag_runs SET version = version + 1 WHERE id = ?`, run); err != nil {
+			return fmt.Errorf("add tasks to run #%d: %w", run, err)
+		}
+		return nil
+	})
+	return added, err
+}
+
 // RunGroup is runs of one DAG to create, with the task instances each gets.
 type RunGroup struct {
 	DAGID string
