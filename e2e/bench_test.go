@@ -302,8 +302,9 @@ func executorRound(t *testing.T, e *env, n int, instance string) throughputRound
 	c, stop := complete(t, e, k8s.InstanceSelector(instance), release)
 	defer stop()
 	reports := make(chan executor.Report, 3*n)
+	cs := fastClient(t, e.runnerKube)
 	ex, err := kubeexec.New(kubeexec.Config{
-		Client: fastClient(t, e.runnerKube), Namespace: namespace, Instance: instance, NoLogs: true,
+		Client: kubeexec.ClientOf(cs.CoreV1().Pods, cs.CoreV1().Events), Namespace: namespace, Instance: instance, NoLogs: true,
 		Build:        benchBuild(instance),
 		Report:       func(r executor.Report) { reports <- r },
 		Cleanup:      k8s.OnFinishKeep,

@@ -1,18 +1,14 @@
 package runner
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"strconv"
 	"strings"
 
-	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/util/flowcontrol"
 )
 
 // kubeLoader returns client-go's loader of kubeconfig files: --kubeconfig,
@@ -45,26 +41,8 @@ const (
 	DefaultBurst = 2000
 )
 
-// kubeClients holds the typed clients of the two API groups the runner uses:
-// core/v1 (the executor's pods, their logs and events, the API server's
-// version) and coordination.k8s.io/v1 (the scheduler Lease). It satisfies the
-// executor's and the leader election's Client interfaces, as a full clientset
-// would, without linking the clients of every API group into each binary.
-type kubeClients struct {
-	core         corev1client.CoreV1Interface
-	coordination coordinationv1client.CoordinationV1Interface
-}
-
-// CoreV1 returns the core/v1 client.
-func (c *kubeClients) CoreV1() corev1client.CoreV1Interface { return c.core }
-
-// CoordinationV1 returns the coordination.k8s.io/v1 client.
-func (c *kubeClients) CoordinationV1() coordinationv1client.CoordinationV1Interface {
-	return c.coordination
-}
-
-// kubeClient returns the clients of the configured cluster with the runner's
-// QPS and Burst. Its error names what was tried.
+// kubeClient returns the client of the configured cluster (newKubeClients)
+// with the runner's QPS and Burst. Its error names what was tried.
 func (r *Runner) kubeClient(o kubeOptions) (*kubeClients, *rest.Config, error) {
 	qps, burst, err := o.limits()
 	if err != nil {
@@ -97,33 +75,6 @@ func (r *Runner) kubeClient(o kubeOptions) (*kubeClients, *rest.Config, error) {
 		return nil, nil, fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
 	}
 	return cs, cfg, nil
-}
-
-// newKubeClients builds the typed clients as kubernetes.NewForConfig builds a
-// clientset's: they share one HTTP client (its connections) and one rate
-// limiter, so that QPS and Burst bound the runner's requests as a whole.
-func newKubeClients(cfg *rest.Config) (*kubeClients, error) {
-	c := *cfg
-	if c.RateLimiter == nil && c.QPS > 0 {
-		if c.Burst <= 0 {
-			return nil, errors.New("burst is required to be greater than 0 when RateLimiter is not set and QPS is set to greater than 0")
-		}
-		c.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(c.QPS, c.Burst)
-	}
-	httpClient, err := rest.HTTPClientFor(&c)
-	if err != nil {
-		return nil, err
-	}
-	core, err := corev1client.NewForConfigAndClient(&c, httpClient)
-	if err != nil {
-		return nil, err
-	}
-	// Leases have a protobuf encoding too, so the content types suit both.
-	coordination, err := coordinationv1client.NewForConfigAndClient(&c, httpClient)
-	if err != nil {
-		return nil, err
-	}
-	return &kubeClients{core: core, coordination: coordination}, nil
 }
 
 // limits returns the client's QPS and Burst: the options, else the runner's

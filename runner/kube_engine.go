@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/trellisdag/trellis/executor"
 	kubeexec "github.com/trellisdag/trellis/executor/kubernetes"
@@ -102,16 +100,10 @@ const reachableTimeout = 15 * time.Second
 
 // reachable asks the API server for its version (GET /version), bounded, so
 // that a runner pointed at a cluster that does not answer says so at once.
-func reachable(c kubeexec.Client) error {
+func reachable(c *kubeClients) error {
 	ctx, cancel := context.WithTimeout(context.Background(), reachableTimeout)
 	defer cancel()
-	raw, err := c.CoreV1().RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
-	if err == nil {
-		var v version.Info
-		if err = json.Unmarshal(raw, &v); err != nil {
-			err = fmt.Errorf("unable to parse the server version: %w", err)
-		}
-	}
+	_, err := c.serverVersion(ctx)
 	switch {
 	case err == nil:
 		return nil

@@ -19,9 +19,11 @@
 // try. After the end is reported and the log saved, the cleanup policy
 // applies.
 //
-// The executor needs only the typed core/v1 client (Client: a clientset
-// satisfies it): its informers list and watch through it, and pods are read
-// from their caches by namespace/name, so a binary that links the executor
-// links neither the clients of other API groups nor client-go's informer
-// factory and listers.
+// The executor needs only the pods and events of core/v1 (Client, with the
+// small PodClient and EventClient interfaces): its informers list and watch
+// through it, and pods are read from their caches by namespace/name. A typed
+// client-go client satisfies these interfaces through ClientOf, but the
+// package imports no typed client-go package, so a binary that links the
+// executor with a client of its own over rest.RESTClient links neither
+// client-go's scheme of every API group nor its informer factory and listers.
 package kubernetes

@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -21,15 +20,6 @@ import (
 	"github.com/trellisdag/trellis/k8s"
 	"github.com/trellisdag/trellis/k8s/termination"
 )
-
-// Client is the part of a Kubernetes clientset the executor uses: the core/v1
-// API group (pods, their logs, events). A *kubernetes.Clientset satisfies it,
-// and so does the fake clientset of tests; a program that links only the
-// typed core/v1 client (corev1client.NewForConfig) can wrap it in a small
-// struct and avoid linking every API group.
-type Client interface {
-	CoreV1() corev1client.CoreV1Interface
-}
 
 // Config configures an Executor.
 type Config struct {
@@ -184,7 +174,7 @@ func (e *Executor) informer(ctx context.Context, ns string) (*nsInformer, error)
 	e.mu.Lock()
 	inf := e.informers[ns]
 	if inf == nil {
-		informer := newPodInformer(e.cfg.Client.CoreV1().Pods(ns), k8s.InstanceSelector(e.cfg.Instance))
+		informer := newPodInformer(e.cfg.Client.Pods(ns), k8s.InstanceSelector(e.cfg.Instance))
 		enqueue := func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
@@ -277,7 +267,7 @@ func (e *Executor) create(tr *tracked, pod *corev1.Pod) {
 	var created *corev1.Pod
 	err = retryAPI(ctx, func() error {
 		var err error
-		created, err = e.cfg.Client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		created, err = e.cfg.Client.Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 		return err
 	})
 	<-e.sem
@@ -304,9 +294,9 @@ func (e *Executor) create(tr *tracked, pod *corev1.Pod) {
 // out and the pod created again; another's pod is an error.
 func (e *Executor) adoptExisting(ctx context.Context, inf *nsInformer, tr *tracked, pod *corev1.Pod) (*corev1.Pod, error) {
 	for attempt := 0; ; attempt++ {
-		cur, err := e.cfg.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		cur, err := e.cfg.Client.Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return e.cfg.Client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+			return e.cfg.Client.Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 		}
 		if err != nil {
 			return nil, err
@@ -322,7 +312,7 @@ func (e *Executor) adoptExisting(ctx context.Context, inf *nsInformer, tr *track
 		}
 		if cur.DeletionTimestamp == nil {
 			g := int64(0)
-			_ = e.cfg.Client.CoreV1().Pods(cur.Namespace).Delete(ctx, cur.Name, metav1.DeleteOptions{GracePeriodSeconds: &g,
+			_ = e.cfg.Client.Pods(cur.Namespace).Delete(ctx, cur.Name, metav1.DeleteOptions{GracePeriodSeconds: &g,
 				Preconditions: &metav1.Preconditions{UID: &cur.UID}})
 		}
 		select {

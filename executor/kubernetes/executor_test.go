@@ -53,7 +53,7 @@ func newHarness(t *testing.T, mutate func(*Config), objects ...runtime.Object) *
 	t.Helper()
 	h := &harness{t: t, client: fake.NewClientset(objects...), reports: make(chan executor.Report, 100), logs: map[executor.Key]*bytes.Buffer{}}
 	cfg := Config{
-		Client: h.client, Namespace: ns, Instance: "inst",
+		Client: ClientOf(h.client.CoreV1().Pods, h.client.CoreV1().Events), Namespace: ns, Instance: "inst",
 		Build:  func(ctx context.Context, t executor.Try) (*corev1.Pod, error) { return testPod(t), nil },
 		Report: func(r executor.Report) { h.reports <- r },
 		Logs: func(k executor.Key) io.WriteCloser {

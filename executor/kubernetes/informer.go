@@ -8,17 +8,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
 // newPodInformer returns an informer, not yet started, of the pods that the
 // client reaches (one namespace's) and that match selector. It lists and
-// watches through the typed core/v1 client, as client-go's generated pod
-// informer does, without linking the informer factory of every API group.
-// Its cache needs no index: the client is scoped to one namespace, and pods
-// are looked up by name (podLister).
-func newPodInformer(pods corev1client.PodInterface, selector string) cache.SharedIndexInformer {
+// watches through the pod client, as client-go's generated pod informer does
+// through the typed one, without linking the informer factory of every API
+// group. Its cache needs no index: the client is scoped to one namespace, and
+// pods are looked up by name (podLister).
+func newPodInformer(pods PodClient, selector string) cache.SharedIndexInformer {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = selector

@@ -132,7 +132,7 @@ func (e *Executor) stream(tr *tracked, ls *logStream, skip int) {
 			t := metav1.NewTime(last.Truncate(time.Second))
 			opts.SinceTime = &t
 		}
-		rc, err := e.cfg.Client.CoreV1().Pods(tr.ns).GetLogs(tr.name, opts).Stream(e.base)
+		rc, err := e.cfg.Client.Pods(tr.ns).GetLogs(tr.name, opts).Stream(e.base)
 		got := 0
 		if err == nil {
 			failures = 0

@@ -127,7 +127,7 @@ func (e *Executor) syncUntracked(id string) {
 	if terminal {
 		g = 0
 	}
-	err = e.cfg.Client.CoreV1().Pods(ns).Delete(e.base, name, metav1.DeleteOptions{GracePeriodSeconds: &g,
+	err = e.cfg.Client.Pods(ns).Delete(e.base, name, metav1.DeleteOptions{GracePeriodSeconds: &g,
 		Preconditions: &metav1.Preconditions{UID: &pod.UID}})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		e.cfg.Logger.Warn("delete orphan pod", "pod", id, "err", err)

@@ -196,7 +196,7 @@ func (e *Executor) deletePod(tr *tracked, pod *corev1.Pod, why string, grace tim
 	tr.mu.Unlock()
 	g := int64(grace / time.Second)
 	err := retryAPI(e.base, func() error {
-		return e.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(e.base, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &g,
+		return e.cfg.Client.Pods(pod.Namespace).Delete(e.base, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &g,
 			Preconditions: &metav1.Preconditions{UID: &pod.UID}})
 	})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
@@ -237,7 +237,7 @@ func (e *Executor) gone(tr *tracked) {
 		if time.Since(createdAt) < e.cfg.StartupTimeout {
 			return
 		}
-		_, err := e.cfg.Client.CoreV1().Pods(tr.ns).Get(e.base, tr.name, metav1.GetOptions{})
+		_, err := e.cfg.Client.Pods(tr.ns).Get(e.base, tr.name, metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
 			return
 		}
@@ -323,7 +323,7 @@ func (e *Executor) cleanup(tr *tracked, pod *corev1.Pod, exists, now bool) {
 	if policy.Delete(ok) && pod.DeletionTimestamp == nil {
 		g := int64(0)
 		err := retryAPI(e.base, func() error {
-			return e.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(e.base, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &g,
+			return e.cfg.Client.Pods(pod.Namespace).Delete(e.base, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &g,
 				Preconditions: &metav1.Preconditions{UID: &pod.UID}})
 		})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
@@ -474,7 +474,7 @@ func conditions(pod *corev1.Pod) string {
 func (e *Executor) events(pod *corev1.Pod) string {
 	ctx, cancel := context.WithTimeout(e.base, 5*time.Second)
 	defer cancel()
-	list, err := e.cfg.Client.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{
+	list, err := e.cfg.Client.Events(pod.Namespace).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.Set{"involvedObject.name": pod.Name, "involvedObject.uid": string(pod.UID)}.AsSelector().String()})
 	if err != nil {
 		return "; events: " + oneLine(err.Error())

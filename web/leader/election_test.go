@@ -110,10 +110,11 @@ func (c *candidate) wait(t *testing.T, who string) error {
 	return c.err
 }
 
-// fastLease is a Lease of the team with short periods: it expires 1s after
-// its last change, and the leader stops if no renewal succeeds for 500ms.
-func fastLease(client Client, id string) *Lease {
-	return &Lease{Client: client, Namespace: "ns", Name: "team", Identity: id,
+// fastLease is a Lease of the team on cs with short periods: it expires 1s
+// after its last change, and the leader stops if no renewal succeeds for
+// 500ms.
+func fastLease(cs *fake.Clientset, id string) *Lease {
+	return &Lease{Client: ClientOf(cs.CoordinationV1().Leases), Namespace: "ns", Name: "team", Identity: id,
 		LeaseDuration: time.Second, RenewDeadline: 500 * time.Millisecond, RetryPeriod: 50 * time.Millisecond}
 }
 

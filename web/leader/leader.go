@@ -3,18 +3,18 @@
 // Kubernetes cluster, a Lease first, so that a second replica waits instead of
 // double-scheduling.
 //
-// The Lease election follows client-go's leaderelection, with only the
-// coordination.k8s.io/v1 client: a replica takes the Lease when it does not
-// exist, was released, is its own, or has not changed for leaseDurationSeconds
-// as measured on the replica's own clock since it last saw the record change
-// (so clocks need not agree). Every write carries the resourceVersion read, so
-// of two replicas that try to take the Lease at once one gets a conflict and
-// keeps waiting. The leader renews the Lease every RetryPeriod; if no renewal
-// succeeds within RenewDeadline, or the Lease shows another holder, it stops
-// leading. On a clean stop it releases the Lease (holder cleared,
-// leaseDurationSeconds 1), so that the next replica takes over at once. The
-// Lease record is the one client-go writes, so replicas built with either can
-// share a Lease.
+// The Lease election follows client-go's leaderelection, with only a client
+// of coordination.k8s.io/v1 Leases (Client): a replica takes the Lease when it
+// does not exist, was released, is its own, or has not changed for
+// leaseDurationSeconds as measured on the replica's own clock since it last
+// saw the record change (so clocks need not agree). Every write carries the
+// resourceVersion read, so of two replicas that try to take the Lease at once
+// one gets a conflict and keeps waiting. The leader renews the Lease every
+// RetryPeriod; if no renewal succeeds within RenewDeadline, or the Lease shows
+// another holder, it stops leading. On a clean stop it releases the Lease
+// (holder cleared, leaseDurationSeconds 1), so that the next replica takes over
+// at once. The Lease record is the one client-go writes, so replicas built with
+// either can share a Lease.
 package leader
 
 import (
@@ -31,19 +31,51 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
 
 // ErrLost is returned by Run when this process lost the Lease while it led.
 var ErrLost = errors.New("lost the scheduler lease")
 
-// Client is the part of a Kubernetes clientset the Lease election uses. A
-// *kubernetes.Clientset satisfies it, and so does the fake clientset of tests;
-// a program that links only the typed client (coordinationv1client.NewForConfig)
-// can wrap it in a small struct.
+// Client is what the Lease election needs of the API server: the Leases of a
+// namespace (coordination.k8s.io/v1). Its method returns the small interface
+// LeaseClient, whose methods client-go's typed coordination/v1 client has with
+// the same signatures, so that a program may pass a clientset (ClientOf adapts
+// it), the fake clientset of tests, or a client of its own that links no typed
+// client-go package.
 type Client interface {
-	CoordinationV1() coordinationv1client.CoordinationV1Interface
+	// Leases returns the client of the namespace's Leases.
+	Leases(namespace string) LeaseClient
 }
+
+// LeaseClient is the part of client-go's coordinationv1client.LeaseInterface
+// the election calls; a LeaseInterface satisfies it.
+type LeaseClient interface {
+	// Get returns the named Lease.
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*coordinationv1.Lease, error)
+	// Create creates the Lease and returns it as the API server stored it.
+	Create(ctx context.Context, lease *coordinationv1.Lease, opts metav1.CreateOptions) (*coordinationv1.Lease, error)
+	// Update writes the Lease; it fails with a conflict when the Lease's
+	// resourceVersion is not the stored one.
+	Update(ctx context.Context, lease *coordinationv1.Lease, opts metav1.UpdateOptions) (*coordinationv1.Lease, error)
+}
+
+// ClientOf returns the Client whose Leases are leases. It adapts the method of
+// a typed coordination/v1 client, whose return type is client-go's own
+// interface:
+//
+//	leader.ClientOf(cs.CoordinationV1().Leases)
+//
+// for a clientset cs (kubernetes.Interface, the fake clientset) or a
+// coordinationv1client.CoordinationV1Interface.
+func ClientOf[L LeaseClient](leases func(namespace string) L) Client {
+	return leasesFunc[L](leases)
+}
+
+// leasesFunc is the Client of ClientOf.
+type leasesFunc[L LeaseClient] func(string) L
+
+// Leases returns the Lease client of the namespace.
+func (f leasesFunc[L]) Leases(namespace string) LeaseClient { return f(namespace) }
 
 // Lease configures the Kubernetes Lease.
 type Lease struct {
@@ -111,8 +143,9 @@ func withFlock(ctx context.Context, cfg Config, lead func(context.Context) error
 		}
 		if !waiting {
 			waiting = true
-			cfg.Logger.Info("another scheduler holds the lock on this database; waiting to take over", "db", cfg.DB)
+			// Waiting first: once the message is logged, the reason is set.
 			cfg.Waiting("another scheduler holds the lock on this database")
+			cfg.Logger.Info("another scheduler holds the lock on this database; waiting to take over", "db", cfg.DB)
 		}
 		t := time.NewTimer(cfg.PollInterval)
 		select {
@@ -163,7 +196,7 @@ const jitterFactor = 1.2
 // elector takes, keeps and gives up one replica's Lease. Its methods are called
 // from one goroutine.
 type elector struct {
-	leases                                    coordinationv1client.LeaseInterface
+	leases                                    LeaseClient
 	ns, name, id                              string
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 	log                                       *slog.Logger
@@ -199,7 +232,7 @@ func newElector(l *Lease, id string, log *slog.Logger, waiting func(string)) (*e
 	case e.renewDeadline <= time.Duration(jitterFactor*float64(e.retryPeriod)):
 		return nil, errors.New("renewDeadline must be greater than retryPeriod*1.2")
 	}
-	e.leases = l.Client.CoordinationV1().Leases(l.Namespace)
+	e.leases = l.Client.Leases(l.Namespace)
 	return e, nil
 }
 
@@ -214,8 +247,8 @@ func (e *elector) acquire(ctx context.Context) bool {
 		}
 		if h := holder(e.observed); h != "" && h != e.id && h != e.reported {
 			e.reported = h
-			e.log.Info("another replica holds the scheduler lease; waiting", "holder", h)
 			e.waiting("replica " + h + " holds the scheduler lease")
+			e.log.Info("another replica holds the scheduler lease; waiting", "holder", h)
 		}
 		wait := e.retryPeriod + time.Duration(rand.Float64()*jitterFactor*float64(e.retryPeriod))
 		t := time.NewTimer(wait)

@@ -17,7 +17,7 @@ func TestLeaseOneLeader(t *testing.T) {
 	t.Parallel()
 	client := fake.NewClientset()
 	lease := func(id string) *Lease {
-		return &Lease{Client: client, Namespace: "ns", Name: "team", Identity: id,
+		return &Lease{Client: ClientOf(client.CoordinationV1().Leases), Namespace: "ns", Name: "team", Identity: id,
 			LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 50 * time.Millisecond}
 	}
 	dir := t.TempDir()
