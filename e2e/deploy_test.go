@@ -18,7 +18,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -247,37 +246,20 @@ func applyManifests(ctx context.Context, t *testing.T, e *env, ns, manifests str
 		}
 		kinds = append(kinds, tm.Kind)
 		var err error
+		c := e.admin
 		switch tm.Kind {
 		case "ServiceAccount":
-			var o corev1.ServiceAccount
-			if err = yaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				_, err = e.admin.CoreV1().ServiceAccounts(ns).Create(ctx, &o, metav1.CreateOptions{})
-			}
+			err = create(ctx, doc, c.CoreV1().ServiceAccounts(ns).Create)
 		case "Role":
-			var o rbacv1.Role
-			if err = yaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				_, err = e.admin.RbacV1().Roles(ns).Create(ctx, &o, metav1.CreateOptions{})
-			}
+			err = create(ctx, doc, c.RbacV1().Roles(ns).Create)
 		case "RoleBinding":
-			var o rbacv1.RoleBinding
-			if err = yaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				_, err = e.admin.RbacV1().RoleBindings(ns).Create(ctx, &o, metav1.CreateOptions{})
-			}
+			err = create(ctx, doc, c.RbacV1().RoleBindings(ns).Create)
 		case "PersistentVolumeClaim":
-			var o corev1.PersistentVolumeClaim
-			if err = yaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				_, err = e.admin.CoreV1().PersistentVolumeClaims(ns).Create(ctx, &o, metav1.CreateOptions{})
-			}
+			err = create(ctx, doc, c.CoreV1().PersistentVolumeClaims(ns).Create)
 		case "Deployment":
-			var o appsv1.Deployment
-			if err = yaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				_, err = e.admin.AppsV1().Deployments(ns).Create(ctx, &o, metav1.CreateOptions{})
-			}
+			err = create(ctx, doc, c.AppsV1().Deployments(ns).Create)
 		case "Service":
-			var o corev1.Service
-			if err = yaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				_, err = e.admin.CoreV1().Services(ns).Create(ctx, &o, metav1.CreateOptions{})
-			}
+			err = create(ctx, doc, c.CoreV1().Services(ns).Create)
 		default:
 			t.Fatalf("manifests: unexpected kind %q", tm.Kind)
 		}
@@ -288,6 +270,16 @@ func applyManifests(ctx context.Context, t *testing.T, e *env, ns, manifests str
 	if got := strings.Join(kinds, ","); got != "ServiceAccount,Role,RoleBinding,PersistentVolumeClaim,Deployment,Service" {
 		t.Errorf("manifests printed %s", got)
 	}
+}
+
+// create decodes one document strictly into a T and creates it.
+func create[T any](ctx context.Context, doc string, create func(context.Context, *T, metav1.CreateOptions) (*T, error)) error {
+	var o T
+	if err := yaml.UnmarshalStrict([]byte(doc), &o); err != nil {
+		return err
+	}
+	_, err := create(ctx, &o, metav1.CreateOptions{})
+	return err
 }
 
 // waitRunnerReady waits until the Deployment is Available with a ready runner
