@@ -75,6 +75,10 @@ func lastInterval(ctx context.Context, db string, d *dag.DAG) (*dag.DataInterval
 	return &dag.DataInterval{Start: rec.LastIntervalStart, End: rec.LastIntervalEnd}, rec.Paused, nil
 }
 
+// maxNextCount bounds dags next --count (default 5): the runs are computed and
+// printed one by one, but a count of 10^8 kept the command busy for minutes.
+const maxNextCount = 10000
+
 func cmdDagsNext(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "dags next")
 	count := f.fs.Int("count", 5, "how many runs to show")
@@ -87,8 +91,8 @@ func cmdDagsNext(ctx context.Context, r *Runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *count < 1 {
-		return usagef("dags next: --count %d: must be positive", *count)
+	if *count < 1 || *count > maxNextCount {
+		return usagef("dags next: --count %d: want 1 to %d", *count, maxNextCount)
 	}
 	now := time.Now()
 	if *at != "" {

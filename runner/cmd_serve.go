@@ -100,7 +100,10 @@ func (r *Runner) serve(ctx context.Context, o serveOptions) error {
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		hs := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		// Bounded: headers 10 s, a whole request (body included) 30 s, a
+		// response 2 min (the event stream sets its own deadline per event).
+		hs := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		served := make(chan struct{})
 		go func() {

@@ -140,6 +140,7 @@ func TestBadInputExits2AndWritesNothing(t *testing.T) {
 		{"unknown task clear", []string{"tasks", "clear", "etl", "manual__2024-01-01T00:00:00+00:00", "--task", "nope"}, `dag "etl" has no task "nope"`},
 		{"unknown task logs", []string{"logs", "etl", "manual__2024-01-01T00:00:00+00:00", "nope"}, `dag "etl" has no task "nope"`},
 		{"missing argument", []string{"runs", "show", "etl"}, "runs show: missing <run>"},
+		{"huge next count", []string{"dags", "next", "etl", "--count", "100000000"}, "dags next: --count 100000000: want 1 to 10000"},
 		{"extra argument", []string{"dags", "list", "x"}, `dags list: unexpected argument "x"`},
 		{"unknown flag", []string{"dags", "test", "etl", "--frob"}, "flag provided but not defined: -frob"},
 		{"bad try", []string{"logs", "etl", "manual__2024-01-01T00:00:00+00:00", "extract", "--try", "9"}, "--try 9 does not exist"},

@@ -148,11 +148,18 @@ func (h *hub) close() {
 // sseKeepAlive is how often an idle stream gets a comment, so proxies keep it.
 const sseKeepAlive = 15 * time.Second
 
+// sseWriteTimeout bounds each write of the event stream. The server's
+// WriteTimeout would end a long-lived stream, so the stream sets its own
+// deadline before every write instead: a client that stops reading is dropped.
+const sseWriteTimeout = 30 * time.Second
+
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, _ *Principal) error {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
+	// Errors are ignored: a ResponseWriter without deadlines (tests) just has none.
+	_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 	w.WriteHeader(http.StatusOK)
 	sb := s.hub.subscribe()
 	defer s.hub.unsubscribe(sb)
@@ -175,6 +182,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, _ *Princip
 			msg = []byte(": keep-alive\n\n")
 		case msg = <-sb.ch:
 		}
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 		if sb.lagged.Swap(false) {
 			msg = append(fmt.Appendf(nil, "event: resync\ndata: {\"seq\":%d}\n\n", s.hub.seq.Load()), msg...)
 		}
