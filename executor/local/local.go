@@ -24,7 +24,16 @@ type Config struct {
 	Logs func(executor.Key) io.WriteCloser
 	// Host is recorded as where tries run (default: the machine's hostname).
 	Host string
+	// AbandonAfter is how long a try may go on after it was stopped (its
+	// execution timeout, a kill or shutdown) before it is failed anyway and its
+	// slot freed (default DefaultAbandonAfter). A Go function that ignores its
+	// context cannot be stopped in-process: its goroutine is abandoned, runs
+	// until it returns, and what it returns or logs is dropped.
+	AbandonAfter time.Duration
 }
+
+// DefaultAbandonAfter is Config.AbandonAfter's default.
+const DefaultAbandonAfter = 10 * time.Second
 
 // Executor runs tries in goroutines of this process. The scheduler limits how many
 // run at once.
@@ -46,6 +55,9 @@ func New(cfg Config) *Executor {
 	}
 	if cfg.Logs == nil {
 		cfg.Logs = func(executor.Key) io.WriteCloser { return nopCloser{io.Discard} }
+	}
+	if cfg.AbandonAfter <= 0 {
+		cfg.AbandonAfter = DefaultAbandonAfter
 	}
 	base, stop := context.WithCancel(context.Background())
 	return &Executor{cfg: cfg, base: base, stop: stop, running: map[executor.Key]context.CancelCauseFunc{}}
@@ -84,9 +96,11 @@ func (e *Executor) Start(_ context.Context, t executor.Try) error {
 func (e *Executor) run(ctx context.Context, cancel context.CancelCauseFunc, t executor.Try) {
 	defer e.wg.Done()
 	log := e.cfg.Logs(t.Key)
+	gate := &gatedWriter{w: log} // what the task writes to
 	e.cfg.Report(executor.Report{Key: t.Key, Status: executor.Started, Host: e.cfg.Host, At: time.Now()})
-	r := task.NewRun(t.Task, t.Info, t.Params, t.Conf, t.Inputs, log)
-	result, err := execute(ctx, t.Task, r, log)
+	r := task.NewRun(t.Task, t.Info, t.Params, t.Conf, t.Inputs, gate)
+	result, err := e.execute(ctx, t.Task, r, gate)
+	gate.shutOff() // goroutines the task left behind no longer write to the closed log
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx) // finished only because it was stopped
 	}
@@ -120,8 +134,38 @@ func (e *Executor) run(ctx context.Context, cancel context.CancelCauseFunc, t ex
 	e.cfg.Report(rep)
 }
 
-// execute runs the task, turning a panic into an error with its stack in the log.
-func execute(ctx context.Context, t task.Task, r *task.Run, log io.Writer) (result []byte, err error) {
+// execute runs the task in a goroutine of its own and waits for it; once ctx
+// is done it waits AbandonAfter more, then gives the try up: the goroutine is
+// left to end on its own, its log closed to it.
+func (e *Executor) execute(ctx context.Context, t task.Task, r *task.Run, log *gatedWriter) ([]byte, error) {
+	type outcome struct {
+		result []byte
+		err    error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		result, err := protect(ctx, t, r, log)
+		done <- outcome{result, err}
+	}()
+	select {
+	case o := <-done:
+		return o.result, o.err
+	case <-ctx.Done():
+	}
+	timer := time.NewTimer(e.cfg.AbandonAfter)
+	defer timer.Stop()
+	select {
+	case o := <-done:
+		return o.result, o.err
+	case <-timer.C:
+		log.shutOff()
+		return nil, fmt.Errorf("%w; the task did not return within %s after it was stopped (local.Config.AbandonAfter, default %s): "+
+			"its goroutine is abandoned and the try failed", context.Cause(ctx), e.cfg.AbandonAfter, DefaultAbandonAfter)
+	}
+}
+
+// protect runs the task, turning a panic into an error with its stack in the log.
+func protect(ctx context.Context, t task.Task, r *task.Run, log io.Writer) (result []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			fmt.Fprintf(log, "panic: %v\n\n%s", p, debug.Stack())
@@ -129,6 +173,30 @@ func execute(ctx context.Context, t task.Task, r *task.Run, log io.Writer) (resu
 		}
 	}()
 	return t.Execute(ctx, r)
+}
+
+// gatedWriter is a try's log as its task sees it: once the try is given up,
+// the abandoned task's writes are dropped.
+type gatedWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return len(p), nil // dropped: the try was given up
+	}
+	return g.w.Write(p)
+}
+
+// shutOff drops every later write.
+func (g *gatedWriter) shutOff() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
 
 func oneLine(err error) string {
