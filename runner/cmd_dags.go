@@ -124,7 +124,7 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 
 func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "dags test")
-	ld := f.fs.String("logical-date", "", "logical date of the run (default: now)")
+	ld := f.fs.String("logical-date", "", "logical date of the run, in the DAG's timezone unless it has an offset (default: now)")
 	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
 	kube := r.addKubeFlags(f)
 	pos, err := f.parse(args, "<dag>")
@@ -137,9 +137,10 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 	}
 	logical := time.Now().UTC()
 	if *ld != "" {
-		if logical, err = parseDate("logical-date", *ld); err != nil {
+		if logical, err = parseDateIn("logical-date", *ld, d.Location()); err != nil {
 			return err
 		}
+		logical = logical.UTC()
 	}
 	conf, err := parseConf(*confFlag)
 	if err != nil {
@@ -197,7 +198,7 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "dags trigger")
 	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
-	ld := f.fs.String("logical-date", "", "logical date of the run (default: now)")
+	ld := f.fs.String("logical-date", "", "logical date of the run, in the DAG's timezone unless it has an offset (default: now)")
 	wait := f.fs.Bool("wait", false, "wait until the run ends; run it in this process when no scheduler is running")
 	kube := r.addKubeFlags(f)
 	pos, err := f.parse(args, "<dag>")
@@ -217,9 +218,10 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 	}
 	logical := time.Now().UTC()
 	if *ld != "" {
-		if logical, err = parseDate("logical-date", *ld); err != nil {
+		if logical, err = parseDateIn("logical-date", *ld, d.Location()); err != nil {
 			return err
 		}
+		logical = logical.UTC()
 	}
 	id := runID("manual", logical)
 	if err := noRun(ctx, *f.db, d.ID(), id, logical); err != nil {

@@ -21,7 +21,7 @@ import (
 // pod task's templates read placeholders for them.
 func cmdRender(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "render")
-	ld := f.fs.String("logical-date", "", "logical date of the run (default: now)")
+	ld := f.fs.String("logical-date", "", "logical date of the run, in the DAG's timezone unless it has an offset (default: now)")
 	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
 	out := f.fs.String("o", "yaml", "output format: yaml or json")
 	try := f.fs.Int("try", 1, "try number")
@@ -52,9 +52,10 @@ func cmdRender(ctx context.Context, r *Runner, args []string) error {
 	}
 	logical := time.Now().UTC()
 	if *ld != "" {
-		if logical, err = parseDate("logical-date", *ld); err != nil {
+		if logical, err = parseDateIn("logical-date", *ld, d.Location()); err != nil {
 			return err
 		}
+		logical = logical.UTC()
 	}
 	conf, err := parseConf(*confFlag)
 	if err != nil {

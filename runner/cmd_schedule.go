@@ -146,16 +146,6 @@ func fmtLocal(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("2006-01-02 15:04 MST")
 }
 
-// parseDateIn reads a date like parseDate, in loc when it carries no offset.
-func parseDateIn(flagName, s string, loc *time.Location) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, usagef("--%s %q: not a date (want 2024-01-31 or 2024-01-31T03:00:00Z)", flagName, s)
-}
-
 func cmdDagsBackfill(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "dags backfill")
 	fromFlag := f.fs.String("from", "", "first logical date (in the DAG's timezone unless an offset is given)")

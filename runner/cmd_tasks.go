@@ -13,7 +13,7 @@ import (
 
 func cmdTasksTest(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "tasks test")
-	ld := f.fs.String("logical-date", "", "logical date (default: now)")
+	ld := f.fs.String("logical-date", "", "logical date, in the DAG's timezone unless it has an offset (default: now)")
 	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
 	fromRun := f.fs.String("run", "", "read upstream results from this existing run")
 	pos, err := f.parse(args, "<dag>", "<task>")
@@ -30,9 +30,10 @@ func cmdTasksTest(ctx context.Context, r *Runner, args []string) error {
 	}
 	logical := time.Now().UTC()
 	if *ld != "" {
-		if logical, err = parseDate("logical-date", *ld); err != nil {
+		if logical, err = parseDateIn("logical-date", *ld, d.Location()); err != nil {
 			return err
 		}
+		logical = logical.UTC()
 	}
 	conf, err := parseConf(*confFlag)
 	if err != nil {

@@ -96,15 +96,17 @@ func (f *flags) help() error {
 	return errHelp
 }
 
-// parseDate reads a date as RFC 3339, "2006-01-02T15:04:05" or "2006-01-02" (UTC
-// when no offset is given).
-func parseDate(flagName, s string) (time.Time, error) {
+// parseDateIn reads a date given on the command line. The one rule for every
+// date flag: a value with an offset (2024-01-31T03:00:00Z, ...+01:00) is that
+// instant; one without (2024-01-31, 2024-01-31T03:00) is read on the wall
+// clock of loc, the DAG's timezone, as Airflow reads dates in the DAG's zone.
+func parseDateIn(flagName, s string, loc *time.Location) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
 			return t, nil
 		}
 	}
-	return time.Time{}, usagef("--%s %q: not a date (want 2024-01-31 or 2024-01-31T03:00:00Z)", flagName, s)
+	return time.Time{}, usagef("--%s %q: not a date (want 2024-01-31 or 2024-01-31T03:00:00Z; without an offset it is read in the DAG's timezone, %s)", flagName, s, loc)
 }
 
 // parseConf checks that s is a JSON object.

@@ -74,7 +74,7 @@ func TestScheduleBadInputWritesNothing(t *testing.T) {
 		{"before start date", scheduledDAGs(), []string{"dags", "backfill", "nightly", "--from", "2023-01-01", "--to", "2023-02-01"}, `dag "nightly": backfill range ends 2023-02-01T00:00:00+01:00, before the start date 2024-03-01T00:00:00+01:00`},
 		{"missing --to", scheduledDAGs(), []string{"dags", "backfill", "nightly", "--from", "2024-04-01"}, "--from and --to are required"},
 		{"bad date", scheduledDAGs(), []string{"dags", "backfill", "nightly", "--from", "soon", "--to", "2024-04-01"}, `--from "soon": not a date`},
-		{"bad count", scheduledDAGs(), []string{"dags", "next", "nightly", "--count", "0"}, "--count 0: must be positive"},
+		{"bad count", scheduledDAGs(), []string{"dags", "next", "nightly", "--count", "0"}, "--count 0: want 1 to 10000"},
 		{"pause unknown", scheduledDAGs(), []string{"dags", "pause", "nope"}, `unknown dag "nope"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
