@@ -15,7 +15,7 @@ func cmdTasksTest(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "tasks test")
 	ld := f.fs.String("logical-date", "", "logical date, in the DAG's timezone unless it has an offset (default: now)")
 	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
-	fromRun := f.fs.String("run", "", "read upstream results from this existing run")
+	fromRun := f.fs.String("run", "", "an existing run: its upstream results, logical date, data interval and conf (--logical-date and --conf override)")
 	pos, err := f.parse(args, "<dag>", "<task>")
 	if err != nil {
 		return err
@@ -43,6 +43,9 @@ func cmdTasksTest(ctx context.Context, r *Runner, args []string) error {
 	if err != nil {
 		return &UsageError{err}
 	}
+	start, end := d.InferInterval(logical)
+	info := task.Info{DAGID: d.ID(), TaskID: t.ID(), RunID: runID("test", logical), RunType: task.RunManual,
+		Try: 1, MaxTries: 1, LogicalDate: logical, DataIntervalStart: start, DataIntervalEnd: end, Location: d.Location()}
 	var inputs task.Inputs
 	if *fromRun != "" {
 		st, err := openRead(ctx, *f.db)
@@ -55,10 +58,18 @@ func cmdTasksTest(ctx context.Context, r *Runner, args []string) error {
 		}
 		defer st.Close()
 		inputs = task.InputsFunc(func(id string) ([]byte, bool, error) { return st.XCom(ctx, run.ID, id) })
+		// The task sees the run it is tested in: its dates, id and conf.
+		info.RunID, info.RunType = run.RunID, run.Type
+		if *ld == "" {
+			info.LogicalDate, info.DataIntervalStart, info.DataIntervalEnd = run.LogicalDate, run.IntervalStart, run.IntervalEnd
+		}
+		if *confFlag == "" && len(run.Conf) > 0 {
+			conf = run.Conf
+			if params, err = d.ResolveConf(conf); err != nil {
+				return &UsageError{fmt.Errorf("conf of run %q: %w", run.RunID, err)}
+			}
+		}
 	}
-	start, end := d.InferInterval(logical)
-	info := task.Info{DAGID: d.ID(), TaskID: t.ID(), RunID: runID("test", logical), RunType: task.RunManual,
-		Try: 1, MaxTries: 1, LogicalDate: logical, DataIntervalStart: start, DataIntervalEnd: end, Location: d.Location()}
 	run := task.NewRun(t, info, params, conf, inputs, r.cfg.Stdout)
 	pol := task.PolicyOf(t, d.Defaults())
 	tctx := ctx
@@ -74,6 +85,8 @@ func cmdTasksTest(ctx context.Context, r *Runner, args []string) error {
 	case errors.Is(err, task.ErrSkip):
 		fmt.Fprintf(r.cfg.Stdout, "task %s skipped in %s: %v\n", t.ID(), took, err)
 		return nil
+	case err != nil && *fromRun == "" && len(task.Upstream(t)) > 0:
+		return fmt.Errorf("task %q failed in %s: %w\n(it has upstream tasks; to give it their results, pass --run <run id> of a run where they succeeded, see runs list)", t.ID(), took, err)
 	case err != nil:
 		return fmt.Errorf("task %q failed in %s: %w", t.ID(), took, err)
 	}

@@ -37,3 +37,24 @@ func TestDateFlagsOneRule(t *testing.T) {
 		t.Errorf("a bad date: exit %d: %s", code, &c.stderr)
 	}
 }
+
+// TestTasksTestInARun: tasks test --run takes the run's upstream results, dates
+// and conf; without --run, a task with upstreams that fails says how to give
+// it their results.
+func TestTasksTestInARun(t *testing.T) {
+	t.Parallel()
+	c := setup(t)
+	if code := c.run("dags", "test", "etl", "--logical-date", "2024-03-05", "--conf", `{"limit": 3}`); code != 0 {
+		t.Fatalf("dags test: exit %d\n%s", code, &c.stderr)
+	}
+	if code := c.run("tasks", "test", "etl", "say", "--run", "manual__2024-03-05T00:00:00+00:00"); code != 0 ||
+		!strings.Contains(c.stdout.String(), "2024-03-05 limit=3") {
+		t.Errorf("tasks test --run: exit %d, want the run's date and conf:\n%s%s", code, &c.stdout, &c.stderr)
+	}
+	if code := c.run("tasks", "test", "etl", "count"); code == 0 || !strings.Contains(c.stderr.String(), "pass --run <run id>") {
+		t.Errorf("tasks test of a task with upstreams, no --run: exit %d, want a hint:\n%s", code, &c.stderr)
+	}
+	if code := c.run("tasks", "test", "etl", "count", "--run", "manual__2024-03-05T00:00:00+00:00"); code != 0 || !strings.Contains(c.stdout.String(), "result: 3") {
+		t.Errorf("tasks test count --run: exit %d:\n%s%s", code, &c.stdout, &c.stderr)
+	}
+}
