@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"sync"
 	"syscall"
@@ -126,6 +127,9 @@ func (b *BashTask) Execute(ctx context.Context, r *task.Run) ([]byte, error) {
 	info := r.Info()
 	env = append(env, "TRELLIS_DAG_ID="+info.DAGID, "TRELLIS_TASK_ID="+info.TaskID,
 		"TRELLIS_RUN_ID="+info.RunID, fmt.Sprintf("TRELLIS_TRY_NUMBER=%d", info.Try))
+	if m := task.ProcessMarker(ctx); m != "" {
+		env = append(env, task.ProcessMarkerEnv+"="+m)
+	}
 	for _, k := range keys {
 		v, err := r.Render(b.env[k])
 		if err != nil {
@@ -163,7 +167,10 @@ func (b *BashTask) Execute(ctx context.Context, r *task.Run) ([]byte, error) {
 }
 
 // run starts the command in its own process group, copies its stdout and stderr,
-// and waits for it. When ctx is done, or once the shell has exited, the whole
+// and waits for it. On Linux the shell also dies with the runner (SIGKILL when
+// the runner's thread that started it ends); what the shell started and left
+// running is stopped by the local executor's recovery, found by its process
+// marker (task.ProcessMarkerEnv). When ctx is done, or once the shell has exited, the whole
 // group is stopped: SIGTERM, then SIGKILL after KillGrace, so that no process of a
 // try outlives it. A command killed by a signal gets the shell's code, 128+signal.
 func (b *BashTask) run(ctx context.Context, shell, command string, env []string, dir string, stdout, stderr io.Writer) (int, syscall.Signal, error) {
@@ -177,10 +184,14 @@ func (b *BashTask) run(ctx context.Context, shell, command string, env []string,
 		outW.Close()
 		return 0, 0, fmt.Errorf("bash: %w", err)
 	}
+	// Pdeathsig fires when the thread that started the shell ends, not the
+	// process: keep this goroutine on its thread until the shell is waited for.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd := exec.Command(shell, "-c", command)
 	cmd.Env, cmd.Dir = env, dir
 	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = groupAttr()
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()

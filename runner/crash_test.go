@@ -106,6 +106,20 @@ func TestKill9MidRunLosesNothing(t *testing.T) {
 			t.Errorf("runs show lacks %s:\n%s", want, text)
 		}
 	}
+	// The first try's subshell outlived the killed runner; the restarted
+	// runner must stop it before the second try starts: no tick of try 1
+	// after "start 2".
+	ticks, err := os.ReadFile(filepath.Join(dir, "ticks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(ticks), "start 2\n")
+	if !ok {
+		t.Fatalf("no second try in the ticks file:\n%s", ticks)
+	}
+	if n := strings.Count(after, "tick 1"); n > 0 {
+		t.Errorf("try 1's process ran on during try 2 (%d ticks after try 2 started): two executions of one task overlapped", n)
+	}
 	ran, err := os.ReadFile(filepath.Join(dir, "first"))
 	if err != nil {
 		t.Fatal(err)

@@ -93,7 +93,10 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	e := &engine{st: st}
 	var sched *scheduler.Scheduler
 	e.local = local.New(local.Config{
-		Report: func(rep executor.Report) { sched.Report(rep) },
+		// Processes are marked with the database, not the binary: the next
+		// deploy's binary (another name, perhaps) finds a crashed one's.
+		Instance: "db-" + dbHash(st.Path()),
+		Report:   func(rep executor.Report) { sched.Report(rep) },
 		Logs: func(k executor.Key) io.WriteCloser {
 			return st.TryLog(k.Run, k.TaskID, k.Try)
 		},

@@ -124,16 +124,22 @@ func needsKube(dags []*dag.DAG) bool {
 // database adopts its pods and two runners on different databases never touch
 // each other's.
 func instanceID(db string) string {
+	name := strings.ToLower(progName())
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return k8s.LabelValue(name + "-" + dbHash(db))
+}
+
+// dbHash is a short hash of the database's absolute path: it tells runners on
+// different databases apart (pods, process markers).
+func dbHash(db string) string {
 	abs, err := filepath.Abs(db)
 	if err != nil {
 		abs = db
 	}
 	sum := sha256.Sum256([]byte(abs))
-	name := strings.ToLower(progName())
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	return k8s.LabelValue(name + "-" + hex.EncodeToString(sum[:5]))
+	return hex.EncodeToString(sum[:5])
 }
 
 // kubeSetup is what a command needs to build pods: the builder and the

@@ -24,6 +24,13 @@ type Config struct {
 	Logs func(executor.Key) io.WriteCloser
 	// Host is recorded as where tries run (default: the machine's hostname).
 	Host string
+	// Instance identifies the runner's database (the runner's instance id).
+	// When set, every process a try starts carries a marker naming the
+	// instance and the try (task.ProcessMarkerEnv), and Recover stops the
+	// processes of the tries it recovers before it reports them, so that a
+	// process that outlived a crashed runner never overlaps its task's next
+	// try. Empty: processes are not marked, and Recover cannot find them.
+	Instance string
 	// AbandonAfter is how long a try may go on after it was stopped (its
 	// execution timeout, a kill or shutdown) before it is failed anyway and its
 	// slot freed (default DefaultAbandonAfter). A Go function that ignores its
@@ -79,6 +86,9 @@ func (e *Executor) Start(_ context.Context, t executor.Try) error {
 		return ErrShutdown
 	}
 	ctx, cancel := context.WithCancelCause(e.base)
+	if m := e.marker(t.Key); m != "" {
+		ctx = task.WithProcessMarker(ctx, m)
+	}
 	if t.Timeout > 0 {
 		var c2 context.CancelFunc
 		ctx, c2 = context.WithTimeoutCause(ctx, t.Timeout, fmt.Errorf("%w of %s exceeded", ErrTimeout, t.Timeout))
@@ -218,16 +228,39 @@ func (e *Executor) Kill(_ context.Context, k executor.Key, reason string) error 
 	return nil
 }
 
+// marker is the process marker of a try ("" without an Instance).
+func (e *Executor) marker(k executor.Key) string {
+	if e.cfg.Instance == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/%d/%s/%d", e.cfg.Instance, k.Run, k.TaskID, k.Try)
+}
+
 // Recover reports every try of a previous process as gone: a queued try never ran
 // (Lost: it runs again without spending a retry); a running try's process is gone
-// (Failed: retries apply).
-func (e *Executor) Recover(_ context.Context, tries []executor.Try) error {
+// (Failed: retries apply). First it stops what those tries started and left
+// running on this machine (found by their process markers): the shell of a
+// Bash task dies with the runner, but what the shell started may not.
+func (e *Executor) Recover(ctx context.Context, tries []executor.Try) error {
+	markers := map[string]bool{}
+	for _, t := range tries {
+		if m := e.marker(t.Key); m != "" {
+			markers[m] = true
+		}
+	}
+	killed, err := killMarked(ctx, markers)
+	if err != nil {
+		return fmt.Errorf("local executor: stop the processes of interrupted tries: %w", err)
+	}
 	for _, t := range tries {
 		rep := executor.Report{Key: t.Key, At: time.Now(), Host: t.Host}
 		if t.State == task.StateQueued {
 			rep.Status, rep.Error = executor.Lost, "the runner restarted before the try started"
 		} else {
 			rep.Status, rep.Error = executor.Failed, "the runner restarted while the try was running; its process is gone"
+		}
+		if n := killed[e.marker(t.Key)]; n > 0 {
+			rep.Error += fmt.Sprintf(" (%d process(es) it had started outlived the runner and were killed)", n)
 		}
 		e.cfg.Report(rep)
 	}

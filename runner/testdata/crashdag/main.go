@@ -27,8 +27,18 @@ var (
 		fmt.Fprintln(f, "ran")
 		return "hello", nil
 	})
-	// block tells the test its pid through a FIFO on the first try, then waits.
-	block = operators.Bash("block", `if [ "$TRELLIS_TRY_NUMBER" = 1 ]; then echo $$ > "$CRASH_DIR/fifo"; exec sleep 300; fi; echo "try {{ .TryNumber }} ok"`)
+	// block, on its first try, starts a subshell that appends "tick 1" to
+	// $CRASH_DIR/ticks every 50 ms (a process that outlives the shell when the
+	// runner dies), tells the test its pid through a FIFO and waits; a later
+	// try appends "start N", runs 300 ms and succeeds.
+	block = operators.Bash("block", `if [ "$TRELLIS_TRY_NUMBER" = 1 ]; then
+  ( while :; do echo "tick 1" >> "$CRASH_DIR/ticks"; sleep 0.05; done ) &
+  echo $$ > "$CRASH_DIR/fifo"
+  wait
+fi
+echo "start {{ .TryNumber }}" >> "$CRASH_DIR/ticks"
+sleep 0.3
+echo "try {{ .TryNumber }} ok"`)
 	last  = task.Go("last", func(ctx context.Context, r *task.Run) (string, error) {
 		a, err := task.Output(r, block)
 		return "after " + a, err
