@@ -39,7 +39,7 @@ fi
 echo "start {{ .TryNumber }}" >> "$CRASH_DIR/ticks"
 sleep 0.3
 echo "try {{ .TryNumber }} ok"`)
-	last  = task.Go("last", func(ctx context.Context, r *task.Run) (string, error) {
+	last = task.Go("last", func(ctx context.Context, r *task.Run) (string, error) {
 		a, err := task.Output(r, block)
 		return "after " + a, err
 	})
