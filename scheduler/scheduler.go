@@ -42,7 +42,8 @@ type Config struct {
 	Observe func(Event)
 	// Runs, when set, limits the scheduler to the runs it returns true for.
 	Runs func(store.Run) bool
-	// ExitWhenIdle makes Run return once no run is queued or running.
+	// ExitWhenIdle makes Run return once no run is queued or running, or with
+	// a *StuckError once runs remain but none can progress.
 	ExitWhenIdle bool
 	// PollInterval is how often the store is checked for runs created or cleared by
 	// other processes (default 1s; negative: never).
@@ -187,7 +188,8 @@ func (s *Scheduler) Wake() {
 	}
 }
 
-// Run schedules until ctx is done (or, with ExitWhenIdle, until no run is active).
+// Run schedules until ctx is done (or, with ExitWhenIdle, until no run is active,
+// or a *StuckError when no remaining run can progress).
 // It first recovers the runs a previous process left active. It returns an error
 // only when the store fails; task failures are state, not errors.
 func (s *Scheduler) Run(ctx context.Context) error {
@@ -215,6 +217,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		if s.cfg.ExitWhenIdle && len(s.runs) == 0 && s.batch.Len() == 0 {
 			return nil
+		}
+		if s.cfg.ExitWhenIdle {
+			if err := s.stuck(); err != nil {
+				return err
+			}
 		}
 		var timerC <-chan time.Time
 		var timer Timer
