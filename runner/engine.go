@@ -115,7 +115,7 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	sched, err = scheduler.New(scheduler.Config{
 		Logger: ec.logger,
 		Store:  st, DAGs: r.dags, Local: e.local, Kubernetes: asExecutor(kube), DefaultExecutor: defaultExec,
-		Parallelism: ec.parallelism, Pools: r.cfg.Pools,
+		Parallelism: ec.parallelism, Pools: r.cfg.Pools, MaxResultSize: r.cfg.MaxResultSize,
 		Observe: ec.observe, Runs: ec.runs, ExitWhenIdle: ec.exitWhenIdle, PollInterval: ec.pollInterval,
 		Cron: !ec.noCron, MaxActiveRuns: ec.maxActiveRuns,
 	})

@@ -27,6 +27,10 @@ type Config struct {
 	Parallelism int
 	// Pools sets the slots of named pools (a pool not listed has 128).
 	Pools map[string]int
+	// MaxResultSize is the largest result, in bytes, a try may return unless
+	// its task sets task.MaxResultSize (default scheduler.DefaultMaxResultSize,
+	// 8 MiB); a larger one fails the try.
+	MaxResultSize int64
 	// Sync is the durability of the store's commits: store.SyncFull (the default)
 	// survives a crash of the machine; store.SyncNormal survives a crash of the
 	// process (kill -9) and commits faster. TRELLIS_SYNC=normal|full overrides it.

@@ -49,3 +49,30 @@ func TestUntilIdleSaysWhatIsBlocked(t *testing.T) {
 	}
 	e.expect(second, task.RunRunning, map[string]task.State{"load": task.StateNone})
 }
+
+// TestResultLimit: a result larger than the task's limit (or the runner's)
+// fails the try, is not stored, and the message names the size, the limit
+// and how to raise it.
+func TestResultLimit(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 3000)
+	d := dag.New("big", dag.DefaultRetries(2, 0))
+	own := task.Go("own", func(context.Context, *task.Run) (string, error) { return big, nil }, task.MaxResultSize(1024))
+	runners := task.Go("runners", func(context.Context, *task.Run) (string, error) { return big, nil })
+	fits := task.Go("fits", func(context.Context, *task.Run) (string, error) { return big, nil }, task.MaxResultSize(1<<20))
+	d.Add(own, runners, fits)
+	e := setup(t, []*dag.DAG{d}, func(c *scheduler.Config) { c.MaxResultSize = 2048 })
+	run := e.trigger(d, "r1")
+	e.runUntilIdle()
+	e.expect(run, task.RunFailed, map[string]task.State{"own": task.StateFailed, "runners": task.StateFailed, "fits": task.StateSuccess})
+	st := e.states(run)
+	if got := st["own"]; got.Try != 1 || !strings.Contains(got.Error, "result of 3002 bytes exceeds the limit of 1024 bytes (set task.MaxResultSize") {
+		t.Errorf("own: try %d, error %q", got.Try, got.Error)
+	}
+	if got := st["runners"]; !strings.Contains(got.Error, "exceeds the limit of 2048 bytes") {
+		t.Errorf("runners: error %q", got.Error)
+	}
+	if _, ok, _ := e.st.XCom(context.Background(), run.ID, "own"); ok {
+		t.Error("the oversized result was stored")
+	}
+}

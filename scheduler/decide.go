@@ -114,6 +114,14 @@ func (s *Scheduler) handleReport(r executor.Report) {
 		}
 		return
 	case executor.Succeeded:
+		if limit := s.resultLimit(rs.plan, i); int64(len(r.Result)) > limit {
+			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) {
+				end(t)
+				t.Error = fmt.Sprintf("result of %d bytes exceeds the limit of %d bytes (set task.MaxResultSize on the task, "+
+					"or runner.Config.MaxResultSize, default %d); it was not stored", len(r.Result), limit, DefaultMaxResultSize)
+			})
+			break
+		}
 		if len(r.Result) > 0 && string(r.Result) != "null" {
 			s.batch.PutXCom(rs.rec.ID, r.TaskID, r.Result)
 		}
@@ -145,6 +153,14 @@ func (s *Scheduler) handleReport(r executor.Report) {
 	}
 	s.propagate(rs)
 	s.maybeFinish(rs)
+}
+
+// resultLimit is the largest result task i of p may store.
+func (s *Scheduler) resultLimit(p *plan, i int) int64 {
+	if n := p.settings[i].MaxResultSize; n > 0 {
+		return n
+	}
+	return s.cfg.MaxResultSize
 }
 
 // succeeded records a success and applies branch and short-circuit results before

@@ -58,10 +58,17 @@ type Config struct {
 	// MaxLost bounds how often a try may be lost (its process or pod gone before the
 	// task's code ran) and relaunched without spending a retry (default 3).
 	MaxLost int
+	// MaxResultSize is the largest result, in bytes, a try may return unless its
+	// task sets task.MaxResultSize (default DefaultMaxResultSize). A larger
+	// result fails the try without retry and is not stored.
+	MaxResultSize int64
 }
 
 // DefaultPoolSlots is the size of a pool that Config.Pools does not list.
 const DefaultPoolSlots = 128
+
+// DefaultMaxResultSize is Config.MaxResultSize's default: 8 MiB.
+const DefaultMaxResultSize = 8 << 20
 
 // Event is one committed change: of a task instance (TaskID set) or of a run.
 type Event struct {
@@ -155,6 +162,9 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if cfg.MaxLost == 0 {
 		cfg.MaxLost = 3
+	}
+	if cfg.MaxResultSize <= 0 {
+		cfg.MaxResultSize = DefaultMaxResultSize
 	}
 	s := &Scheduler{cfg: cfg, st: cfg.Store, plans: map[string]*plan{}, runs: map[int64]*runState{},
 		signal: make(chan struct{}, 1), wake: make(chan struct{}, 1), poolUsed: map[string]int{}, touched: map[int64]bool{}}

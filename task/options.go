@@ -111,6 +111,18 @@ func WaitForDownstream(on bool) Option {
 	}
 }
 
+// MaxResultSize sets the largest result, in bytes of JSON, that a try of the
+// task may return (default: the runner's, 8 MiB unless runner.Config.
+// MaxResultSize says otherwise). A larger result fails the try, without retry.
+func MaxResultSize(bytes int64) Option {
+	return func(d *Def) {
+		if bytes <= 0 {
+			d.fail("max result size %d is not positive", bytes)
+		}
+		d.maxResult = bytes
+	}
+}
+
 // Doc sets a description of the task shown by the CLI and the UI.
 func Doc(text string) Option { return func(d *Def) { d.doc = text } }
 
@@ -124,12 +136,15 @@ type Settings struct {
 	Executor          ExecutorConfig
 	DependsOnPast     bool
 	WaitForDownstream bool
+	// MaxResultSize is the task's own result limit in bytes (0: the runner's).
+	MaxResultSize int64
 }
 
 // Settings returns the task's settings.
 func (d *Def) Settings() Settings {
 	return Settings{Kind: d.kind, Doc: d.doc, TriggerRule: d.trigger, Priority: d.priority,
-		Pool: d.pool, Executor: d.exec, DependsOnPast: d.dependsOnPast, WaitForDownstream: d.waitForDownstream}
+		Pool: d.pool, Executor: d.exec, DependsOnPast: d.dependsOnPast, WaitForDownstream: d.waitForDownstream,
+		MaxResultSize: d.maxResult}
 }
 
 // Policy returns the task's retry and timeout policy: the values set on the task,

@@ -122,6 +122,7 @@ type Def struct {
 	exec              ExecutorConfig
 	dependsOnPast     bool
 	waitForDownstream bool
+	maxResult         int64 // 0: the runner's limit
 }
 
 // NewDef returns the Def for a new task of the given kind. Task types call it from
