@@ -33,7 +33,7 @@ func openRead(ctx context.Context, path string) (*store.Store, error) {
 }
 
 func (r *Runner) openWrite(ctx context.Context, path string) (*store.Store, error) {
-	return store.Open(ctx, path, store.Options{Sync: r.cfg.Sync})
+	return store.Open(ctx, path, store.Options{Sync: r.cfg.Sync, MaxLogBytes: r.cfg.MaxLogBytes})
 }
 
 // openSynced opens the database for writing and records the definition of every

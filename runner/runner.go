@@ -31,6 +31,10 @@ type Config struct {
 	// its task sets task.MaxResultSize (default scheduler.DefaultMaxResultSize,
 	// 8 MiB); a larger one fails the try.
 	MaxResultSize int64
+	// MaxLogBytes bounds the log kept of one try (default
+	// store.DefaultMaxLogBytes, 64 MiB; negative: unbounded): past it the first
+	// and the last half are kept, with a line that says how much was dropped.
+	MaxLogBytes int64
 	// Sync is the durability of the store's commits: store.SyncFull (the default)
 	// survives a crash of the machine; store.SyncNormal survives a crash of the
 	// process (kill -9) and commits faster. TRELLIS_SYNC=normal|full overrides it.

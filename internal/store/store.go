@@ -59,14 +59,22 @@ type Options struct {
 	// BusyTimeout is how long a connection waits for another process's lock
 	// (default 10s).
 	BusyTimeout time.Duration
+	// MaxLogBytes bounds the log the TryLog writer keeps of one try (default
+	// DefaultMaxLogBytes; negative: unbounded). Past it, the first half and the
+	// last half are kept with a line between them that says how much was dropped.
+	MaxLogBytes int64
 }
+
+// DefaultMaxLogBytes is Options.MaxLogBytes's default: 64 MiB.
+const DefaultMaxLogBytes = 64 << 20
 
 // Store is an open trellis database. It is safe for concurrent use.
 type Store struct {
-	path string
-	w    *sql.DB // the single writer connection
-	r    *sql.DB // readers
-	ro   bool
+	path   string
+	logMax int64   // Options.MaxLogBytes, resolved (0: unbounded)
+	w      *sql.DB // the single writer connection
+	r      *sql.DB // readers
+	ro     bool
 
 	stmts map[string]*sql.Stmt // the batch statements, prepared once on the writer
 
@@ -124,7 +132,13 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database %q: %w", path, err)
 	}
-	s := &Store{path: abs, ro: o.ReadOnly}
+	s := &Store{path: abs, ro: o.ReadOnly, logMax: o.MaxLogBytes}
+	switch {
+	case s.logMax == 0:
+		s.logMax = DefaultMaxLogBytes
+	case s.logMax < 0:
+		s.logMax = 0
+	}
 	if o.ReadOnly {
 		if _, err := os.Stat(abs); err != nil {
 			return nil, fmt.Errorf("database %q: %w", path, ErrNoDatabase)
