@@ -69,10 +69,21 @@ func fmtDuration(a, b time.Time) string {
 	return round(b.Sub(a)).String()
 }
 
-// findRun returns a run, as a usage error when it does not exist.
+// findRun returns a DAG's run by its id, or its newest run (by logical date)
+// for "latest"; a run that does not exist is a usage error.
 func findRun(ctx context.Context, st *store.Store, dagID, runID string) (store.Run, error) {
 	if st == nil {
 		return store.Run{}, usagef("dag %q has no run %q (the database has no runs)", dagID, runID)
+	}
+	if runID == "latest" {
+		runs, err := st.Runs(ctx, store.RunFilter{DAGID: dagID, Limit: 1})
+		if err != nil {
+			return store.Run{}, err
+		}
+		if len(runs) == 0 {
+			return store.Run{}, usagef("dag %q has no run yet, so no latest run", dagID)
+		}
+		return runs[0], nil
 	}
 	run, err := st.Run(ctx, dagID, runID)
 	if errors.Is(err, store.ErrNotFound) {

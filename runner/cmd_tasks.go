@@ -181,3 +181,53 @@ func cmdTasksClear(ctx context.Context, r *Runner, args []string) error {
 	fmt.Fprintf(r.cfg.Stdout, "Cleared %d task(s) of run %s: %v\nThe run is queued; a scheduler (serve, or dags trigger --wait) runs them.\n", len(ids), run.RunID, ids)
 	return nil
 }
+
+func cmdTasksMark(ctx context.Context, r *Runner, args []string) error {
+	f := newFlags(r, "tasks mark")
+	to := f.fs.String("state", "", "success or failed (required)")
+	note := f.fs.String("note", "", "why, recorded as the task's error when marked failed")
+	pos, err := f.parse(args, "<dag>", "<run>", "<task>")
+	if err != nil {
+		return err
+	}
+	state := task.State(*to)
+	if state != task.StateSuccess && state != task.StateFailed {
+		return usagef("tasks mark: --state %q: want success or failed", *to)
+	}
+	d, err := r.dag(pos[0])
+	if err != nil {
+		return err
+	}
+	if _, ok := d.Task(pos[2]); !ok {
+		return usagef("dag %q has no task %q", d.ID(), pos[2])
+	}
+	ro, err := openRead(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	run, err := findRun(ctx, ro, pos[0], pos[1])
+	if ro != nil {
+		ro.Close()
+	}
+	if err != nil {
+		return err
+	}
+	st, err := r.openWrite(ctx, *f.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	msg := *note
+	if msg == "" {
+		msg = "marked failed from the command line"
+	}
+	from, err := st.MarkTask(ctx, run.ID, pos[2], state, msg)
+	switch {
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+		return &UsageError{fmt.Errorf("tasks mark: %w", err)}
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(r.cfg.Stdout, "Marked %s of run %s %s (it was %s).\nThe run is re-evaluated by the scheduler (serve, or dags trigger --wait).\n", pos[2], run.RunID, state, from)
+	return nil
+}
