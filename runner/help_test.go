@@ -36,7 +36,7 @@ func TestHelpListsFlags(t *testing.T) {
 		{[]string{"manifests", "--help"}, testDAGs(), 0, []string{"--storage-size string", `(default "5Gi")`, "--storage-class string", "--dockerfile"}},
 		{[]string{"dags", "--help"}, testDAGs(), 0, []string{"dags list", "dags backfill", "dags unpause", "--help lists a command's flags"}},
 		{[]string{"help", "dags"}, testDAGs(), 0, []string{"dags list", "dags trigger"}},
-		{[]string{"help", "tasks", "clear"}, testDAGs(), 0, []string{"usage: ", "tasks clear <dag> <run>", "--downstream", "--failed-only"}},
+		{[]string{"help", "tasks", "clear"}, testDAGs(), 0, []string{"usage: ", "tasks clear <dag> <run|latest>", "--downstream", "--failed-only"}},
 		{[]string{"dags"}, testDAGs(), runner.ExitUsage, []string{"dags list"}},
 		{[]string{"serve", "--help"}, []*dag.DAG{invalid}, 0, []string{"--listen string"}},
 		{[]string{"version"}, []*dag.DAG{invalid}, 0, []string{"trellis "}},
