@@ -55,11 +55,13 @@ func cmdRunsList(ctx context.Context, r *Runner, args []string) error {
 	return w.Flush()
 }
 
+// fmtTime prints a moment in UTC with its zone, like the logical dates beside
+// it ("-" for none).
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.UTC().Format(time.RFC3339)
 }
 
 func fmtDuration(a, b time.Time) string {

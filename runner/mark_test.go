@@ -38,3 +38,20 @@ func TestMarkAndLatest(t *testing.T) {
 		}
 	}
 }
+
+// TestRunsListTimesCarryTheirZone: every time runs list prints is RFC 3339
+// in UTC (before, STARTED was local time without a zone beside UTC dates).
+func TestRunsListTimesCarryTheirZone(t *testing.T) {
+	t.Parallel()
+	c := setup(t)
+	if code := c.run("dags", "test", "etl", "--logical-date", "2024-03-05"); code != 0 {
+		t.Fatalf("dags test: exit %d\n%s", code, &c.stderr)
+	}
+	if code := c.run("runs", "list", "etl"); code != 0 {
+		t.Fatalf("runs list: exit %d\n%s", code, &c.stderr)
+	}
+	row := strings.Fields(rowOf(c.stdout.String(), "manual__2024-03-05T00:00:00+00:00"))
+	if len(row) < 5 || row[3] != "2024-03-05T00:00:00Z" || !strings.HasSuffix(row[4], "Z") || strings.Count(row[4], "T") != 1 {
+		t.Errorf("runs list row %q: want the logical date and the start, both RFC 3339 UTC", row)
+	}
+}
