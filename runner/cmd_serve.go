@@ -30,6 +30,7 @@ type serveOptions struct {
 	tokens      *web.Tokens
 	lease       *leader.Lease
 	kube        *kubeOptions // --executor and the cluster flags
+	pauseNew    bool         // --pause-new-dags
 }
 
 func cmdServe(ctx context.Context, r *Runner, args []string) error {
@@ -41,6 +42,7 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 	elect := f.fs.Bool("leader-elect", leader.InCluster(), "take a Kubernetes Lease before scheduling (default: on when running in a cluster)")
 	leaseName := f.fs.String("lease-name", "", "name of the Lease (default trellis-<program name>)")
 	leaseNS := f.fs.String("lease-namespace", "", "namespace of the Lease (default $POD_NAMESPACE, else the pod's, else default)")
+	pauseNew := f.fs.Bool("pause-new-dags", r.pauseNewDAGs(), "DAGs this database has never seen start paused, as in Airflow (default: $TRELLIS_PAUSE_NEW_DAGS, else runner.Config.PauseNewDAGs)")
 	kube := r.addKubeFlags(f) // its --kubeconfig and --context are also the Lease's
 	if _, err := f.parse(args); err != nil {
 		return err
@@ -54,7 +56,7 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 			listenSet = true
 		}
 	})
-	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen, kube: ptr(kube())}
+	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen, kube: ptr(kube()), pauseNew: *pauseNew}
 	if _, err := o.kube.check(); err != nil {
 		return err // before the database is opened
 	}
@@ -144,7 +146,7 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 		return err
 	}
 	defer st.Close()
-	if err := r.syncDAGs(lctx, st); err != nil {
+	if err := r.syncDAGs(lctx, st, o.pauseNew); err != nil {
 		return err
 	}
 	var sched *scheduler.Scheduler

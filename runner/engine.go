@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/trellisdag/trellis/dag"
@@ -43,21 +44,22 @@ func (r *Runner) openSynced(ctx context.Context, path string) (*store.Store, err
 	if err != nil {
 		return nil, err
 	}
-	if err := r.syncDAGs(ctx, st); err != nil {
+	if err := r.syncDAGs(ctx, st, r.pauseNewDAGs()); err != nil {
 		st.Close()
 		return nil, err
 	}
 	return st, nil
 }
 
-// syncDAGs records the definition of every DAG of this binary.
-func (r *Runner) syncDAGs(ctx context.Context, st *store.Store) error {
+// syncDAGs records the definition of every DAG of this binary; a DAG the
+// database has never seen starts paused when pauseNew is set.
+func (r *Runner) syncDAGs(ctx context.Context, st *store.Store, pauseNew bool) error {
 	for _, d := range r.dags {
 		b, err := json.Marshal(d.Snapshot())
 		if err != nil {
 			return fmt.Errorf("dag %q: %w", d.ID(), err)
 		}
-		if err := st.PutDAG(ctx, d.ID(), b, false); err != nil {
+		if err := st.PutDAG(ctx, d.ID(), b, pauseNew); err != nil {
 			return err
 		}
 	}
@@ -143,4 +145,13 @@ func (e *engine) run(ctx context.Context) error {
 // createRun creates a queued run with a task instance per task.
 func createRun(ctx context.Context, st *store.Store, d *dag.DAG, typ task.RunType, id string, logical time.Time, conf json.RawMessage) (store.Run, error) {
 	return runs.Create(ctx, st, d, runs.Spec{Type: typ, RunID: id, LogicalDate: logical, Conf: conf})
+}
+
+// pauseNewDAGs is whether DAGs new to the database start paused:
+// $TRELLIS_PAUSE_NEW_DAGS (true or false) when set, else Config.PauseNewDAGs.
+func (r *Runner) pauseNewDAGs() bool {
+	if v, err := strconv.ParseBool(r.cfg.Getenv("TRELLIS_PAUSE_NEW_DAGS")); err == nil {
+		return v
+	}
+	return r.cfg.PauseNewDAGs
 }

@@ -35,6 +35,12 @@ type Config struct {
 	// store.DefaultMaxLogBytes, 64 MiB; negative: unbounded): past it the first
 	// and the last half are kept, with a line that says how much was dropped.
 	MaxLogBytes int64
+	// PauseNewDAGs makes a DAG that the database has never seen start paused,
+	// as Airflow's dags_are_paused_at_creation does: nothing is scheduled until
+	// dags unpause (a DAG with an old start date and catchup would otherwise
+	// create every missed run at once) [serve --pause-new-dags,
+	// $TRELLIS_PAUSE_NEW_DAGS].
+	PauseNewDAGs bool
 	// Sync is the durability of the store's commits: store.SyncFull (the default)
 	// survives a crash of the machine; store.SyncNormal survives a crash of the
 	// process (kill -9) and commits faster. TRELLIS_SYNC=normal|full overrides it.

@@ -138,3 +138,33 @@ func TestPauseUnpause(t *testing.T) {
 		t.Errorf("unpause:\n%s", out)
 	}
 }
+
+// TestPauseNewDAGs: with --pause-new-dags a DAG the database has never seen
+// starts paused (serve creates none of its runs) and stays paused on later
+// starts until dags unpause; without it, serve schedules the newest interval.
+func TestPauseNewDAGs(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "t.db")
+	dags := scheduledDAGs()
+	if code, out, errOut := runCLI(t, dags, db, "serve", "--until-idle", "--pause-new-dags"); code != 0 {
+		t.Fatalf("serve --pause-new-dags: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, dags, db, "dags", "list"); code != 0 || !strings.Contains(out, "yes") {
+		t.Errorf("a new DAG under --pause-new-dags is not paused:\n%s", out)
+	}
+	if code, out, _ := runCLI(t, dags, db, "serve", "--until-idle"); code != 0 {
+		t.Fatalf("serve: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runCLI(t, dags, db, "runs", "list", "nightly"); code != 0 || strings.Contains(out, "scheduled__") {
+		t.Errorf("a paused DAG got scheduled runs:\n%s", out)
+	}
+	if code, _, errOut := runCLI(t, dags, db, "dags", "unpause", "nightly"); code != 0 {
+		t.Fatalf("unpause: exit %d %s", code, errOut)
+	}
+	if code, out, errOut := runCLI(t, dags, db, "serve", "--until-idle"); code != 0 {
+		t.Fatalf("serve after unpause: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, dags, db, "runs", "list", "nightly"); code != 0 || strings.Count(out, "scheduled__") != 1 {
+		t.Errorf("after unpause, want the newest interval scheduled (catchup off):\n%s", out)
+	}
+}
