@@ -115,6 +115,17 @@ func cmdDagsNext(ctx context.Context, r *Runner, args []string) error {
 		fmt.Fprint(out, " (paused: nothing is created until unpaused)")
 	}
 	fmt.Fprintln(out)
+	if d.CatchupEnabled() {
+		if due, first := dueNow(d, last, now); due > 1 {
+			more := ""
+			if due >= maxDueCount {
+				more = "at least "
+			}
+			fmt.Fprintf(out, "Catchup: %s%d runs are due now (from logical date %s); serve creates them all at once"+
+				" (up to the DAG's max active runs run at a time). Set a later start date, catchup off, or pause the DAG first.\n",
+				more, due, fmtLocal(first, loc))
+		}
+	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "LOGICAL DATE (INTERVAL START)\tINTERVAL END\tCREATED AT\tLOGICAL DATE IN UTC")
 	shown := 0
@@ -140,6 +151,29 @@ func cmdDagsNext(ctx context.Context, r *Runner, args []string) error {
 		fmt.Fprintln(out, "No further runs (end date reached, or @once done).")
 	}
 	return nil
+}
+
+// maxDueCount bounds how many due intervals dueNow counts.
+const maxDueCount = 100000
+
+// dueNow counts the data intervals after last that have ended by now (the runs
+// a scheduler with catchup creates at once), at most maxDueCount, and returns
+// the first one's start.
+func dueNow(d *dag.DAG, last *dag.DataInterval, now time.Time) (int, time.Time) {
+	n := 0
+	var first time.Time
+	for n < maxDueCount {
+		iv, ok := d.NextDataInterval(last, now)
+		if !ok || iv.End.After(now) {
+			break
+		}
+		if n == 0 {
+			first = iv.Start
+		}
+		n++
+		last = &iv
+	}
+	return n, first
 }
 
 func fmtLocal(t time.Time, loc *time.Location) string {

@@ -168,3 +168,20 @@ func TestPauseNewDAGs(t *testing.T) {
 		t.Errorf("after unpause, want the newest interval scheduled (catchup off):\n%s", out)
 	}
 }
+
+// TestDagsNextCountsCatchup: a DAG with an old start date and catchup on
+// would create every missed run at once; dags next says how many.
+func TestDagsNextCountsCatchup(t *testing.T) {
+	t.Parallel()
+	hourly := dag.New("hourly", dag.Schedule("@hourly"), dag.StartDate(time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC)), dag.Catchup(true))
+	hourly.Add(task.Go("work", func(context.Context, *task.Run) (int, error) { return 1, nil }))
+	db := filepath.Join(t.TempDir(), "t.db")
+	code, out, errOut := runCLI(t, []*dag.DAG{hourly}, db, "dags", "next", "hourly", "--now", "2024-04-02T00:00:00Z", "--count", "2")
+	if code != 0 || !strings.Contains(out, "Catchup: 48 runs are due now (from logical date 2024-03-31 00:00 UTC); serve creates them all at once") {
+		t.Errorf("exit %d:\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, []*dag.DAG{hourly}, db, "dags", "next", "hourly", "--now", "2040-01-01T00:00:00Z", "--count", "1")
+	if code != 0 || !strings.Contains(out, "Catchup: at least 100000 runs are due now") {
+		t.Errorf("bounded count: exit %d:\n%s", code, out)
+	}
+}
