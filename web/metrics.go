@@ -27,15 +27,16 @@ type metrics struct {
 	errors        *prometheus.CounterVec
 	taskChanges   *prometheus.CounterVec
 	runChanges    *prometheus.CounterVec
-	tryQueued     prometheus.Histogram
-	handoff       prometheus.Histogram
-	runQueued     prometheus.Histogram
-	schedDelay    prometheus.Histogram
+	tryQueued     *prometheus.HistogramVec
+	handoff       *prometheus.HistogramVec
+	runQueued     *prometheus.HistogramVec
+	schedDelay    *prometheus.HistogramVec
 	leader        prometheus.Gauge
 	sseClients    prometheus.Gauge
 	droppedEvents prometheus.Counter
 
 	// Owned by the hub's goroutine.
+	dags      map[string]*dag.DAG
 	ups       map[string]map[string][]string // dag -> task -> direct upstream ids
 	queuedAt  map[tryKey]time.Time
 	succeeded map[string]map[string]time.Time // dag+run -> task -> success time
@@ -49,9 +50,10 @@ type tryKey struct {
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
 
 func newMetrics(reg *prometheus.Registry, st *store.Store, dags []*dag.DAG) (*metrics, error) {
-	m := &metrics{reg: reg, st: st, ups: map[string]map[string][]string{}, queuedAt: map[tryKey]time.Time{},
-		succeeded: map[string]map[string]time.Time{}}
+	m := &metrics{reg: reg, st: st, dags: map[string]*dag.DAG{}, ups: map[string]map[string][]string{},
+		queuedAt: map[tryKey]time.Time{}, succeeded: map[string]map[string]time.Time{}}
 	for _, d := range dags {
+		m.dags[d.ID()] = d
 		up := map[string][]string{}
 		for _, t := range d.Tasks() {
 			for _, u := range task.Upstream(t) {
@@ -66,18 +68,21 @@ func newMetrics(reg *prometheus.Registry, st *store.Store, dags []*dag.DAG) (*me
 		Help: "API request duration by operation.", Buckets: latencyBuckets}, []string{"op"})
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trellis_api_errors_total",
 		Help: "API error responses by error code."}, []string{"code"})
+	// Labelled by DAG id (never by run or task id: the label set stays as small
+	// as the binary's DAGs), so that alerts can name the DAG.
 	m.taskChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trellis_task_state_changes_total",
-		Help: "Task instance state changes committed by the scheduler, by new state."}, []string{"state"})
+		Help: "Task instance state changes committed by the scheduler, by DAG and new state."}, []string{"dag", "state"})
 	m.runChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trellis_run_state_changes_total",
-		Help: "Run state changes committed by the scheduler, by new state."}, []string{"state"})
-	m.tryQueued = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trellis_try_queued_to_running_seconds",
-		Help: "Time from a try's queued state to its running state.", Buckets: latencyBuckets})
-	m.handoff = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trellis_handoff_seconds",
-		Help: "Hand-off latency: from the success of a task's last upstream to the task's queued state.", Buckets: latencyBuckets})
-	m.runQueued = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trellis_run_queued_to_running_seconds",
-		Help: "Time from a run's creation to its start.", Buckets: latencyBuckets})
-	m.schedDelay = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trellis_run_scheduling_delay_seconds",
-		Help: "Scheduled runs: time from when the run was due (end of its data interval) to its creation.", Buckets: latencyBuckets})
+		Help: "Run state changes committed by the scheduler, by DAG and new state."}, []string{"dag", "state"})
+	m.tryQueued = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "trellis_try_queued_to_running_seconds",
+		Help: "Time from a try's queued state to its running state, by DAG.", Buckets: latencyBuckets}, []string{"dag"})
+	m.handoff = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "trellis_handoff_seconds",
+		Help: "Hand-off latency: from the success of a task's last upstream to the task's queued state, by DAG.", Buckets: latencyBuckets}, []string{"dag"})
+	m.runQueued = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "trellis_run_queued_to_running_seconds",
+		Help: "Time from a run's creation to its start, by DAG.", Buckets: latencyBuckets}, []string{"dag"})
+	m.schedDelay = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "trellis_run_scheduling_delay_seconds",
+		Help: "Scheduled runs that were the newest due interval when created (catchup and backfill runs are left out): " +
+			"time from when the run was due (end of its data interval) to its creation, by DAG.", Buckets: latencyBuckets}, []string{"dag"})
 	m.leader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "trellis_scheduler_active",
 		Help: "1 while this process is the active scheduler and serves the API."})
 	m.sseClients = prometheus.NewGauge(prometheus.GaugeOpts{Name: "trellis_event_streams",
@@ -123,16 +128,16 @@ func (m *metrics) apiError(code string) { m.errors.WithLabelValues(code).Inc() }
 func (m *metrics) observe(e scheduler.Event) {
 	runKey := e.DAGID + "\x00" + e.RunID
 	if e.TaskID == "" {
-		m.runChanges.WithLabelValues(string(e.RunState)).Inc()
+		m.runChanges.WithLabelValues(e.DAGID, string(e.RunState)).Inc()
 		switch {
 		case e.RunState == task.RunRunning:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			r, err := m.st.Run(ctx, e.DAGID, e.RunID)
 			cancel()
 			if err == nil && !r.Started.IsZero() {
-				m.runQueued.Observe(r.Started.Sub(r.Created).Seconds())
-				if r.Type == task.RunScheduled && r.Created.After(r.IntervalEnd) {
-					m.schedDelay.Observe(r.Created.Sub(r.IntervalEnd).Seconds())
+				m.runQueued.WithLabelValues(e.DAGID).Observe(r.Started.Sub(r.Created).Seconds())
+				if r.Type == task.RunScheduled && r.Created.After(r.IntervalEnd) && !m.catchup(r) {
+					m.schedDelay.WithLabelValues(e.DAGID).Observe(r.Created.Sub(r.IntervalEnd).Seconds())
 				}
 			}
 		case e.RunState.Finished():
@@ -145,7 +150,7 @@ func (m *metrics) observe(e scheduler.Event) {
 		}
 		return
 	}
-	m.taskChanges.WithLabelValues(string(e.State)).Inc()
+	m.taskChanges.WithLabelValues(e.DAGID, string(e.State)).Inc()
 	k := tryKey{e.DAGID, e.RunID, e.TaskID, e.Try}
 	switch e.State {
 	case task.StateQueued:
@@ -163,12 +168,12 @@ func (m *metrics) observe(e scheduler.Event) {
 				}
 			}
 			if !last.IsZero() {
-				m.handoff.Observe(e.At.Sub(last).Seconds())
+				m.handoff.WithLabelValues(e.DAGID).Observe(e.At.Sub(last).Seconds())
 			}
 		}
 	case task.StateRunning:
 		if q, ok := m.queuedAt[k]; ok {
-			m.tryQueued.Observe(e.At.Sub(q).Seconds())
+			m.tryQueued.WithLabelValues(e.DAGID).Observe(e.At.Sub(q).Seconds())
 			delete(m.queuedAt, k)
 		}
 	case task.StateSuccess:
@@ -180,6 +185,18 @@ func (m *metrics) observe(e scheduler.Event) {
 	default:
 		delete(m.queuedAt, k)
 	}
+}
+
+// catchup reports whether a scheduled run was created after the interval that
+// follows it had ended too: it was made up for (catchup after downtime or a
+// start date in the past), so its delay says nothing of the scheduler's.
+func (m *metrics) catchup(r store.Run) bool {
+	d := m.dags[r.DAGID]
+	if d == nil {
+		return false
+	}
+	next, ok := d.NextDataInterval(&dag.DataInterval{Start: r.IntervalStart, End: r.IntervalEnd}, r.Created)
+	return ok && !next.End.After(r.Created) && next.Start.After(r.IntervalStart)
 }
 
 // stateCollector reads runs, task instances and tries by state from the store at

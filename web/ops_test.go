@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -94,21 +98,22 @@ func TestHealthAndMetrics(t *testing.T) {
 		res := s.do("GET", "/metrics", nil, nil)
 		b, _ := io.ReadAll(res.Body)
 		text = string(b)
-		return strings.Contains(text, `trellis_run_state_changes_total{state="success"} 1`)
+		return strings.Contains(text, `trellis_run_state_changes_total{dag="etl",state="success"} 1`)
 	})
 	for name, min := range map[string]float64{
-		`trellis_runs{state="success"}`:                          1,
-		`trellis_task_instances{state="success"}`:                3,
-		`trellis_tries{state="success"}`:                         3,
-		`trellis_tries_in_flight`:                                0,
-		`trellis_handoff_seconds_count`:                          2,
-		`trellis_try_queued_to_running_seconds_count`:            3,
-		`trellis_run_queued_to_running_seconds_count`:            1,
-		`trellis_store_batches_total`:                            1,
-		`trellis_store_commit_seconds_total`:                     0,
-		`trellis_api_errors_total{code="not_found"}`:             1,
-		`trellis_scheduler_active`:                               1,
-		`trellis_api_requests_total{code="201",op="triggerRun"}`: 1,
+		`trellis_runs{state="success"}`:                               1,
+		`trellis_task_instances{state="success"}`:                     3,
+		`trellis_tries{state="success"}`:                              3,
+		`trellis_tries_in_flight`:                                     0,
+		`trellis_handoff_seconds_count{dag="etl"}`:                    2,
+		`trellis_try_queued_to_running_seconds_count{dag="etl"}`:      3,
+		`trellis_run_queued_to_running_seconds_count{dag="etl"}`:      1,
+		`trellis_task_state_changes_total{dag="etl",state="success"}`: 3,
+		`trellis_store_batches_total`:                                 1,
+		`trellis_store_commit_seconds_total`:                          0,
+		`trellis_api_errors_total{code="not_found"}`:                  1,
+		`trellis_scheduler_active`:                                    1,
+		`trellis_api_requests_total{code="201",op="triggerRun"}`:      1,
 	} {
 		if v := metric(text, name); v < min {
 			t.Errorf("%s = %v, want at least %v", name, v, min)
@@ -148,5 +153,33 @@ func TestGate(t *testing.T) {
 	g.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
 	if c, _ := rec("/readyz"); c != 204 {
 		t.Errorf("after Set: %d", c)
+	}
+}
+
+// TestSchedulingDelayLeavesCatchupOut: a scheduled run created after the next
+// interval had ended too is catchup, and stays out of the scheduling-delay
+// histogram; the newest due interval, created late, is in it.
+func TestSchedulingDelayLeavesCatchupOut(t *testing.T) {
+	t.Parallel()
+	d := dag.New("hourly", dag.Schedule("@hourly"), dag.StartDate(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)), dag.Catchup(true))
+	m, err := newMetrics(prometheus.NewRegistry(), nil, []*dag.DAG{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(h int) time.Time { return time.Date(2024, 1, 1, h, 0, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		start   time.Time
+		created time.Time
+		want    bool
+	}{
+		{at(0), at(5), true},                        // made up for hours later
+		{at(4), at(5).Add(30 * time.Minute), false}, // the newest due interval, 30 min late
+		{at(4), at(5).Add(2 * time.Second), false},  // on time
+		{at(3), at(5).Add(1 * time.Second), true},   // 04:00-05:00 had ended too
+	} {
+		r := store.Run{DAGID: "hourly", Type: task.RunScheduled, IntervalStart: tc.start, IntervalEnd: tc.start.Add(time.Hour), Created: tc.created}
+		if got := m.catchup(r); got != tc.want {
+			t.Errorf("run of %s created %s: catchup %v, want %v", tc.start.Format("15:04"), tc.created.Format("15:04:05"), got, tc.want)
+		}
 	}
 }
