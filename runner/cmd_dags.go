@@ -243,6 +243,7 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 	}
 	defer st.Close()
 	run, err := createRun(ctx, st, d, task.RunManual, id, logical, conf)
+	r.audit(ctx, st, "trigger", d.ID(), id, "", string(conf), err)
 	if err != nil {
 		return err
 	}

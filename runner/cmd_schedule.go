@@ -43,7 +43,13 @@ func setPaused(ctx context.Context, r *Runner, args []string, paused bool) error
 		return err
 	}
 	defer st.Close()
-	if err := st.SetPaused(ctx, d.ID(), paused); err != nil {
+	action := "unpause"
+	if paused {
+		action = "pause"
+	}
+	err = st.SetPaused(ctx, d.ID(), paused)
+	r.audit(ctx, st, action, d.ID(), "", "", "", err)
+	if err != nil {
 		return err
 	}
 	if paused {

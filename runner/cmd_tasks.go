@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/trellisdag/trellis/internal/store"
@@ -171,7 +172,9 @@ func cmdTasksClear(ctx context.Context, r *Runner, args []string) error {
 		t, _ := d.Task(id)
 		return task.PolicyOf(t, d.Defaults()).Retries
 	}
-	if err := st.Clear(ctx, run.ID, ids, retries); err != nil {
+	err = st.Clear(ctx, run.ID, ids, retries)
+	r.audit(ctx, st, "clear", d.ID(), run.RunID, strings.Join(ids, ","), "", err)
+	if err != nil {
 		if errors.Is(err, store.ErrActive) {
 			return &UsageError{err}
 		}
@@ -222,6 +225,7 @@ func cmdTasksMark(ctx context.Context, r *Runner, args []string) error {
 		msg = "marked failed from the command line"
 	}
 	from, err := st.MarkTask(ctx, run.ID, pos[2], state, msg)
+	r.audit(ctx, st, "mark_"+string(state), d.ID(), run.RunID, pos[2], *note, err)
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
 		return &UsageError{fmt.Errorf("tasks mark: %w", err)}

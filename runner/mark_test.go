@@ -1,8 +1,11 @@
 package runner_test
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/trellisdag/trellis/internal/store"
 )
 
 // TestMarkAndLatest: tasks mark sets a finished task's state by hand (the
@@ -53,5 +56,45 @@ func TestRunsListTimesCarryTheirZone(t *testing.T) {
 	row := strings.Fields(rowOf(c.stdout.String(), "manual__2024-03-05T00:00:00+00:00"))
 	if len(row) < 5 || row[3] != "2024-03-05T00:00:00Z" || !strings.HasSuffix(row[4], "Z") || strings.Count(row[4], "T") != 1 {
 		t.Errorf("runs list row %q: want the logical date and the start, both RFC 3339 UTC", row)
+	}
+}
+
+// TestCLIActionsAudited: what the command line changes is in the audit log
+// beside the API's actions, with the user who ran it.
+func TestCLIActionsAudited(t *testing.T) {
+	t.Parallel()
+	c := setup(t)
+	steps := [][]string{
+		{"dags", "test", "etl", "--logical-date", "2024-03-05"},
+		{"dags", "trigger", "etl", "--logical-date", "2024-03-06"},
+		{"tasks", "mark", "etl", "manual__2024-03-05T00:00:00+00:00", "say", "--state", "failed", "--note", "why not"},
+		{"tasks", "clear", "etl", "manual__2024-03-05T00:00:00+00:00", "--task", "say"},
+		{"dags", "pause", "etl"},
+	}
+	for _, args := range steps {
+		if code := c.run(args...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, &c.stderr)
+		}
+	}
+	st, err := store.Open(context.Background(), c.db, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	entries, _, err := st.Audit(context.Background(), store.AuditFilter{DAGID: "etl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		if e.Role != "cli" || !strings.HasPrefix(e.Actor, "cli:") || e.Outcome != "ok" {
+			t.Errorf("entry %+v: want role cli, actor cli:<user>, outcome ok", e)
+		}
+		got = append(got, e.Action+" "+e.RunID+" "+e.TaskID)
+	}
+	want := "trigger manual__2024-03-06T00:00:00+00:00 |mark_failed manual__2024-03-05T00:00:00+00:00 say|clear manual__2024-03-05T00:00:00+00:00 say|pause  "
+	if strings.Join(got, "|") != want {
+		t.Errorf("audit log:\n%s\nwant\n%s", strings.Join(got, "|"), want)
 	}
 }
