@@ -28,14 +28,17 @@ type Snapshot struct {
 
 // TaskSnapshot is a task's definition as data.
 type TaskSnapshot struct {
-	ID                string              `json:"id"`
-	Kind              task.Kind           `json:"kind"`
-	Doc               string              `json:"doc,omitempty"`
-	Upstream          []string            `json:"upstream,omitempty"`
-	Downstream        []string            `json:"downstream,omitempty"`
-	TriggerRule       task.TriggerRule    `json:"triggerRule"`
-	Retries           int                 `json:"retries"`
-	RetryDelay        string              `json:"retryDelay"`
+	ID          string           `json:"id"`
+	Kind        task.Kind        `json:"kind"`
+	Doc         string           `json:"doc,omitempty"`
+	Upstream    []string         `json:"upstream,omitempty"`
+	Downstream  []string         `json:"downstream,omitempty"`
+	TriggerRule task.TriggerRule `json:"triggerRule"`
+	Retries     int              `json:"retries"`
+	RetryDelay  string           `json:"retryDelay"`
+	// Backoff is "exponential up to <max>" under exponential backoff, else "".
+	Backoff           string              `json:"backoff,omitempty"`
+	MaxResultSize     int64               `json:"maxResultSize,omitempty"`
 	Timeout           string              `json:"timeout,omitempty"`
 	Priority          int                 `json:"priority"`
 	Pool              string              `json:"pool,omitempty"`
@@ -69,6 +72,14 @@ func (d *DAG) Snapshot() Snapshot {
 		if pol.Timeout > 0 {
 			ts.Timeout = pol.Timeout.String()
 		}
+		if pol.ExponentialBackoff {
+			maxDelay := pol.MaxRetryDelay
+			if maxDelay <= 0 {
+				maxDelay = task.DefaultMaxRetryDelay
+			}
+			ts.Backoff = "exponential up to " + maxDelay.String()
+		}
+		ts.MaxResultSize = set.MaxResultSize
 		for _, u := range task.Upstream(t) {
 			ts.Upstream = append(ts.Upstream, u.ID())
 		}

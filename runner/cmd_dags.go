@@ -99,7 +99,7 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 	}
 	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TASK\tKIND\tTRIGGER RULE\tRETRIES\tTIMEOUT\tPOOL\tEXECUTOR\tDOWNSTREAM")
+	fmt.Fprintln(w, "TASK\tKIND\tTRIGGER RULE\tRETRIES\tRETRY DELAY\tTIMEOUT\tPRIORITY\tPOOL\tEXECUTOR\tPAST\tDOWNSTREAM")
 	for _, t := range snap.Tasks {
 		pool := t.Pool
 		if pool == "" {
@@ -117,9 +117,32 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 		if down == "" {
 			down = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.TriggerRule, t.Retries, timeout, pool, ex, down)
+		delay := t.RetryDelay
+		if t.Backoff != "" {
+			delay += " (" + t.Backoff + ")"
+		}
+		past := "-"
+		switch {
+		case t.WaitForDownstream:
+			past = "wait_for_downstream"
+		case t.DependsOnPast:
+			past = "depends_on_past"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.TriggerRule, t.Retries, delay, timeout,
+			t.Priority, pool, ex, past, down)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if snap.Doc != "" {
+		fmt.Fprintf(out, "\n%s\n", snap.Doc)
+	}
+	for _, t := range snap.Tasks {
+		if t.Doc != "" {
+			fmt.Fprintf(out, "\n%s: %s\n", t.ID, t.Doc)
+		}
+	}
+	return nil
 }
 
 func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {

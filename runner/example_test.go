@@ -35,9 +35,9 @@ func ExampleRunner_Run() {
 	//   schedule:   (manual runs only) (timezone UTC, catchup true)
 	//   limits:     16 active runs, 16 active tasks
 	//
-	// TASK   KIND  TRIGGER RULE  RETRIES  TIMEOUT  POOL          EXECUTOR  DOWNSTREAM
-	// greet  go    all_success   1        -        default_pool  default   shout
-	// shout  go    all_success   1        -        default_pool  default   -
+	// TASK   KIND  TRIGGER RULE  RETRIES  RETRY DELAY  TIMEOUT  PRIORITY  POOL          EXECUTOR  PAST  DOWNSTREAM
+	// greet  go    all_success   1        0s           -        1         default_pool  default   -     shout
+	// shout  go    all_success   1        0s           -        1         default_pool  default   -     -
 	// exit 0
 	// error: unknown dag "nope" (this binary has: hello)
 	// exit 2

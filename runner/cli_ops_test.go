@@ -2,10 +2,14 @@ package runner_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
 )
 
 // TestMarkAndLatest: tasks mark sets a finished task's state by hand (the
@@ -96,5 +100,32 @@ func TestCLIActionsAudited(t *testing.T) {
 	want := "trigger manual__2024-03-06T00:00:00+00:00 |mark_failed manual__2024-03-05T00:00:00+00:00 say|clear manual__2024-03-05T00:00:00+00:00 say|pause  "
 	if strings.Join(got, "|") != want {
 		t.Errorf("audit log:\n%s\nwant\n%s", strings.Join(got, "|"), want)
+	}
+}
+
+// TestDagsShowEverySetting: dags show prints retry delay and backoff,
+// priority, depends_on_past and the docs, besides what it printed before.
+func TestDagsShowEverySetting(t *testing.T) {
+	t.Parallel()
+	d := dag.New("full", dag.Doc("Loads the warehouse."))
+	a := task.Go("a", func(context.Context, *task.Run) (int, error) { return 1, nil }, task.Retries(3),
+		task.RetryDelay(time.Minute), task.ExponentialBackoff(true), task.MaxRetryDelay(time.Hour), task.Priority(7),
+		task.DependsOnPast(true), task.Doc("Reads the orders."))
+	d.Add(a)
+	c := &cli{t: t, db: filepath.Join(t.TempDir(), "t.db"), dags: []*dag.DAG{d}}
+	if code := c.run("dags", "show", "full"); code != 0 {
+		t.Fatalf("exit %d: %s", code, &c.stderr)
+	}
+	out := c.stdout.String()
+	row := rowOf(out, "a")
+	for _, want := range []string{"1m0s (exponential up to 1h0m0s)", " 7 ", "depends_on_past", " 3 "} {
+		if !strings.Contains(row, want) {
+			t.Errorf("row %q lacks %q", row, want)
+		}
+	}
+	for _, want := range []string{"RETRY DELAY", "PRIORITY", "Loads the warehouse.", "a: Reads the orders."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dags show lacks %q:\n%s", want, out)
+		}
 	}
 }
