@@ -220,10 +220,16 @@ func cmdLogs(ctx context.Context, r *Runner, args []string) error {
 	if n < 1 || n > ti.Try {
 		return usagef("task %q of run %q has %d tries; --try %d does not exist", pos[2], pos[1], ti.Try, *try)
 	}
-	data, _, err := st.Log(ctx, run.ID, pos[2], n, 0)
-	if err != nil {
-		return err
+	// Page by page, so that memory stays bounded whatever the log's size.
+	for after, more := int64(0), true; more; {
+		var data []byte
+		data, after, more, err = st.LogPage(ctx, run.ID, pos[2], n, after, store.MaxLogPage)
+		if err != nil {
+			return err
+		}
+		if _, err := r.cfg.Stdout.Write(data); err != nil {
+			return err
+		}
 	}
-	_, err = r.cfg.Stdout.Write(data)
-	return err
+	return nil
 }

@@ -627,11 +627,12 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request, _ *Principal) er
 			return badParam("after", "after %q: want a non-negative integer", v)
 		}
 	}
-	data, last, err := s.st.Log(r.Context(), run.ID, t.ID(), tr.Try, after)
+	data, last, more, err := s.st.LogPage(r.Context(), run.ID, t.ID(), tr.Try, after, store.MaxLogPage)
 	if err != nil {
 		return fmt.Errorf("log of task %q try %d: %w", t.ID(), tr.Try, err)
 	}
-	writeJSON(w, http.StatusOK, LogChunk{Content: string(data), Next: last, Finished: tr.State.Finished() || tr.State == task.StateUpForRetry})
+	ended := tr.State.Finished() || tr.State == task.StateUpForRetry
+	writeJSON(w, http.StatusOK, LogChunk{Content: string(data), Next: last, More: more, Finished: ended && !more})
 	return nil
 }
 

@@ -60,7 +60,7 @@ func (s *Server) apiRoutes() []route {
 		{method: "GET", path: taskP + "/xcom", op: "getXCom", summary: "The task's stored result", resp: XCom{}, h: s.getXCom},
 		{method: "GET", path: taskP + "/tries", op: "listTries", summary: "The tries of a task instance", resp: TryList{}, h: s.listTries},
 		{method: "GET", path: tryP, op: "getTry", summary: "One try", resp: Try{}, h: s.getTry},
-		{method: "GET", path: tryP + "/log", op: "getLog", summary: "A try's log after a position (for tail-following)", query: []qparam{{"after", "integer", "position returned as next by the previous call (default 0: from the start)"}}, resp: LogChunk{}, h: s.getLog},
+		{method: "GET", path: tryP + "/log", op: "getLog", summary: "A try's log after a position, a page of at most 1 MiB (for paging and tail-following)", query: []qparam{{"after", "integer", "position returned as next by the previous call (default 0: from the start)"}}, resp: LogChunk{}, h: s.getLog},
 		{method: "GET", path: tryP + "/pod", op: "getPod", summary: "The pod of a try: its name and rendered YAML when available", resp: PodInfo{}, h: s.getPod},
 		{method: "GET", path: "/api/v1/audit", op: "listAudit", summary: "The audit log, newest first", query: append([]qparam{{"dag", "string", "only entries about this DAG"}}, page...), resp: AuditList{}, h: s.listAudit},
 		{method: "GET", path: "/api/v1/events", op: "streamEvents", summary: "Server-Sent Events: every committed change and action", media: "text/event-stream", h: s.streamEvents},

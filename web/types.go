@@ -116,7 +116,11 @@ type LogChunk struct {
 	Content string `json:"content"`
 	// Next is the position to pass as after to read only what comes later.
 	Next int64 `json:"next"`
-	// Finished is true when the try has ended, so nothing more will be appended.
+	// More is true when the log holds more than this page (at most 1 MiB):
+	// ask again at once with after set to Next.
+	More bool `json:"more"`
+	// Finished is true when the try has ended and this page reached the end
+	// of its log, so nothing more will come.
 	Finished bool `json:"finished"`
 }
 

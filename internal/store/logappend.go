@@ -57,9 +57,11 @@ func (s *Store) startLogAppender() {
 }
 
 func (s *Store) writeLogs(batch []logReq) error {
-	rows := make([]logRow, len(batch))
-	for i, r := range batch {
-		rows[i] = logRow{r.run, r.task, r.try, hex.EncodeToString(r.data)}
+	rows := make([]logRow, 0, len(batch))
+	for _, r := range batch {
+		for d := r.data; len(d) > 0; d = d[min(len(d), logChunk):] {
+			rows = append(rows, logRow{r.run, r.task, r.try, hex.EncodeToString(d[:min(len(d), logChunk)])})
+		}
 	}
 	s.stats.logCommits.Add(1)
 	ctx := context.Background()

@@ -78,3 +78,47 @@ func TestLogCapKeepsHeadAndTail(t *testing.T) {
 		})
 	}
 }
+
+// TestLogPages: a big log is stored in rows of at most 32 KiB, whatever the
+// writes, and read back in pages of at most MaxLogPage whose cursor resumes
+// exactly where the previous page stopped.
+func TestLogPages(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	r := mkRun(t, s, "r1", "big")
+	var b strings.Builder
+	for i := 0; b.Len() < 3<<20; i++ {
+		fmt.Fprintf(&b, "line %07d\n", i)
+	}
+	w := s.TryLog(r.ID, "big", 1)
+	if _, err := w.Write([]byte(b.String())); err != nil { // one 3 MiB write
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var biggest int
+	if err := s.r.QueryRow(`SELECT max(length(data)) FROM task_logs WHERE run = ?`, r.ID).Scan(&biggest); err != nil {
+		t.Fatal(err)
+	}
+	if biggest > logChunk {
+		t.Errorf("a row of %d bytes, want at most %d", biggest, logChunk)
+	}
+	var got strings.Builder
+	pages := 0
+	for after, more := int64(0), true; more; pages++ {
+		var data []byte
+		var err error
+		data, after, more, err = s.LogPage(context.Background(), r.ID, "big", 1, after, MaxLogPage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) == 0 || len(data) > MaxLogPage {
+			t.Fatalf("page %d: %d bytes", pages, len(data))
+		}
+		got.Write(data)
+	}
+	if got.String() != b.String() || pages < 3 {
+		t.Errorf("%d pages, %d bytes read of %d written", pages, got.Len(), b.Len())
+	}
+}

@@ -137,12 +137,15 @@ func (l *tryLog) flushLocked() {
 	if err := l.s.AppendLog(context.Background(), l.run, l.task, l.try, l.buf); err != nil && l.err == nil {
 		l.err = err
 	}
+	// AppendLog stores the buffer as rows of at most logChunk bytes.
 	switch {
 	case l.limit == 0:
 	case !l.marked:
-		l.headChunks++
+		l.headChunks += (len(l.buf) + logChunk - 1) / logChunk
 	default:
-		l.tail = append(l.tail, int64(len(l.buf)))
+		for d := l.buf; len(d) > 0; d = d[min(len(d), logChunk):] {
+			l.tail = append(l.tail, int64(min(len(d), logChunk)))
+		}
 		l.tailBytes += int64(len(l.buf))
 		l.trim()
 	}

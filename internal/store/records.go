@@ -504,22 +504,40 @@ func (s *Store) XCom(ctx context.Context, run int64, taskID string) (value []byt
 	return value, true, nil
 }
 
-// Log returns a try's log from chunk after+1 on, and the number of the last chunk
-// returned (pass it as after to read only what was appended since).
+// Log returns a try's whole log from chunk after+1 on, and the number of the
+// last chunk returned (pass it as after to read only what was appended since).
+// Readers that must stay bounded use LogPage.
 func (s *Store) Log(ctx context.Context, run int64, taskID string, try int, after int64) (data []byte, last int64, err error) {
+	data, last, _, err = s.LogPage(ctx, run, taskID, try, after, 0)
+	return data, last, err
+}
+
+// MaxLogPage is the most LogPage returns at once when asked for more (or for
+// no bound, 0): 1 MiB. A chunk holds at most 32 KiB.
+const MaxLogPage = 1 << 20
+
+// LogPage returns a try's log from chunk after+1 on, whole chunks, stopping
+// before the chunk that would take it past maxBytes (at least one chunk;
+// maxBytes <= 0 means no bound); last is the number of the last chunk
+// returned, the cursor of the next page, and more tells whether chunks remain.
+func (s *Store) LogPage(ctx context.Context, run int64, taskID string, try int, after int64, maxBytes int) (data []byte, last int64, more bool, err error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, data FROM task_logs WHERE run = ? AND task_id = ? AND try_number = ? AND id > ?
 		ORDER BY id`, run, taskID, try, after)
 	if err != nil {
-		return nil, after, err
+		return nil, after, false, err
 	}
 	defer rows.Close()
 	last = after
 	for rows.Next() {
+		var id int64
 		var chunk []byte
-		if err := rows.Scan(&last, &chunk); err != nil {
-			return nil, after, err
+		if err := rows.Scan(&id, &chunk); err != nil {
+			return nil, after, false, err
 		}
-		data = append(data, chunk...)
+		if maxBytes > 0 && len(data) > 0 && len(data)+len(chunk) > maxBytes {
+			return data, last, true, nil
+		}
+		data, last = append(data, chunk...), id
 	}
-	return data, last, rows.Err()
+	return data, last, false, rows.Err()
 }

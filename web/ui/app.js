@@ -476,7 +476,7 @@ function tryView(dag, run, taskId, tryNo) {
     }
     logPos = chunk.next;
     if (!pre.textContent) pre.textContent = chunk.finished ? "(empty log)" : "";
-    if (!chunk.finished) follow = setTimeout(() => followLog(n).catch(showError), 1000);
+    if (!chunk.finished) follow = setTimeout(() => followLog(n).catch(showError), chunk.more ? 0 : 1000);
     else { const t = $("log-title"); if (t) t.textContent = "Log"; }
   }
   async function doMark(state) {
