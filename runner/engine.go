@@ -97,8 +97,9 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	e.local = local.New(local.Config{
 		// Processes are marked with the database, not the binary: the next
 		// deploy's binary (another name, perhaps) finds a crashed one's.
-		Instance: "db-" + dbHash(st.Path()),
-		Report:   func(rep executor.Report) { sched.Report(rep) },
+		Instance:     "db-" + dbHash(st.Path()),
+		AbandonAfter: r.cfg.AbandonAfter,
+		Report:       func(rep executor.Report) { sched.Report(rep) },
 		Logs: func(k executor.Key) io.WriteCloser {
 			return st.TryLog(k.Run, k.TaskID, k.Try)
 		},

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/store"
@@ -41,6 +42,10 @@ type Config struct {
 	// create every missed run at once) [serve --pause-new-dags,
 	// $TRELLIS_PAUSE_NEW_DAGS].
 	PauseNewDAGs bool
+	// AbandonAfter is how long a Go task stopped by its timeout, a kill or
+	// shutdown may go on before its try is failed anyway and its slot freed
+	// (default local.DefaultAbandonAfter, 10s); see local.Config.AbandonAfter.
+	AbandonAfter time.Duration
 	// Sync is the durability of the store's commits: store.SyncFull (the default)
 	// survives a crash of the machine; store.SyncNormal survives a crash of the
 	// process (kill -9) and commits faster. TRELLIS_SYNC=normal|full overrides it.
