@@ -129,3 +129,46 @@ func TestDagsShowEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestRetention: db clean deletes finished runs older than a date with their
+// rows (keeping each DAG's newest finished run), --dry-run deletes nothing,
+// and runs delete removes one finished run but refuses an active one.
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	c := setup(t)
+	for _, ld := range []string{"2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04", "2024-03-05"} {
+		if code := c.run("dags", "test", "etl", "--logical-date", ld); code != 0 {
+			t.Fatalf("dags test %s: exit %d\n%s", ld, code, &c.stderr)
+		}
+	}
+	if code := c.run("db", "clean", "--before", "2024-03-04", "--dry-run"); code != 0 || !strings.Contains(c.stdout.String(), "Would delete 3 finished run(s)") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, &c.stdout, &c.stderr)
+	}
+	if code := c.run("db", "clean", "--before", "2030-01-01"); code != 0 || !strings.Contains(c.stdout.String(), "Deleted 4 finished run(s)") {
+		t.Fatalf("clean: exit %d\n%s%s", code, &c.stdout, &c.stderr)
+	}
+	if code := c.run("runs", "list", "etl"); code != 0 || strings.Count(c.stdout.String(), "manual__") != 1 || !strings.Contains(c.stdout.String(), "manual__2024-03-05") {
+		t.Errorf("runs left after clean (want only the newest):\n%s", &c.stdout)
+	}
+	if code := c.run("logs", "etl", "manual__2024-03-01T00:00:00+00:00", "say"); code != 2 {
+		t.Errorf("logs of a deleted run: exit %d", code)
+	}
+	if code := c.run("dags", "trigger", "etl", "--logical-date", "2024-03-09"); code != 0 {
+		t.Fatalf("trigger: exit %d", code)
+	}
+	if code := c.run("runs", "delete", "etl", "latest"); code != 2 || !strings.Contains(c.stderr.String(), "is queued") {
+		t.Errorf("runs delete of a queued run: exit %d %s", code, &c.stderr)
+	}
+	if code := c.run("runs", "delete", "etl", "manual__2024-03-05T00:00:00+00:00"); code != 0 {
+		t.Errorf("runs delete: exit %d %s", code, &c.stderr)
+	}
+	st, err := store.Open(context.Background(), c.db, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n, err := st.CountRuns(context.Background(), store.RunFilter{DAGID: "etl"})
+	if err != nil || n != 1 {
+		t.Errorf("runs in the database: %d, %v; want the queued one only", n, err)
+	}
+}

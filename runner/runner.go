@@ -148,6 +148,8 @@ func (r *Runner) commands() []command {
 		{"tasks mark", "<dag> <run> <task> --state success|failed [--note TEXT]", "set a task instance's state by hand (Airflow's mark success/failed)", cmdTasksMark},
 		{"runs list", "<dag> [--state S] [--limit N]", "list a DAG's runs, newest first", cmdRunsList},
 		{"runs show", "<dag> <run|latest>", "print a run's task instances", cmdRunsShow},
+		{"runs delete", "<dag> <run|latest>", "delete a finished run with its task instances, tries, logs and results", cmdRunsDelete},
+		{"db clean", "--before D [--dag D] [--dry-run]", "delete finished runs older than a date (the newest of each DAG is kept)", cmdDBClean},
 		{"logs", "<dag> <run|latest> <task> [--try N]", "print a try's log (default: the latest try)", cmdLogs},
 		{"serve", "[--parallelism N] [--until-idle]", "run the scheduler: execute triggered runs until stopped", cmdServe},
 		{"manifests", "--image IMAGE [--namespace NS] [--name NAME] [--dockerfile]", "print Kubernetes YAML (or a Dockerfile) to deploy this binary", cmdManifests},
