@@ -172,3 +172,28 @@ func TestRetention(t *testing.T) {
 		t.Errorf("runs in the database: %d, %v; want the queued one only", n, err)
 	}
 }
+
+// TestServeRetention: serve --retention deletes the finished runs older than
+// the age before it schedules (the newest finished run of each DAG stays).
+func TestServeRetention(t *testing.T) {
+	t.Parallel()
+	c := setup(t)
+	for _, ld := range []string{"2024-03-01", "2024-03-02"} {
+		if code := c.run("dags", "test", "etl", "--logical-date", ld); code != 0 {
+			t.Fatalf("dags test %s: exit %d\n%s", ld, code, &c.stderr)
+		}
+	}
+	recent := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	if code := c.run("dags", "test", "etl", "--logical-date", recent); code != 0 {
+		t.Fatalf("dags test now: exit %d\n%s", code, &c.stderr)
+	}
+	if code := c.run("serve", "--until-idle", "--retention", "bad"); code != 2 || !strings.Contains(c.stderr.String(), `--retention "bad"`) {
+		t.Errorf("--retention bad: exit %d %s", code, &c.stderr)
+	}
+	if code := c.run("serve", "--until-idle", "--retention", "30d"); code != 0 {
+		t.Fatalf("serve --retention: exit %d\n%s", code, &c.stderr)
+	}
+	if code := c.run("runs", "list", "etl"); code != 0 || strings.Count(c.stdout.String(), "manual__") != 1 || strings.Contains(c.stdout.String(), "manual__2024") {
+		t.Errorf("runs after serve --retention 30d, want only the recent one:\n%s", &c.stdout)
+	}
+}

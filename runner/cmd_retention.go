@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/trellisdag/trellis/internal/store"
@@ -121,4 +123,20 @@ func cleanRuns(ctx context.Context, st *store.Store, dagID string, before time.T
 		}
 		n += deleted
 	}
+}
+
+// parseAge reads an age as a Go duration (720h) or a number of days (30d).
+func parseAge(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("want a positive number of days (30d) or a duration (720h)")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("want a positive number of days (30d) or a duration (720h)")
+	}
+	return d, nil
 }

@@ -31,6 +31,7 @@ type serveOptions struct {
 	lease       *leader.Lease
 	kube        *kubeOptions // --executor and the cluster flags
 	pauseNew    bool         // --pause-new-dags
+	retention   time.Duration
 }
 
 func cmdServe(ctx context.Context, r *Runner, args []string) error {
@@ -42,6 +43,7 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 	elect := f.fs.Bool("leader-elect", leader.InCluster(), "take a Kubernetes Lease before scheduling (default: on when running in a cluster)")
 	leaseName := f.fs.String("lease-name", "", "name of the Lease (default trellis-<program name>)")
 	leaseNS := f.fs.String("lease-namespace", "", "namespace of the Lease (default $POD_NAMESPACE, else the pod's, else default)")
+	retention := f.fs.String("retention", "", "delete finished runs whose logical date is older than this (e.g. 30d, 720h), at start and every hour, as db clean does; default: keep everything")
 	pauseNew := f.fs.Bool("pause-new-dags", r.pauseNewDAGs(), "DAGs this database has never seen start paused, as in Airflow (default: $TRELLIS_PAUSE_NEW_DAGS, else runner.Config.PauseNewDAGs)")
 	kube := r.addKubeFlags(f) // its --kubeconfig and --context are also the Lease's
 	if _, err := f.parse(args); err != nil {
@@ -57,6 +59,13 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 		}
 	})
 	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen, kube: ptr(kube()), pauseNew: *pauseNew}
+	if *retention != "" {
+		d, err := parseAge(*retention)
+		if err != nil {
+			return usagef("serve: --retention %q: %v", *retention, err)
+		}
+		o.retention = d
+	}
 	if _, err := o.kube.check(); err != nil {
 		return err // before the database is opened
 	}
@@ -176,6 +185,35 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 	}
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	defer stopSched()
+	if o.retention > 0 {
+		clean := func() {
+			before := time.Now().Add(-o.retention)
+			n, err := cleanRuns(schedCtx, st, "", before, false)
+			switch {
+			case err != nil && schedCtx.Err() == nil:
+				log.Error("retention", "before", before.UTC().Format(time.RFC3339), "deleted", n, "err", err)
+			case n > 0:
+				log.Info("retention: deleted old runs", "before", before.UTC().Format(time.RFC3339), "deleted", n)
+			}
+		}
+		clean() // before the first run starts; then every hour beside the scheduler
+		var wg sync.WaitGroup
+		defer func() { stopSched(); wg.Wait() }() // the cleaner ends before the store closes
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(time.Hour)
+			defer tick.Stop()
+			for {
+				select {
+				case <-schedCtx.Done():
+					return
+				case <-tick.C:
+					clean()
+				}
+			}
+		}()
+	}
 	stopped := make(chan struct{})
 	go func() {
 		select {
