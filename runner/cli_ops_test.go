@@ -9,6 +9,7 @@ import (
 
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/runner"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -195,5 +196,37 @@ func TestServeRetention(t *testing.T) {
 	}
 	if code := c.run("runs", "list", "etl"); code != 0 || strings.Count(c.stdout.String(), "manual__") != 1 || strings.Contains(c.stdout.String(), "manual__2024") {
 		t.Errorf("runs after serve --retention 30d, want only the recent one:\n%s", &c.stdout)
+	}
+}
+
+// TestPoolsDeclared: a task in a pool the runner does not declare makes the
+// binary refuse to run (it once silently got 128 slots); pools list shows
+// each pool's slots, the slots in use and the tasks that use it.
+func TestPoolsDeclared(t *testing.T) {
+	t.Parallel()
+	d := dag.New("wh")
+	d.Add(task.Go("load", func(context.Context, *task.Run) (int, error) { return 1, nil }, task.Pool("warehose")))
+	var out, errb strings.Builder
+	r := runner.New(runner.Config{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" },
+		Pools: map[string]int{"warehouse": 4}}, d)
+	if code := r.Run(context.Background(), []string{"dags", "list", "--db", filepath.Join(t.TempDir(), "t.db")}); code != 2 ||
+		!strings.Contains(errb.String(), `dag "wh": task "load": pool "warehose" is not declared`) ||
+		!strings.Contains(errb.String(), "declared: default_pool (128), warehouse (4)") {
+		t.Errorf("exit %d: %s", code, &errb)
+	}
+
+	ok := dag.New("wh")
+	ok.Add(task.Go("load", func(context.Context, *task.Run) (int, error) { return 1, nil }, task.Pool("warehouse")),
+		task.Go("other", func(context.Context, *task.Run) (int, error) { return 1, nil }))
+	out.Reset()
+	r = runner.New(runner.Config{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" },
+		Pools: map[string]int{"warehouse": 4}}, ok)
+	if code := r.Run(context.Background(), []string{"pools", "list", "--db", filepath.Join(t.TempDir(), "t.db")}); code != 0 {
+		t.Fatalf("pools list: exit %d: %s", code, &errb)
+	}
+	for _, want := range []string{"default_pool  128    0       1", "warehouse     4      0       1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("pools list lacks %q:\n%s", want, &out)
+		}
 	}
 }

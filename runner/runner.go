@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/scheduler"
+	"github.com/trellisdag/trellis/task"
 )
 
 // Version is the trellis version printed by the version command.
@@ -146,6 +150,7 @@ func (r *Runner) commands() []command {
 		{"tasks test", "<dag> <task> [--logical-date D] [--conf JSON]", "run one task once in this process; nothing is recorded", cmdTasksTest},
 		{"tasks clear", "<dag> <run|latest> [--task T]... [--downstream] [--failed-only]", "reset finished tasks of a run so that they run again", cmdTasksClear},
 		{"tasks mark", "<dag> <run> <task> --state success|failed [--note TEXT]", "set a task instance's state by hand (Airflow's mark success/failed)", cmdTasksMark},
+		{"pools list", "", "the pools (runner.Config.Pools and default_pool) with their slots, the slots in use and the tasks that use them", cmdPoolsList},
 		{"runs list", "<dag> [--state S] [--limit N]", "list a DAG's runs, newest first", cmdRunsList},
 		{"runs show", "<dag> <run|latest>", "print a run's task instances", cmdRunsShow},
 		{"runs delete", "<dag> <run|latest>", "delete a finished run with its task instances, tries, logs and results", cmdRunsDelete},
@@ -296,6 +301,25 @@ func (r *Runner) usage(w io.Writer) {
 	fmt.Fprintf(w, "\nEvery command takes --db PATH (default $TRELLIS_DB, else %s) and --help, which lists its flags.\n", r.cfg.DB)
 }
 
+// declaredPools lists the pools tasks may use, with their slots.
+func (r *Runner) declaredPools() string {
+	names := []string{fmt.Sprintf("%s (%d)", scheduler.DefaultPool, r.poolSlots(scheduler.DefaultPool))}
+	for _, p := range slices.Sorted(maps.Keys(r.cfg.Pools)) {
+		if p != scheduler.DefaultPool {
+			names = append(names, fmt.Sprintf("%s (%d)", p, r.cfg.Pools[p]))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// poolSlots is a declared pool's size.
+func (r *Runner) poolSlots(pool string) int {
+	if n, ok := r.cfg.Pools[pool]; ok {
+		return n
+	}
+	return scheduler.DefaultPoolSlots
+}
+
 // validate checks every DAG; an invalid DAG is a usage error listing all problems.
 func (r *Runner) validate() error {
 	var errs []error
@@ -311,6 +335,12 @@ func (r *Runner) validate() error {
 		seen[d.ID()] = true
 		if err := d.Validate(); err != nil {
 			errs = append(errs, err)
+		}
+		for _, t := range d.Tasks() {
+			if p := task.SettingsOf(t).Pool; p != "" && p != scheduler.DefaultPool && r.cfg.Pools[p] == 0 {
+				errs = append(errs, fmt.Errorf("dag %q: task %q: pool %q is not declared (declare it with its slots in runner.Config.Pools; declared: %s)",
+					d.ID(), t.ID(), p, r.declaredPools()))
+			}
 		}
 	}
 	if len(errs) > 0 {
