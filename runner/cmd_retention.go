@@ -20,18 +20,7 @@ func cmdRunsDelete(ctx context.Context, r *Runner, args []string) error {
 	if _, err := r.dag(pos[0]); err != nil {
 		return err
 	}
-	ro, err := openRead(ctx, *f.db)
-	if err != nil {
-		return err
-	}
-	run, err := findRun(ctx, ro, pos[0], pos[1])
-	if ro != nil {
-		ro.Close()
-	}
-	if err != nil {
-		return err
-	}
-	st, err := r.openWrite(ctx, *f.db)
+	st, run, err := r.openForRun(ctx, *f.db, pos[0], pos[1])
 	if err != nil {
 		return err
 	}

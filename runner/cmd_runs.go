@@ -71,6 +71,27 @@ func fmtDuration(a, b time.Time) string {
 	return round(b.Sub(a)).String()
 }
 
+// openForRun finds a DAG's run read-only first, so that a missing database or
+// run writes nothing, then opens the database for writing.
+func (r *Runner) openForRun(ctx context.Context, db, dagID, runID string) (*store.Store, store.Run, error) {
+	ro, err := openRead(ctx, db)
+	if err != nil {
+		return nil, store.Run{}, err
+	}
+	run, err := findRun(ctx, ro, dagID, runID)
+	if ro != nil {
+		ro.Close()
+	}
+	if err != nil {
+		return nil, store.Run{}, err
+	}
+	st, err := r.openWrite(ctx, db)
+	if err != nil {
+		return nil, store.Run{}, err
+	}
+	return st, run, nil
+}
+
 // findRun returns a DAG's run by its id, or its newest run (by logical date)
 // for "latest"; a run that does not exist is a usage error.
 func findRun(ctx context.Context, st *store.Store, dagID, runID string) (store.Run, error) {

@@ -204,18 +204,7 @@ func cmdTasksMark(ctx context.Context, r *Runner, args []string) error {
 	if _, ok := d.Task(pos[2]); !ok {
 		return usagef("dag %q has no task %q", d.ID(), pos[2])
 	}
-	ro, err := openRead(ctx, *f.db)
-	if err != nil {
-		return err
-	}
-	run, err := findRun(ctx, ro, pos[0], pos[1])
-	if ro != nil {
-		ro.Close()
-	}
-	if err != nil {
-		return err
-	}
-	st, err := r.openWrite(ctx, *f.db)
+	st, run, err := r.openForRun(ctx, *f.db, pos[0], pos[1])
 	if err != nil {
 		return err
 	}
