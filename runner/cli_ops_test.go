@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -228,5 +229,42 @@ func TestPoolsDeclared(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("pools list lacks %q:\n%s", want, &out)
 		}
+	}
+}
+
+// TestRunsShowSaysWhy: a task that cannot start says why in runs show, and
+// serve --until-idle stops (exit 1) naming what holds the run instead of
+// waiting forever.
+func TestRunsShowSaysWhy(t *testing.T) {
+	t.Parallel()
+	d := dag.New("past", dag.DefaultRetries(0, 0))
+	load := task.Go("load", func(_ context.Context, r *task.Run) (int, error) {
+		if r.Info().LogicalDate.Day() == 1 {
+			return 0, errors.New("bad input")
+		}
+		return 1, nil
+	}, task.DependsOnPast(true))
+	report := task.Go("report", func(context.Context, *task.Run) (int, error) { return 1, nil })
+	d.Add(load, report)
+	load.Then(report)
+	c := &cli{t: t, db: filepath.Join(t.TempDir(), "t.db"), dags: []*dag.DAG{d}}
+	if code := c.run("dags", "test", "past", "--logical-date", "2024-03-01"); code != 1 {
+		t.Fatalf("the first run should fail: exit %d\n%s", code, &c.stderr)
+	}
+	if code := c.run("dags", "trigger", "past", "--logical-date", "2024-03-02"); code != 0 {
+		t.Fatalf("trigger: exit %d\n%s", code, &c.stderr)
+	}
+	if code := c.run("runs", "show", "past", "latest"); code != 0 ||
+		!strings.Contains(rowOf(c.stdout.String(), "load"), "waiting: the run is queued") {
+		t.Errorf("queued run: exit %d\n%s", code, &c.stdout)
+	}
+	if code := c.run("serve", "--until-idle", "--listen", ""); code != 1 ||
+		!strings.Contains(c.stderr.String(), "run manual__2024-03-02T00:00:00+00:00 of dag past: task load waits for its previous run (depends_on_past") {
+		t.Errorf("serve --until-idle with a held run: exit %d\n%s", code, &c.stderr)
+	}
+	if code := c.run("runs", "show", "past", "latest"); code != 0 ||
+		!strings.Contains(rowOf(c.stdout.String(), "load"), "waiting: depends_on_past: load of run manual__2024-03-01T00:00:00+00:00 is failed") ||
+		!strings.Contains(rowOf(c.stdout.String(), "report"), "waiting: upstream not done: load") {
+		t.Errorf("runs show of the held run: exit %d\n%s", code, &c.stdout)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/trellisdag/trellis/internal/runs"
 	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/task"
 )
@@ -156,12 +157,18 @@ func (r *Runner) printRun(ctx context.Context, st *store.Store, run store.Run) e
 		byID[ti.TaskID] = ti
 	}
 	var order []string
+	var waiting map[string]string
+	known := map[string]bool{}
 	if d, err := r.dag(run.DAGID); err == nil {
 		for _, t := range d.Tasks() {
-			order = append(order, t.ID())
+			order, known[t.ID()] = append(order, t.ID()), true
 		}
-	} else {
-		for _, ti := range tis {
+		if waiting, err = runs.Waiting(ctx, st, d, run, tis); err != nil {
+			return err
+		}
+	}
+	for _, ti := range tis { // tasks the run has but the DAG lost, last
+		if !known[ti.TaskID] {
 			order = append(order, ti.TaskID)
 		}
 	}
@@ -177,12 +184,18 @@ func (r *Runner) printRun(ctx context.Context, st *store.Store, run store.Run) e
 			exit = strconv.Itoa(*ti.ExitCode)
 		}
 		detail := ti.Error
+		if why := waiting[id]; why != "" && detail == "" {
+			detail = "waiting: " + why
+		}
 		if ti.State == task.StateSuccess {
 			if v, ok, err := st.XCom(ctx, run.ID, id); err == nil && ok {
 				detail = preview(string(v), 60)
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", id, ti.State, ti.Try, ti.MaxTries, fmtDuration(ti.Started, ti.Ended), exit, preview(detail, 80))
+		if len(known) > 0 && !known[id] {
+			detail = "(removed from the DAG) " + detail
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", id, ti.State, ti.Try, ti.MaxTries, fmtDuration(ti.Started, ti.Ended), exit, preview(detail, 120))
 	}
 	return w.Flush()
 }
