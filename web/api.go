@@ -391,7 +391,15 @@ func (s *Server) listTaskInstances(w http.ResponseWriter, r *http.Request, _ *Pr
 		if err != nil {
 			return nil, fmt.Errorf("task instances of run %q: %w", run.RunID, err)
 		}
-		return json.Marshal(s.orderTIs(d, run, tis))
+		list := s.orderTIs(d, run, tis)
+		waiting, err := runs.Waiting(ctx, s.st, d, run, tis)
+		if err != nil {
+			return nil, err
+		}
+		for i := range list.TaskInstances {
+			list.TaskInstances[i].Waiting = waiting[list.TaskInstances[i].TaskID]
+		}
+		return json.Marshal(list)
 	})
 	if err != nil {
 		return err
@@ -420,7 +428,9 @@ func (s *Server) orderTIs(d *dag.DAG, run store.Run, tis []store.TaskInstance) T
 	}
 	for _, ti := range tis { // task instances of tasks no longer in the DAG
 		if _, ok := by[ti.TaskID]; ok {
-			out.TaskInstances = append(out.TaskInstances, tiOf(run, "", ti))
+			gone := tiOf(run, "", ti)
+			gone.Removed = true
+			out.TaskInstances = append(out.TaskInstances, gone)
 		}
 	}
 	out.Total = len(out.TaskInstances)
@@ -428,7 +438,7 @@ func (s *Server) orderTIs(d *dag.DAG, run store.Run, tis []store.TaskInstance) T
 }
 
 func (s *Server) getTaskInstance(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	_, run, t, err := s.target(r)
+	d, run, t, err := s.target(r)
 	if err != nil {
 		return err
 	}
@@ -439,7 +449,17 @@ func (s *Server) getTaskInstance(w http.ResponseWriter, r *http.Request, _ *Prin
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, tiOf(run, task.SettingsOf(t).Kind, ti))
+	out := tiOf(run, task.SettingsOf(t).Kind, ti)
+	all, err := s.st.TaskInstances(r.Context(), run.ID) // what it waits for depends on the others
+	if err != nil {
+		return err
+	}
+	waiting, err := runs.Waiting(r.Context(), s.st, d, run, all)
+	if err != nil {
+		return err
+	}
+	out.Waiting = waiting[ti.TaskID]
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

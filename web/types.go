@@ -81,6 +81,12 @@ type TaskInstance struct {
 	Executor  string     `json:"executor,omitempty"`
 	Host      string     `json:"host,omitempty"`
 	Pod       string     `json:"pod,omitempty"`
+	// Waiting says what a task that has not started waits for (its upstream
+	// tasks, its previous run, a free slot, a paused DAG, ...), in the run's
+	// task list.
+	Waiting string `json:"waiting,omitempty"`
+	// Removed is true for a task the run has but the DAG no longer does.
+	Removed bool `json:"removed,omitempty"`
 }
 
 // TaskInstanceList is the task instances of a run.

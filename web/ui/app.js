@@ -440,6 +440,7 @@ function tryView(dag, run, taskId, tryNo) {
         h("dt", { text: "Duration" }), h("dd", { text: fmtDur(tr ? tr.duration : ti.duration) }),
         h("dt", { text: "Exit code" }), h("dd", { text: tr && tr.exitCode !== undefined ? String(tr.exitCode) : "–" }),
         h("dt", { text: "Error" }), h("dd", { class: (tr && tr.error) || ti.error ? "error" : "", text: (tr ? tr.error : ti.error) || "–" }),
+        ti.waiting ? h("dt", { text: "Waiting for" }) : null, ti.waiting ? h("dd", { id: "waiting", text: ti.waiting }) : null,
         h("dt", { text: "Executor" }), h("dd", { text: (tr && tr.executor) || ti.executor || "–" }),
         h("dt", { text: "Host" }), h("dd", { text: (tr && tr.host) || "–" }),
         h("dt", { text: "Pod" }), h("dd", { text: (tr && tr.pod) || "–" }));
