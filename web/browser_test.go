@@ -85,9 +85,25 @@ func TestBrowser(t *testing.T) {
 	wh := s.trigger("warehouse", "")
 	s.waitRun("warehouse", wh.RunID, task.RunSuccess)
 
+	// Not t.TempDir: Chromium's helper processes may still write to the
+	// profile for a moment after the browser exits, and t.TempDir's removal
+	// then fails the test. Removed here, retried a bounded number of times.
+	profile, err := os.MkdirTemp("", "trellis-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 50 {
+			if err := os.RemoveAll(profile); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("left the Chromium profile %s: still being written", profile)
+	})
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 860),
+		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 860),
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("hide-scrollbars", true),
@@ -119,7 +135,7 @@ func TestBrowser(t *testing.T) {
 	base := s.hs.URL + "/"
 
 	// The DAG list.
-	err := chromedp.Run(ctx,
+	err = chromedp.Run(ctx,
 		chromedp.Navigate(base+"#/"),
 		chromedp.WaitVisible(`button[aria-label="Trigger etl"]`),
 		poll(`document.getElementById("live").textContent === "live"`),
