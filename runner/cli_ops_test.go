@@ -216,6 +216,16 @@ func TestPoolsDeclared(t *testing.T) {
 		t.Errorf("exit %d: %s", code, &errb)
 	}
 
+	big := dag.New("wh")
+	big.Add(task.Go("load", func(context.Context, *task.Run) (int, error) { return 1, nil }, task.Pool("warehouse"), task.PoolSlots(5)))
+	errb.Reset()
+	r = runner.New(runner.Config{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" },
+		Pools: map[string]int{"warehouse": 4}}, big)
+	if code := r.Run(context.Background(), []string{"dags", "list", "--db", filepath.Join(t.TempDir(), "t.db")}); code != 2 ||
+		!strings.Contains(errb.String(), `task "load" takes 5 slots of pool "warehouse", which has 4: it could never run`) {
+		t.Errorf("pool_slots above the pool's size: exit %d: %s", code, &errb)
+	}
+
 	ok := dag.New("wh")
 	ok.Add(task.Go("load", func(context.Context, *task.Run) (int, error) { return 1, nil }, task.Pool("warehouse")),
 		task.Go("other", func(context.Context, *task.Run) (int, error) { return 1, nil }))

@@ -21,19 +21,24 @@ func cmdPoolsList(ctx context.Context, r *Runner, args []string) error {
 	for p := range r.cfg.Pools {
 		users[p] = 0
 	}
-	poolOf := map[string]map[string]string{} // dag -> task -> pool
+	type use struct {
+		pool  string
+		slots int
+	}
+	poolOf := map[string]map[string]use{} // dag -> task -> its pool and slots
 	for _, d := range r.dags {
-		poolOf[d.ID()] = map[string]string{}
+		poolOf[d.ID()] = map[string]use{}
 		for _, t := range d.Tasks() {
-			p := task.SettingsOf(t).Pool
+			set := task.SettingsOf(t)
+			p := set.Pool
 			if p == "" {
 				p = scheduler.DefaultPool
 			}
-			poolOf[d.ID()][t.ID()] = p
+			poolOf[d.ID()][t.ID()] = use{p, set.PoolSlots}
 			users[p]++
 		}
 	}
-	// Occupancy: the tries in flight (queued or running) of each pool.
+	// Occupancy: the slots the tries in flight (queued or running) take.
 	used := map[string]int{}
 	st, err := openRead(ctx, *f.db)
 	if err != nil {
@@ -57,8 +62,8 @@ func cmdPoolsList(ctx context.Context, r *Runner, args []string) error {
 		for run, list := range tis {
 			for _, ti := range list {
 				if ti.State.Active() {
-					if p, ok := poolOf[dagOf[run]][ti.TaskID]; ok {
-						used[p]++
+					if u, ok := poolOf[dagOf[run]][ti.TaskID]; ok {
+						used[u.pool] += u.slots
 					}
 				}
 			}

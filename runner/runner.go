@@ -150,7 +150,7 @@ func (r *Runner) commands() []command {
 		{"tasks test", "<dag> <task> [--logical-date D] [--conf JSON]", "run one task once in this process; nothing is recorded", cmdTasksTest},
 		{"tasks clear", "<dag> <run|latest> [--task T]... [--downstream] [--failed-only]", "reset finished tasks of a run so that they run again", cmdTasksClear},
 		{"tasks mark", "<dag> <run> <task> --state success|failed [--note TEXT]", "set a task instance's state by hand (Airflow's mark success/failed)", cmdTasksMark},
-		{"pools list", "", "the pools (runner.Config.Pools and default_pool) with their slots, the slots in use and the tasks that use them", cmdPoolsList},
+		{"pools list", "", "the pools (runner.Config.Pools and default_pool) with their slots, the slots in use (pool_slots of the tries in flight) and the tasks that use them", cmdPoolsList},
 		{"runs list", "<dag> [--state S] [--limit N]", "list a DAG's runs, newest first", cmdRunsList},
 		{"runs show", "<dag> <run|latest>", "print a run's task instances", cmdRunsShow},
 		{"runs delete", "<dag> <run|latest>", "delete a finished run with its task instances, tries, logs and results", cmdRunsDelete},
@@ -337,9 +337,18 @@ func (r *Runner) validate() error {
 			errs = append(errs, err)
 		}
 		for _, t := range d.Tasks() {
-			if p := task.SettingsOf(t).Pool; p != "" && p != scheduler.DefaultPool && r.cfg.Pools[p] == 0 {
+			set := task.SettingsOf(t)
+			p := set.Pool
+			if p == "" {
+				p = scheduler.DefaultPool
+			}
+			switch {
+			case p != scheduler.DefaultPool && r.cfg.Pools[p] == 0:
 				errs = append(errs, fmt.Errorf("dag %q: task %q: pool %q is not declared (declare it with its slots in runner.Config.Pools; declared: %s)",
 					d.ID(), t.ID(), p, r.declaredPools()))
+			case set.PoolSlots > r.poolSlots(p):
+				errs = append(errs, fmt.Errorf("dag %q: task %q takes %d slots of pool %q, which has %d: it could never run",
+					d.ID(), t.ID(), set.PoolSlots, p, r.poolSlots(p)))
 			}
 		}
 	}

@@ -108,3 +108,42 @@ func TestPriorityWeightOrdersReadyTasks(t *testing.T) {
 		t.Errorf("order = %v, want [high mid low]", got)
 	}
 }
+
+// TestPoolSlots: a task takes its pool_slots from its pool while it runs: in
+// a 3-slot pool, the slots in use never exceed 3 (a 2-slot task runs beside at
+// most one 1-slot task), and the pool is filled (both kinds ran).
+func TestPoolSlots(t *testing.T) {
+	t.Parallel()
+	var inUse, most, heavyMost, heavyNow atomic.Int32
+	slotTask := func(id string, slots int32) *task.GoTask[int] {
+		return task.Go(id, func(ctx context.Context, r *task.Run) (int, error) {
+			n := inUse.Add(slots)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			if slots == 2 {
+				h := heavyNow.Add(1)
+				for m := heavyMost.Load(); h > m && !heavyMost.CompareAndSwap(m, h); m = heavyMost.Load() {
+				}
+				defer heavyNow.Add(-1)
+			}
+			for i := 0; i < 2000 && ctx.Err() == nil; i++ {
+				runtime.Gosched() // hold the slots while others could start
+			}
+			inUse.Add(-slots)
+			return 0, nil
+		}, task.Pool("db"), task.PoolSlots(int(slots)))
+	}
+	d := dag.New("slots", dag.MaxActiveTasks(50))
+	for i := 0; i < 6; i++ {
+		d.Add(slotTask(fmt.Sprintf("heavy%d", i), 2), slotTask(fmt.Sprintf("light%d", i), 1))
+	}
+	e := setup(t, []*dag.DAG{d}, func(c *scheduler.Config) { c.Pools = map[string]int{"db": 3} })
+	run := e.trigger(d, "r1")
+	e.runUntilIdle()
+	if e.runState(run) != task.RunSuccess {
+		t.Fatalf("run %s", e.runState(run))
+	}
+	if most.Load() > 3 || heavyMost.Load() > 1 {
+		t.Errorf("at most %d slots and %d two-slot tasks in use at once in a three-slot pool", most.Load(), heavyMost.Load())
+	}
+}

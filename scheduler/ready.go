@@ -55,7 +55,7 @@ func (r *ready) push(rs *runState, i int) {
 }
 
 // pop returns the highest-priority item among the buckets that can start now.
-func (r *ready) pop(canStart func(bucketKey) bool) (readyItem, bool) {
+func (r *ready) pop(canStart func(bucketKey, readyItem) bool) (readyItem, bool) {
 	var best *readyHeap
 	var bestKey bucketKey
 	for k, h := range r.buckets {
@@ -63,7 +63,7 @@ func (r *ready) pop(canStart func(bucketKey) bool) (readyItem, bool) {
 			delete(r.buckets, k)
 			continue
 		}
-		if !canStart(k) {
+		if !canStart(k, (*h)[0]) {
 			continue
 		}
 		if best == nil || (*h)[0].weight > (*best)[0].weight ||

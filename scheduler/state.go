@@ -278,21 +278,24 @@ func (s *Scheduler) poolLimit(name string) int {
 
 func (s *Scheduler) acquire(rs *runState, i int) {
 	s.active++
-	s.poolUsed[rs.plan.pool[i]]++
+	s.poolUsed[rs.plan.pool[i]] += rs.plan.settings[i].PoolSlots
 	rs.plan.activeTasks++
 }
 
 func (s *Scheduler) release(rs *runState, i int) {
 	s.active--
-	s.poolUsed[rs.plan.pool[i]]--
+	s.poolUsed[rs.plan.pool[i]] -= rs.plan.settings[i].PoolSlots
 	rs.plan.activeTasks--
 }
 
 // schedule moves ready tasks to queued while slots are free: parallelism, the
 // task's pool, and its DAG's max active tasks.
 func (s *Scheduler) schedule() {
-	canStart := func(k bucketKey) bool {
-		return !k.plan.paused && s.poolUsed[k.pool] < s.poolLimit(k.pool) && k.plan.activeTasks < k.plan.dag.MaxActiveTasksLimit()
+	// The next task of a bucket starts when its DAG is not paused and has a
+	// free active-task slot, and its pool has the slots the task takes.
+	canStart := func(k bucketKey, next readyItem) bool {
+		slots := k.plan.settings[next.task].PoolSlots
+		return !k.plan.paused && s.poolUsed[k.pool]+slots <= s.poolLimit(k.pool) && k.plan.activeTasks < k.plan.dag.MaxActiveTasksLimit()
 	}
 	for s.active < s.cfg.Parallelism {
 		it, ok := s.ready.pop(canStart)

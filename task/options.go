@@ -111,6 +111,17 @@ func WaitForDownstream(on bool) Option {
 	}
 }
 
+// PoolSlots sets how many slots of its pool a try of the task takes while it
+// runs (Airflow's pool_slots; default 1).
+func PoolSlots(n int) Option {
+	return func(d *Def) {
+		if n < 1 {
+			d.fail("pool slots %d: want at least 1", n)
+		}
+		d.poolSlots = n
+	}
+}
+
 // MaxResultSize sets the largest result, in bytes of JSON, that a try of the
 // task may return (default: the runner's, 8 MiB unless runner.Config.
 // MaxResultSize says otherwise). A larger result fails the try, without retry.
@@ -138,13 +149,15 @@ type Settings struct {
 	WaitForDownstream bool
 	// MaxResultSize is the task's own result limit in bytes (0: the runner's).
 	MaxResultSize int64
+	// PoolSlots is how many slots of its pool a try takes (at least 1).
+	PoolSlots int
 }
 
 // Settings returns the task's settings.
 func (d *Def) Settings() Settings {
 	return Settings{Kind: d.kind, Doc: d.doc, TriggerRule: d.trigger, Priority: d.priority,
 		Pool: d.pool, Executor: d.exec, DependsOnPast: d.dependsOnPast, WaitForDownstream: d.waitForDownstream,
-		MaxResultSize: d.maxResult}
+		MaxResultSize: d.maxResult, PoolSlots: max(d.poolSlots, 1)}
 }
 
 // Policy returns the task's retry and timeout policy: the values set on the task,

@@ -123,6 +123,7 @@ type Def struct {
 	dependsOnPast     bool
 	waitForDownstream bool
 	maxResult         int64 // 0: the runner's limit
+	poolSlots         int   // 0: 1
 }
 
 // NewDef returns the Def for a new task of the given kind. Task types call it from
