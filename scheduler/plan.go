@@ -62,14 +62,22 @@ func compile(d *dag.DAG) *plan {
 			p.pool[i] = DefaultPool
 		}
 	}
-	// Airflow's default weight rule ("downstream"): a task's weight plus the weights
-	// of every task downstream of it, so long paths start first.
+	// Effective weights, by each task's weight rule (Airflow's): its own weight,
+	// plus that of every task downstream of it (the default: long paths start
+	// first) or upstream of it (runs further along finish first).
 	for i := range ts {
 		seen := make(map[int]bool)
 		w := p.settings[i].Priority
+		edges := p.down
+		switch p.settings[i].WeightRule {
+		case task.WeightAbsolute:
+			edges = nil
+		case task.WeightUpstream:
+			edges = p.up
+		}
 		var walk func(int)
 		walk = func(j int) {
-			for _, k := range p.down[j] {
+			for _, k := range edges[j] {
 				if !seen[k] {
 					seen[k] = true
 					w += p.settings[k].Priority
@@ -77,7 +85,7 @@ func compile(d *dag.DAG) *plan {
 				}
 			}
 		}
-		if len(ts) <= 2000 {
+		if edges != nil && len(ts) <= 2000 {
 			walk(i)
 		}
 		p.weight[i] = w

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -71,9 +72,37 @@ func Trigger(r TriggerRule) Option {
 }
 
 // Priority sets the task's priority weight (default 1). Among ready tasks, the one
-// with the highest effective weight (its own plus that of all its downstream tasks,
-// Airflow's "downstream" weight rule) starts first.
+// with the highest effective weight starts first; WeightRule says how the
+// effective weight is computed (default WeightDownstream).
 func Priority(weight int) Option { return func(d *Def) { d.priority = weight } }
+
+// A WeightRule computes a task's effective priority weight from the priority
+// weights of the DAG's tasks, as Airflow's weight_rule.
+type WeightRule string
+
+// Weight rules.
+const (
+	// WeightDownstream: the task's weight plus that of every task downstream of
+	// it, so that long paths start first (Airflow's default).
+	WeightDownstream WeightRule = "downstream"
+	// WeightUpstream: the task's weight plus that of every task upstream of it,
+	// so that runs that are further along finish first.
+	WeightUpstream WeightRule = "upstream"
+	// WeightAbsolute: the task's own weight.
+	WeightAbsolute WeightRule = "absolute"
+)
+
+// Weight sets the task's weight rule (default WeightDownstream).
+func Weight(rule WeightRule) Option {
+	return func(d *Def) {
+		switch rule {
+		case WeightDownstream, WeightUpstream, WeightAbsolute:
+		default:
+			d.fail("weight rule %q: want downstream, upstream or absolute", rule)
+		}
+		d.weightRule = rule
+	}
+}
 
 // Pool puts the task in a named pool; a pool limits how many of its tasks run at
 // once (default "default_pool").
@@ -151,13 +180,15 @@ type Settings struct {
 	MaxResultSize int64
 	// PoolSlots is how many slots of its pool a try takes (at least 1).
 	PoolSlots int
+	// WeightRule computes the effective priority weight (never empty).
+	WeightRule WeightRule
 }
 
 // Settings returns the task's settings.
 func (d *Def) Settings() Settings {
 	return Settings{Kind: d.kind, Doc: d.doc, TriggerRule: d.trigger, Priority: d.priority,
 		Pool: d.pool, Executor: d.exec, DependsOnPast: d.dependsOnPast, WaitForDownstream: d.waitForDownstream,
-		MaxResultSize: d.maxResult, PoolSlots: max(d.poolSlots, 1)}
+		MaxResultSize: d.maxResult, PoolSlots: max(d.poolSlots, 1), WeightRule: cmp.Or(d.weightRule, WeightDownstream)}
 }
 
 // Policy returns the task's retry and timeout policy: the values set on the task,

@@ -124,6 +124,7 @@ type Def struct {
 	waitForDownstream bool
 	maxResult         int64 // 0: the runner's limit
 	poolSlots         int   // 0: 1
+	weightRule        WeightRule
 }
 
 // NewDef returns the Def for a new task of the given kind. Task types call it from
