@@ -334,12 +334,13 @@ func TestSnapshot(t *testing.T) {
 		RunTimeout: "3h0m0s", Params: []dag.Param{{Name: "table", Default: "users", Description: "target"}},
 		Tasks: []dag.TaskSnapshot{
 			{ID: "extract", Kind: task.KindGo, Doc: "pull rows", Downstream: []string{"load", "report"}, TriggerRule: task.AllSuccess,
-				Retries: 1, RetryDelay: "2m0s", Timeout: "1h0m0s", Priority: 1},
+				Retries: 1, RetryDelay: "2m0s", Timeout: "1h0m0s", Priority: 1, PoolSlots: 1, WeightRule: task.WeightDownstream},
 			{ID: "load", Kind: task.KindGo, Upstream: []string{"extract"}, Downstream: []string{"report"}, TriggerRule: task.AllDone,
-				Retries: 5, RetryDelay: "1s", Timeout: "1m0s", Priority: 3, Pool: "db", DependsOnPast: true,
+				Retries: 5, RetryDelay: "1s", Timeout: "1m0s", Priority: 3, Pool: "db", DependsOnPast: true, PoolSlots: 1, WeightRule: task.WeightDownstream,
 				Executor: task.ExecutorConfig{Executor: task.ExecutorKubernetes, PodTemplateFile: "pod.yaml"}},
 			{ID: "report", Kind: task.KindGo, Upstream: []string{"extract", "load"}, TriggerRule: task.AllSuccess,
-				Retries: 1, RetryDelay: "2m0s", Timeout: "1h0m0s", Priority: 1, DependsOnPast: true, WaitForDownstream: true},
+				Retries: 1, RetryDelay: "2m0s", Timeout: "1h0m0s", Priority: 1, DependsOnPast: true, WaitForDownstream: true,
+				PoolSlots: 1, WeightRule: task.WeightDownstream},
 		},
 	}
 	if !reflect.DeepEqual(s, want) {

@@ -39,6 +39,8 @@ type TaskSnapshot struct {
 	// Backoff is "exponential up to <max>" under exponential backoff, else "".
 	Backoff           string              `json:"backoff,omitempty"`
 	MaxResultSize     int64               `json:"maxResultSize,omitempty"`
+	PoolSlots         int                 `json:"poolSlots"`
+	WeightRule        task.WeightRule     `json:"weightRule"`
 	Timeout           string              `json:"timeout,omitempty"`
 	Priority          int                 `json:"priority"`
 	Pool              string              `json:"pool,omitempty"`
@@ -79,7 +81,7 @@ func (d *DAG) Snapshot() Snapshot {
 			}
 			ts.Backoff = "exponential up to " + maxDelay.String()
 		}
-		ts.MaxResultSize = set.MaxResultSize
+		ts.MaxResultSize, ts.PoolSlots, ts.WeightRule = set.MaxResultSize, set.PoolSlots, set.WeightRule
 		for _, u := range task.Upstream(t) {
 			ts.Upstream = append(ts.Upstream, u.ID())
 		}

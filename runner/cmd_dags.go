@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -128,8 +129,15 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 		case t.DependsOnPast:
 			past = "depends_on_past"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.TriggerRule, t.Retries, delay, timeout,
-			t.Priority, pool, ex, past, down)
+		prio := strconv.Itoa(t.Priority)
+		if t.WeightRule != task.WeightDownstream {
+			prio += " (" + string(t.WeightRule) + ")"
+		}
+		if t.PoolSlots > 1 {
+			pool += fmt.Sprintf(" (%d slots)", t.PoolSlots)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.TriggerRule, t.Retries, delay, timeout,
+			prio, pool, ex, past, down)
 	}
 	if err := w.Flush(); err != nil {
 		return err
