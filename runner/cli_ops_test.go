@@ -278,3 +278,32 @@ func TestRunsShowSaysWhy(t *testing.T) {
 		t.Errorf("runs show of the held run: exit %d\n%s", code, &c.stdout)
 	}
 }
+
+// TestPoolsSet: pools set resizes a declared pool without a rebuild, refuses
+// an undeclared pool and a size below a task's pool_slots, and pools list
+// shows both sizes.
+func TestPoolsSet(t *testing.T) {
+	t.Parallel()
+	d := dag.New("wh")
+	d.Add(task.Go("load", func(context.Context, *task.Run) (int, error) { return 1, nil }, task.Pool("warehouse"), task.PoolSlots(2)))
+	db := filepath.Join(t.TempDir(), "t.db")
+	run := func(args ...string) (int, string, string) {
+		var out, errb strings.Builder
+		r := runner.New(runner.Config{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" },
+			Pools: map[string]int{"warehouse": 4}}, d)
+		code := r.Run(context.Background(), append(args, "--db", db))
+		return code, out.String(), errb.String()
+	}
+	if code, _, errOut := run("pools", "set", "warehouse", "8"); code != 0 {
+		t.Fatalf("pools set: exit %d %s", code, errOut)
+	}
+	if code, out, _ := run("pools", "list"); code != 0 || !strings.Contains(out, "8 (set at run time; declared 4)") {
+		t.Errorf("pools list:\n%s", out)
+	}
+	if code, _, errOut := run("pools", "set", "warehose", "8"); code != 2 || !strings.Contains(errOut, `pool "warehose" is not declared`) {
+		t.Errorf("undeclared: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := run("pools", "set", "warehouse", "1"); code != 2 || !strings.Contains(errOut, `fewer than task "load" of dag "wh" takes (2)`) {
+		t.Errorf("below pool_slots: exit %d %s", code, errOut)
+	}
+}

@@ -151,6 +151,7 @@ func (r *Runner) commands() []command {
 		{"tasks clear", "<dag> <run|latest> [--task T]... [--downstream] [--failed-only]", "reset finished tasks of a run so that they run again", cmdTasksClear},
 		{"tasks mark", "<dag> <run> <task> --state success|failed [--note TEXT]", "set a task instance's state by hand (Airflow's mark success/failed)", cmdTasksMark},
 		{"pools list", "", "the pools (runner.Config.Pools and default_pool) with their slots, the slots in use (pool_slots of the tries in flight) and the tasks that use them", cmdPoolsList},
+		{"pools set", "<pool> <slots>", "resize a declared pool at run time, without a rebuild (a running scheduler picks it up)", cmdPoolsSet},
 		{"runs list", "<dag> [--state S] [--limit N]", "list a DAG's runs, newest first", cmdRunsList},
 		{"runs show", "<dag> <run|latest>", "print a run's task instances", cmdRunsShow},
 		{"runs delete", "<dag> <run|latest>", "delete a finished run with its task instances, tries, logs and results", cmdRunsDelete},

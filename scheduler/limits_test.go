@@ -147,3 +147,26 @@ func TestPoolSlots(t *testing.T) {
 		t.Errorf("at most %d slots and %d two-slot tasks in use at once in a three-slot pool", most.Load(), heavyMost.Load())
 	}
 }
+
+// TestPoolSizeSetAtRunTime: a size set in the store (pools set) overrides the
+// declared one: declared 5, set to 1, and one task runs at a time.
+func TestPoolSizeSetAtRunTime(t *testing.T) {
+	t.Parallel()
+	var g gauge
+	d := dag.New("resized", dag.MaxActiveTasks(50))
+	for i := 0; i < 10; i++ {
+		d.Add(g.task(fmt.Sprintf("p%d", i), task.Pool("db")))
+	}
+	e := setup(t, []*dag.DAG{d}, func(c *scheduler.Config) { c.Pools = map[string]int{"db": 5} })
+	if err := e.st.SetPoolSlots(context.Background(), "db", 1); err != nil {
+		t.Fatal(err)
+	}
+	run := e.trigger(d, "r1")
+	e.runUntilIdle()
+	if e.runState(run) != task.RunSuccess {
+		t.Fatalf("run %s", e.runState(run))
+	}
+	if g.max.Load() > 1 {
+		t.Errorf("max concurrent = %d, want 1 (pool db set to 1 slot at run time)", g.max.Load())
+	}
+}

@@ -105,14 +105,15 @@ type Scheduler struct {
 	// applied are the executor reports whose effect is in batch: they are facts
 	// about tries and leave only when that batch is committed. When a commit
 	// fails its compare-and-swap, they are applied again to the reloaded runs.
-	applied  []executor.Report
-	starts   []startItem
-	events   []Event
-	ready    ready
-	timers   timerHeap
-	active   int
-	poolUsed map[string]int
-	dataVer  int64
+	applied   []executor.Report
+	starts    []startItem
+	events    []Event
+	ready     ready
+	timers    timerHeap
+	active    int
+	poolUsed  map[string]int
+	poolSizes map[string]int // set at run time (Store.SetPoolSlots), read at every reload
+	dataVer   int64
 }
 
 type runState struct {

@@ -16,6 +16,11 @@ import (
 // holds in an older version. At start-up (recovering) the tries the store says are
 // in flight are handed to their executors' Recover.
 func (s *Scheduler) reconcile(ctx context.Context, recovering bool) error {
+	sizes, err := s.st.PoolSlots(ctx)
+	if err != nil {
+		return fmt.Errorf("scheduler: load pool sizes: %w", err)
+	}
+	s.poolSizes = sizes
 	runs, err := s.st.ActiveRuns(ctx)
 	if err != nil {
 		return fmt.Errorf("scheduler: load active runs: %w", err)
@@ -269,7 +274,12 @@ func (s *Scheduler) executorKind(rs *runState, i int) task.ExecutorKind {
 	return task.ExecutorLocal
 }
 
+// poolLimit is a pool's size: set at run time (pools set), else declared
+// (Config.Pools), else DefaultPoolSlots.
 func (s *Scheduler) poolLimit(name string) int {
+	if n, ok := s.poolSizes[name]; ok {
+		return n
+	}
 	if n, ok := s.cfg.Pools[name]; ok {
 		return n
 	}
