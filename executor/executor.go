@@ -49,10 +49,20 @@ const (
 	// Lost: the try never ran (its process or pod was lost before the task's code
 	// started); the scheduler runs it again without spending a retry.
 	Lost
+	// Interrupted: the runner died while the try was queued or running in its
+	// process, so the try may have run, in part. The try is ended (its number
+	// is never used again) and the task runs again without spending a retry,
+	// unless its tries were interrupted that way several times in a row: then
+	// the task is the likely cause of the crashes and fails.
+	Interrupted
 )
 
+// InterruptedPrefix starts the error of every Interrupted report, so that the
+// tries a crash interrupted can be told apart in the store.
+const InterruptedPrefix = "interrupted: "
+
 func (s Status) String() string {
-	return [...]string{"started", "succeeded", "failed", "skipped", "lost"}[s]
+	return [...]string{"started", "succeeded", "failed", "skipped", "lost", "interrupted"}[s]
 }
 
 // Report is an executor's word about a try.

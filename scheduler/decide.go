@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/trellisdag/trellis/executor"
@@ -136,6 +137,19 @@ func (s *Scheduler) handleReport(r executor.Report) {
 		} else {
 			s.set(rs, i, task.StateFailed, end)
 		}
+	case executor.Interrupted:
+		// The try may have run: it ends here and its number stays used.
+		if ti.interrupted >= s.cfg.MaxInterrupted {
+			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) {
+				end(t)
+				t.Error = fmt.Sprintf("%sthe runner died while this task ran, %d tries in a row: the task is the likely cause (%s)",
+					executor.InterruptedPrefix, ti.interrupted+1, strings.TrimPrefix(r.Error, executor.InterruptedPrefix))
+			})
+			break
+		}
+		ti.interrupted++
+		s.set(rs, i, task.StateUpForRetry, func(t *store.TaskInstance) { end(t); t.MaxTries++; t.NextRetry = at })
+		s.timers.add(timerItem{at: at, kind: timerRetry, run: rs, task: i, try: ti.Try})
 	case executor.Lost:
 		ti.lost++
 		if ti.lost > s.cfg.MaxLost {

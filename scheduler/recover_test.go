@@ -2,18 +2,22 @@ package scheduler_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/executor"
 	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/task"
 )
 
 // TestRecoverAfterCrash starts a scheduler on a store that a crashed process left
-// mid-run: a succeeded task (not run again), a running one (its try failed and
-// retried) and a queued one (run again without spending a try).
+// mid-run: a succeeded task (not run again), a running one and a queued one
+// (the local executor may have started it before its running state was
+// committed). Each of the last two is interrupted: its try is ended and kept,
+// its number never reused, and the task runs again without spending a retry.
 func TestRecoverAfterCrash(t *testing.T) {
 	t.Parallel()
 	var doneCalls, runningCalls, queuedCalls atomic.Int32
@@ -81,11 +85,17 @@ func TestRecoverAfterCrash(t *testing.T) {
 		t.Errorf("succeeded task ran again %d times", doneCalls.Load())
 	}
 	states := e.states(run)
-	if got := states["running"].Try; got != 2 {
-		t.Errorf("running task: try %d, want 2 (the crashed try counts)", got)
-	}
-	if got := states["queued"].Try; got != 1 {
-		t.Errorf("queued task: try %d, want 1 (a try that never started is not spent)", got)
+	for _, id := range []string{"running", "queued"} {
+		if got := states[id]; got.Try != 2 || got.MaxTries != 3 {
+			t.Errorf("%s task: try %d of %d, want 2 of 3 (the interrupted try is kept, and costs no retry)", id, got.Try, got.MaxTries)
+		}
+		tries, err := e.st.Tries(ctx, run.ID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tries) != 2 || !strings.HasPrefix(tries[0].Error, executor.InterruptedPrefix) {
+			t.Errorf("tries of %s = %+v, want the interrupted first try kept", id, tries)
+		}
 	}
 	if v, _, _ := e.st.XCom(ctx, run.ID, "running"); string(v) != "9" {
 		t.Errorf("running result = %s, want 9 (7 from the stored upstream result + try 2)", v)
@@ -135,5 +145,59 @@ func TestClearAndWake(t *testing.T) {
 	}
 	if v, _, _ := e.st.XCom(context.Background(), run.ID, "b"); string(v) != "2" {
 		t.Errorf("b result = %s, want 2", v)
+	}
+}
+
+// TestInterruptedTooOften: a task whose tries a crash of the runner
+// interrupted twice in a row, found in flight a third time, is the likely
+// cause of the crashes: it fails instead of running again.
+func TestInterruptedTooOften(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	d := dag.New("crashy", dag.DefaultRetries(0, 0))
+	d.Add(task.Go("boom", func(context.Context, *task.Run) (int, error) { calls.Add(1); return 1, nil }))
+	e := setup(t, []*dag.DAG{d})
+	run := e.trigger(d, "r1")
+	ctx := context.Background()
+	at := time.Now()
+	ti := func(s task.State, try, maxTries int, msg string) store.TaskInstance {
+		return store.TaskInstance{Run: run.ID, TaskID: "boom", State: s, Try: try, MaxTries: maxTries, Executor: "local", Error: msg}
+	}
+	interrupted := executor.InterruptedPrefix + "the runner stopped while the try was running"
+	steps := []store.TIChange{
+		{From: task.StateNone, TI: ti(task.StateScheduled, 0, 1, "")},
+	}
+	for try := 1; try <= 3; try++ {
+		steps = append(steps,
+			store.TIChange{From: task.StateScheduled, TI: ti(task.StateQueued, try, try, "")},
+			store.TIChange{From: task.StateQueued, TI: ti(task.StateRunning, try, try, "")})
+		if try < 3 { // the first two crashed under it and were relaunched
+			steps = append(steps,
+				store.TIChange{From: task.StateRunning, TI: ti(task.StateUpForRetry, try, try+1, interrupted)},
+				store.TIChange{From: task.StateUpForRetry, TI: ti(task.StateScheduled, try, try+1, "")})
+		}
+	}
+	var b store.Batch
+	b.SetRun(store.RunChange{Run: run.ID, From: task.RunQueued, To: task.RunRunning, At: at})
+	if err := e.st.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range steps {
+		var b store.Batch
+		c.At = at
+		b.SetTI(c)
+		if err := e.st.Apply(ctx, &b); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+
+	e.runUntilIdle()
+	e.expect(run, task.RunFailed, map[string]task.State{"boom": task.StateFailed})
+	got := e.states(run)["boom"]
+	if got.Try != 3 || !strings.Contains(got.Error, "the runner died while this task ran, 3 tries in a row: the task is the likely cause") {
+		t.Errorf("boom: try %d, error %q", got.Try, got.Error)
+	}
+	if calls.Load() != 0 {
+		t.Errorf("the likely cause ran again %d times", calls.Load())
 	}
 }

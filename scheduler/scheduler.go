@@ -58,6 +58,11 @@ type Config struct {
 	// MaxLost bounds how often a try may be lost (its process or pod gone before the
 	// task's code ran) and relaunched without spending a retry (default 3).
 	MaxLost int
+	// MaxInterrupted bounds how many tries of a task in a row a crash of the
+	// runner may interrupt (executor.Interrupted) and have relaunched without
+	// spending a retry (default 2); the next such try fails the task as the
+	// likely cause of the crashes.
+	MaxInterrupted int
 	// MaxResultSize is the largest result, in bytes, a try may return unless its
 	// task sets task.MaxResultSize (default DefaultMaxResultSize). A larger
 	// result fails the try without retry and is not stored.
@@ -137,6 +142,9 @@ type tiState struct {
 	store.TaskInstance
 	counts task.UpstreamCounts
 	lost   int
+	// interrupted counts the task's latest tries that a crash of the runner
+	// interrupted in a row (read from the store when a run is recovered).
+	interrupted int
 }
 
 type startItem struct {
@@ -163,6 +171,9 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if cfg.MaxLost == 0 {
 		cfg.MaxLost = 3
+	}
+	if cfg.MaxInterrupted == 0 {
+		cfg.MaxInterrupted = 2
 	}
 	if cfg.MaxResultSize <= 0 {
 		cfg.MaxResultSize = DefaultMaxResultSize

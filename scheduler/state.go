@@ -56,6 +56,11 @@ func (s *Scheduler) reconcile(ctx context.Context, recovering bool) error {
 		}
 		if recovering {
 			for _, i := range inflight {
+				n, err := s.st.InterruptedStreak(ctx, r.ID, rs.tis[i].TaskID, executor.InterruptedPrefix)
+				if err != nil {
+					return fmt.Errorf("scheduler: recover run %q: %w", r.RunID, err)
+				}
+				rs.tis[i].interrupted = n
 				kind := task.ExecutorKind(rs.tis[i].Executor)
 				recover[kind] = append(recover[kind], s.try(rs, i))
 			}

@@ -236,9 +236,11 @@ func (e *Executor) marker(k executor.Key) string {
 	return fmt.Sprintf("%s/%d/%s/%d", e.cfg.Instance, k.Run, k.TaskID, k.Try)
 }
 
-// Recover reports every try of a previous process as gone: a queued try never ran
-// (Lost: it runs again without spending a retry); a running try's process is gone
-// (Failed: retries apply). First it stops what those tries started and left
+// Recover reports every try of a previous process as Interrupted: its
+// goroutine died with that process, and a queued try may have started too
+// (the executor starts a try before its running state is committed), so the
+// try is ended, never reused, and the task runs again (see
+// executor.Interrupted). First it stops what those tries started and left
 // running on this machine (found by their process markers): the shell of a
 // Bash task dies with the runner, but what the shell started may not.
 func (e *Executor) Recover(ctx context.Context, tries []executor.Try) error {
@@ -253,11 +255,11 @@ func (e *Executor) Recover(ctx context.Context, tries []executor.Try) error {
 		return fmt.Errorf("local executor: stop the processes of interrupted tries: %w", err)
 	}
 	for _, t := range tries {
-		rep := executor.Report{Key: t.Key, At: time.Now(), Host: t.Host}
+		rep := executor.Report{Key: t.Key, At: time.Now(), Host: t.Host, Status: executor.Interrupted}
 		if t.State == task.StateQueued {
-			rep.Status, rep.Error = executor.Lost, "the runner restarted before the try started"
+			rep.Error = executor.InterruptedPrefix + "the runner stopped after it handed the try to its local executor, before the try was recorded as running: it may have run"
 		} else {
-			rep.Status, rep.Error = executor.Failed, "the runner restarted while the try was running; its process is gone"
+			rep.Error = executor.InterruptedPrefix + "the runner stopped while the try was running; its goroutine or process died with it"
 		}
 		if n := killed[e.marker(t.Key)]; n > 0 {
 			rep.Error += fmt.Sprintf(" (%d process(es) it had started outlived the runner and were killed)", n)
