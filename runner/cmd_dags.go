@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/scheduler"
 	"github.com/trellisdag/trellis/task"
@@ -55,6 +56,7 @@ func cmdDagsList(ctx context.Context, r *Runner, args []string) error {
 func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "dags show")
 	asJSON := f.fs.Bool("json", false, "print the definition as JSON")
+	version := f.fs.String("version", "", "print this stored version of the definition (runs show names a run's) instead of this binary's")
 	pos, err := f.parse(args, "<dag>")
 	if err != nil {
 		return err
@@ -63,7 +65,29 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	snap := d.Snapshot()
+	snap, shown := d.Snapshot(), d.Version()
+	if *version != "" && *version != shown {
+		st, err := openRead(ctx, *f.db)
+		if err != nil {
+			return err
+		}
+		if st == nil {
+			return usagef("dag %q has no stored version %q (the database has none)", d.ID(), *version)
+		}
+		defer st.Close()
+		def, err := st.DAGVersion(ctx, d.ID(), *version)
+		if errors.Is(err, store.ErrNotFound) {
+			return usagef("dag %q has no stored version %q", d.ID(), *version)
+		}
+		if err != nil {
+			return err
+		}
+		snap = dag.Snapshot{}
+		if err := json.Unmarshal(def, &snap); err != nil {
+			return fmt.Errorf("dag %q version %s: %w", d.ID(), *version, err)
+		}
+		shown = *version
+	}
 	if *asJSON {
 		enc := json.NewEncoder(r.cfg.Stdout)
 		enc.SetIndent("", "  ")
@@ -73,6 +97,10 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 	fmt.Fprintf(out, "DAG %s", snap.ID)
 	if snap.Description != "" {
 		fmt.Fprintf(out, ": %s", snap.Description)
+	}
+	fmt.Fprintf(out, "\n  version:    %s", shown)
+	if shown != d.Version() {
+		fmt.Fprintf(out, " (stored; this binary's is %s)", d.Version())
 	}
 	fmt.Fprintln(out)
 	sched := snap.Schedule

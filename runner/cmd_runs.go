@@ -150,8 +150,16 @@ func (r *Runner) printRun(ctx context.Context, st *store.Store, run store.Run) e
 	if d := fmtDuration(run.Started, run.Ended); d != "-" {
 		fmt.Fprintf(out, " in %s", d)
 	}
-	fmt.Fprintf(out, "\n  logical date %s, data interval [%s, %s)\n\n", run.LogicalDate.Format(time.RFC3339),
+	fmt.Fprintf(out, "\n  logical date %s, data interval [%s, %s)\n", run.LogicalDate.Format(time.RFC3339),
 		run.IntervalStart.Format(time.RFC3339), run.IntervalEnd.Format(time.RFC3339))
+	if run.DAGVersion != "" {
+		fmt.Fprintf(out, "  DAG version %s", run.DAGVersion)
+		if d, err := r.dag(run.DAGID); err == nil && d.Version() != run.DAGVersion {
+			fmt.Fprintf(out, " (this binary's is %s: dags show %s --version %s prints the one the run has)", d.Version(), run.DAGID, run.DAGVersion)
+		}
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintln(out)
 	byID := map[string]store.TaskInstance{}
 	for _, ti := range tis {
 		byID[ti.TaskID] = ti

@@ -303,6 +303,7 @@ func cmdDagsBackfill(ctx context.Context, r *Runner, args []string) error {
 // transaction), requeues failed ones when asked, and returns the runs to follow
 // and the number already done.
 func prepareBackfill(ctx context.Context, st *store.Store, d *dag.DAG, ivs []dag.DataInterval, reprocess bool) ([]int64, int, error) {
+	version := d.Version()
 	var track []int64
 	var create []store.Run
 	skipped := 0
@@ -312,7 +313,7 @@ func prepareBackfill(ctx context.Context, st *store.Store, d *dag.DAG, ivs []dag
 			return nil, 0, err
 		}
 		if len(existing) == 0 {
-			create = append(create, store.Run{DAGID: d.ID(), RunID: runs.ID(task.RunBackfill, iv.Start), Type: task.RunBackfill,
+			create = append(create, store.Run{DAGID: d.ID(), RunID: runs.ID(task.RunBackfill, iv.Start), Type: task.RunBackfill, DAGVersion: version,
 				State: task.RunQueued, LogicalDate: iv.Start, IntervalStart: iv.Start, IntervalEnd: iv.End})
 			continue
 		}

@@ -62,6 +62,9 @@ func (r *Runner) syncDAGs(ctx context.Context, st *store.Store, pauseNew bool) e
 		if err := st.PutDAG(ctx, d.ID(), b, pauseNew); err != nil {
 			return err
 		}
+		if err := st.PutDAGVersion(ctx, d.ID(), d.Version(), b); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ func ExampleRunner_Run() {
 	fmt.Println("exit", code)
 	// Output:
 	// DAG hello: says hello
+	//   version:    72bfb4f4cb51
 	//   schedule:   (manual runs only) (timezone UTC, catchup true)
 	//   limits:     16 active runs, 16 active tasks
 	//

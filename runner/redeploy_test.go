@@ -67,6 +67,23 @@ func TestRedeployWithChangedDAG(t *testing.T) {
 	if code := v2.run("runs", "show", "other", "manual__2024-01-02T00:00:00+00:00"); code != 0 || !strings.Contains(rowOf(v2.stdout.String(), "x"), "success") {
 		t.Errorf("the other DAG's run: exit %d\n%s%s", code, &v2.stdout, &v2.stderr)
 	}
+	// Versions: the old queued run was reconciled to v2's definition; the
+	// finished one keeps v1's, which is stored and can be printed.
+	ver1, ver2 := v1.dags[0].Version(), v2.dags[0].Version()
+	if ver1 == ver2 {
+		t.Fatalf("both definitions have version %s", ver1)
+	}
+	if code := v2.run("runs", "show", "evo", "manual__2024-01-02T00:00:00+00:00"); code != 0 || !strings.Contains(v2.stdout.String(), "DAG version "+ver2+"\n") {
+		t.Errorf("the reconciled run, want DAG version %s:\n%s", ver2, &v2.stdout)
+	}
+	if code := v2.run("runs", "show", "evo", "manual__2024-01-01T00:00:00+00:00"); code != 0 ||
+		!strings.Contains(v2.stdout.String(), "DAG version "+ver1+" (this binary's is "+ver2) {
+		t.Errorf("the finished run, want DAG version %s:\n%s", ver1, &v2.stdout)
+	}
+	if code := v2.run("dags", "show", "evo", "--version", ver1); code != 0 || rowOf(v2.stdout.String(), "cleanup") == "" ||
+		!strings.Contains(v2.stdout.String(), "(stored; this binary's is "+ver2+")") {
+		t.Errorf("dags show --version %s: exit %d\n%s%s", ver1, code, &v2.stdout, &v2.stderr)
+	}
 	if code := v2.run("logs", "evo", "manual__2024-01-01T00:00:00+00:00", "cleanup"); code != 0 || !strings.Contains(v2.stdout.String(), "cleaned by v1") {
 		t.Errorf("logs of the renamed task in the old run: exit %d\n%s%s", code, &v2.stdout, &v2.stderr)
 	}

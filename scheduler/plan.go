@@ -24,6 +24,9 @@ type plan struct {
 
 	cron   *cron // nil for DAGs without a schedule, or when Config.Cron is off
 	paused bool  // a paused DAG creates no runs and starts no tasks
+	// version is the definition's version (dag.DAG.Version): new runs record
+	// it, and active runs of another version are reconciled to it.
+	version string
 
 	finished    int // task instances of this DAG that finished, ever (depends_on_past rechecks)
 	durable     int // finished, as of the last commit
@@ -39,7 +42,7 @@ type plan struct {
 
 func compile(d *dag.DAG) *plan {
 	ts := d.Tasks()
-	p := &plan{dag: d, tasks: ts, index: make(map[string]int, len(ts)),
+	p := &plan{dag: d, version: d.Version(), tasks: ts, index: make(map[string]int, len(ts)),
 		up: make([][]int, len(ts)), down: make([][]int, len(ts)), weight: make([]int, len(ts)),
 		pool: make([]string, len(ts)), policy: make([]task.Policy, len(ts)),
 		settings: make([]task.Settings, len(ts)), leaf: make([]bool, len(ts))}

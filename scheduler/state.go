@@ -125,20 +125,25 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 			missing = append(missing, store.TaskSeed{TaskID: p.tasks[i].ID(), MaxTries: rs.tis[i].MaxTries})
 		}
 	}
-	if len(missing) > 0 {
-		// Tasks added to the DAG since the run was created (a redeploy): give the
-		// run their instances, as Airflow's verify_integrity does, and load it
-		// again. Instances of tasks the DAG no longer has stay in the store with
-		// their tries, logs and results; the run ignores them.
-		if _, err := s.st.AddTaskInstances(ctx, r.ID, missing); err != nil {
+	if len(missing) > 0 || r.DAGVersion != p.version {
+		// The run meets another definition of its DAG (a redeploy): it gets
+		// instances of the tasks the DAG gained, as Airflow's verify_integrity
+		// does, records the version it now runs with, and is loaded again. Its
+		// edges are the current definition's. Instances of tasks the DAG no
+		// longer has stay in the store with their tries, logs and results; the
+		// run ignores them.
+		if _, err := s.st.ReconcileRun(ctx, r.ID, missing, p.version); err != nil {
 			return nil, nil, fmt.Errorf("scheduler: run %q of dag %q: %w", r.RunID, r.DAGID, err)
 		}
 		cur, err := s.st.RunByID(ctx, r.ID)
 		if err != nil {
 			return nil, nil, fmt.Errorf("scheduler: run %q of dag %q: %w", r.RunID, r.DAGID, err)
 		}
-		s.cfg.Logger.Info("run given the tasks its DAG gained since it was created",
-			"dag", r.DAGID, "run", r.RunID, "added", len(missing), "first", missing[0].TaskID)
+		if cur.DAGVersion != p.version {
+			return nil, nil, fmt.Errorf("scheduler: run %q of dag %q: version %q after reconciling to %q", r.RunID, r.DAGID, cur.DAGVersion, p.version)
+		}
+		s.cfg.Logger.Info("run reconciled to the current definition of its DAG",
+			"dag", r.DAGID, "run", r.RunID, "from", r.DAGVersion, "to", p.version, "tasks_added", len(missing))
 		return s.load(ctx, cur, p)
 	}
 	s.runs[r.ID] = rs

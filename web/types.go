@@ -53,6 +53,9 @@ type Run struct {
 	Ended         *time.Time      `json:"ended,omitempty"`
 	// Duration is in seconds (absent until the run ended).
 	Duration *float64 `json:"duration,omitempty"`
+	// DAGVersion is the version of the DAG's definition the run has (see
+	// dag.DAG.Version); the DAG's current one is in its detail.
+	DAGVersion string `json:"dagVersion,omitempty"`
 }
 
 // RunList is a page of runs.
@@ -267,7 +270,7 @@ func dur(a, b time.Time) *float64 {
 func runOf(r store.Run) Run {
 	return Run{DAGID: r.DAGID, RunID: r.RunID, Type: r.Type, State: r.State, LogicalDate: r.LogicalDate,
 		IntervalStart: r.IntervalStart, IntervalEnd: r.IntervalEnd, Conf: r.Conf, Created: r.Created,
-		Started: tp(r.Started), Ended: tp(r.Ended), Duration: dur(r.Started, r.Ended)}
+		Started: tp(r.Started), Ended: tp(r.Ended), Duration: dur(r.Started, r.Ended), DAGVersion: r.DAGVersion}
 }
 
 func tiOf(r store.Run, kind task.Kind, ti store.TaskInstance) TaskInstance {

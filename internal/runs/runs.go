@@ -54,7 +54,7 @@ func Create(ctx context.Context, st *store.Store, d *dag.DAG, s Spec) (store.Run
 	for _, t := range d.Tasks() {
 		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
 	}
-	r, err := st.CreateRun(ctx, store.Run{DAGID: d.ID(), RunID: s.RunID, Type: s.Type, State: task.RunQueued,
+	r, err := st.CreateRun(ctx, store.Run{DAGID: d.ID(), RunID: s.RunID, Type: s.Type, State: task.RunQueued, DAGVersion: d.Version(),
 		LogicalDate: s.LogicalDate.UTC(), IntervalStart: s.IntervalStart.UTC(), IntervalEnd: s.IntervalEnd.UTC(),
 		Conf: s.Conf}, seeds)
 	if errors.Is(err, store.ErrExists) {

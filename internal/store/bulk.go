@@ -118,7 +118,7 @@ const (
 	bulkInsertLogs = `INSERT INTO task_logs (run, task_id, try_number, data)
 		SELECT c.value->>'r', c.value->>'t', c.value->>'n', unhex(c.value->>'d') FROM json_each(?) AS c`
 	insertRun = `INSERT INTO dag_runs (dag_id, run_id, run_type, state, logical_date, interval_start,
-		interval_end, conf, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id) DO NOTHING`
+		interval_end, conf, created_at, dag_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id) DO NOTHING`
 	bulkXCom = `INSERT INTO xcom (run, task_id, value)
 		SELECT c.value->>'r', c.value->>'t', CAST(c.value->'v' AS BLOB) FROM json_each(?) AS c WHERE true
 		ON CONFLICT (run, task_id) DO UPDATE SET value = excluded.value`

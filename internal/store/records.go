@@ -39,6 +39,10 @@ type Run struct {
 	// Version changes whenever a process other than the scheduler changes the run
 	// or its task instances (clear, mark), so the scheduler reloads it.
 	Version int64
+	// DAGVersion is the version of the DAG's definition the run was created
+	// with, or last reconciled to (dag.DAG.Version; "" for runs older than
+	// versions).
+	DAGVersion string
 }
 
 // TaskInstance is one task in one run.
@@ -157,12 +161,12 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tasks []TaskSeed) (Run, er
 	return out, nil
 }
 
-// AddTaskInstances gives a run an instance (state none) of each task its DAG
-// gained since the run was created, as Airflow's verify_integrity does after a
-// redeploy that adds tasks; instances that exist are left alone. When it added
-// any, it bumps the run's version, so that every reader reloads the run. It
-// returns how many instances it added.
-func (s *Store) AddTaskInstances(ctx context.Context, run int64, tasks []TaskSeed) (added int, err error) {
+// ReconcileRun brings a run to a newer definition of its DAG, as Airflow's
+// verify_integrity does after a redeploy: it gives the run an instance (state
+// none) of each task the DAG gained (instances that exist are left alone) and
+// records dagVersion as the run's DAG version, bumping the run's version so
+// that every reader reloads the run. It returns how many instances it added.
+func (s *Store) ReconcileRun(ctx context.Context, run int64, tasks []TaskSeed, dagVersion string) (added int, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		added = 0
 		for _, t := range tasks {
@@ -174,11 +178,8 @@ func (s *Store) AddTaskInstances(ctx context.Context, run int64, tasks []TaskSee
 			n, _ := res.RowsAffected()
 			added += int(n)
 		}
-		if added == 0 {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE dag_runs SET version = version + 1 WHERE id = ?`, run); err != nil {
-			return fmt.Errorf("add tasks to run #%d: %w", run, err)
+		if _, err := tx.ExecContext(ctx, `UPDATE dag_runs SET version = version + 1, dag_version = ? WHERE id = ?`, dagVersion, run); err != nil {
+			return fmt.Errorf("reconcile run #%d: %w", run, err)
 		}
 		return nil
 	})
@@ -241,7 +242,7 @@ func (s *Store) createRunTx(ctx context.Context, tx *sql.Tx, r Run, tasks []Task
 		conf = string(r.Conf)
 	}
 	res, err := tx.StmtContext(ctx, s.stmts[insertRun]).ExecContext(ctx, r.DAGID, r.RunID, string(r.Type), string(r.State), r.LogicalDate.UnixMicro(), r.IntervalStart.UnixMicro(),
-		r.IntervalEnd.UnixMicro(), conf, r.Created.UnixMicro())
+		r.IntervalEnd.UnixMicro(), conf, r.Created.UnixMicro(), r.DAGVersion)
 	if err != nil {
 		return Run{}, err
 	}
@@ -313,7 +314,7 @@ func (s *Store) PreviousRun(ctx context.Context, dagID string, before time.Time,
 }
 
 const runColumns = `id, dag_id, run_id, run_type, state, logical_date, interval_start, interval_end, conf,
-	created_at, started_at, ended_at, version`
+	created_at, started_at, ended_at, version, dag_version`
 
 func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var r Run
@@ -321,7 +322,7 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var ld, is, ie, cr int64
 	var conf sql.NullString
 	var st, en sql.NullInt64
-	if err := sc.Scan(&r.ID, &r.DAGID, &r.RunID, &typ, &state, &ld, &is, &ie, &conf, &cr, &st, &en, &r.Version); err != nil {
+	if err := sc.Scan(&r.ID, &r.DAGID, &r.RunID, &typ, &state, &ld, &is, &ie, &conf, &cr, &st, &en, &r.Version, &r.DAGVersion); err != nil {
 		return Run{}, err
 	}
 	r.Type, r.State = task.RunType(typ), task.RunState(state)
