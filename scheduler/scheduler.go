@@ -338,6 +338,7 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 	s.admit()
 	s.schedule()
 	if s.batch.Len() == 0 && len(s.events) == 0 {
+		s.applied = s.applied[:0] // reports that changed nothing: none to apply again
 		return nil
 	}
 	if err := s.st.Apply(ctx, &s.batch); err != nil {
