@@ -29,6 +29,7 @@ func cmdTaskRun(ctx context.Context, r *Runner, args []string) error {
 	try := f.fs.Int("try", 0, "try number")
 	ctxFile := f.fs.String("context", k8s.ContextFile, "the try's context (JSON)")
 	termFile := f.fs.String("termination-log", k8s.TerminationLog, "where the end is reported")
+	resultFile := f.fs.String("result-file", "", "report the end here, whole, as JSON, instead of the termination log (an isolated try of the local executor)")
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
@@ -92,6 +93,19 @@ func cmdTaskRun(ctx context.Context, r *Runner, args []string) error {
 		fmt.Fprintf(out, "task failed: %v\n", err)
 	}
 	msg.ExitCode = code
+	if *resultFile != "" {
+		b, err := json.Marshal(msg)
+		if err != nil {
+			return fmt.Errorf("task-run: the end: %w", err)
+		}
+		if err := os.WriteFile(*resultFile, b, 0o600); err != nil {
+			return fmt.Errorf("task-run: write the end: %w", err)
+		}
+		if code != 0 {
+			exitProcess(code)
+		}
+		return nil
+	}
 	body, frame := msg.Encode()
 	if frame != nil {
 		if _, err := out.Write(frame); err != nil {

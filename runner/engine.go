@@ -102,6 +102,8 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 		// deploy's binary (another name, perhaps) finds a crashed one's.
 		Instance:     "db-" + dbHash(st.Path()),
 		AbandonAfter: r.cfg.AbandonAfter,
+		Child:        localChild,
+		Isolate:      r.isolate,
 		Report:       func(rep executor.Report) { sched.Report(rep) },
 		Logs: func(k executor.Key) io.WriteCloser {
 			return st.TryLog(k.Run, k.TaskID, k.Try)

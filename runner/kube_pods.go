@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/executor"
+	"github.com/trellisdag/trellis/executor/local"
 	"github.com/trellisdag/trellis/k8s"
 	"github.com/trellisdag/trellis/task"
 )
@@ -217,12 +219,23 @@ func (ks *kubeSetup) buildPod(ctx context.Context, t executor.Try, withInputs bo
 		}
 		return ks.builder.Finish(ctx, pod, t.Info, t.Timeout)
 	}
+	b, err := tryContext(t, withInputs)
+	if err != nil {
+		return nil, &k8s.TaskError{DAGID: t.DAGID, TaskID: t.TaskID, Err: err}
+	}
+	return ks.builder.Worker(ctx, k8s.WorkerSpec{Info: t.Info, Exec: task.SettingsOf(t.Task).Executor, Timeout: t.Timeout, Context: b})
+}
+
+// tryContext is what a worker (a pod, or an isolated try's child) needs of a
+// try, as the JSON its task-run reads: the try, its conf and timeout, and with
+// withInputs the results of its direct upstream tasks.
+func tryContext(t executor.Try, withInputs bool) ([]byte, error) {
 	tc := k8s.NewTryContext(t.Info, t.Conf, t.Timeout)
 	if withInputs && t.Inputs != nil {
 		for _, up := range task.Upstream(t.Task) {
 			raw, ok, err := t.Inputs.Result(up.ID())
 			if err != nil {
-				return nil, &k8s.TaskError{DAGID: t.DAGID, TaskID: t.TaskID, Err: fmt.Errorf("read the result of %q: %w", up.ID(), err)}
+				return nil, fmt.Errorf("read the result of %q: %w", up.ID(), err)
 			}
 			if ok {
 				if tc.Inputs == nil {
@@ -232,11 +245,39 @@ func (ks *kubeSetup) buildPod(ctx context.Context, t executor.Try, withInputs bo
 			}
 		}
 	}
-	b, err := tc.Encode()
+	return tc.Encode()
+}
+
+// localChild is the command of an isolated try (local.Config.Child): this
+// binary's task-run, as a worker pod runs it, with the try's context in dir.
+func localChild(_ context.Context, t executor.Try, dir string) (*exec.Cmd, error) {
+	exe, err := os.Executable()
 	if err != nil {
-		return nil, &k8s.TaskError{DAGID: t.DAGID, TaskID: t.TaskID, Err: err}
+		return nil, fmt.Errorf("this binary's path: %w", err)
 	}
-	return ks.builder.Worker(ctx, k8s.WorkerSpec{Info: t.Info, Exec: task.SettingsOf(t.Task).Executor, Timeout: t.Timeout, Context: b})
+	b, err := tryContext(t, true)
+	if err != nil {
+		return nil, err
+	}
+	ctxFile := filepath.Join(dir, "context.json")
+	if err := os.WriteFile(ctxFile, b, 0o600); err != nil {
+		return nil, err
+	}
+	return exec.Command(exe, "task-run", "--dag", t.DAGID, "--run", t.RunID, "--task", t.TaskID, "--try", strconv.Itoa(t.Try),
+		"--context", ctxFile, "--result-file", filepath.Join(dir, local.ChildResultFile)), nil
+}
+
+// isolate says whether a try runs in a child process: a Go task with
+// task.Isolated, or every Go task with Config.IsolateGoTasks.
+func (r *Runner) isolate(t executor.Try) bool {
+	set := task.SettingsOf(t.Task)
+	if set.Kind != task.KindGo && set.Kind != task.KindBranch {
+		return false
+	}
+	if env, err := strconv.ParseBool(r.cfg.Getenv("TRELLIS_ISOLATE")); err == nil {
+		return set.Isolated || env
+	}
+	return set.Isolated || r.cfg.IsolateGoTasks
 }
 
 // errNoCluster wraps what was tried when no cluster can be configured or reached.

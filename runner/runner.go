@@ -50,6 +50,11 @@ type Config struct {
 	// shutdown may go on before its try is failed anyway and its slot freed
 	// (default local.DefaultAbandonAfter, 10s); see local.Config.AbandonAfter.
 	AbandonAfter time.Duration
+	// IsolateGoTasks runs every Go task's tries in a child process of this
+	// binary (its task-run entrypoint) instead of a goroutine, as
+	// task.Isolated does for one task: a panic anywhere, os.Exit, a segfault or
+	// an OOM kill fails only that try [$TRELLIS_ISOLATE=true].
+	IsolateGoTasks bool
 	// Sync is the durability of the store's commits: store.SyncFull (the default)
 	// survives a crash of the machine; store.SyncNormal survives a crash of the
 	// process (kill -9) and commits faster. TRELLIS_SYNC=normal|full overrides it.

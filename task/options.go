@@ -140,6 +140,13 @@ func WaitForDownstream(on bool) Option {
 	}
 }
 
+// Isolated runs each try of a Go task in a child process of the runner's
+// binary (its task-run entrypoint, as a worker pod does) instead of a
+// goroutine: a panic in any goroutine, os.Exit, a segfault or an OOM kill then
+// fails only that try, and a timeout kills the child. It costs a process start
+// per try. runner.Config.IsolateGoTasks does it for every Go task.
+func Isolated() Option { return func(d *Def) { d.isolated = true } }
+
 // PoolSlots sets how many slots of its pool a try of the task takes while it
 // runs (Airflow's pool_slots; default 1).
 func PoolSlots(n int) Option {
@@ -182,13 +189,16 @@ type Settings struct {
 	PoolSlots int
 	// WeightRule computes the effective priority weight (never empty).
 	WeightRule WeightRule
+	// Isolated runs tries in a child process (see Isolated).
+	Isolated bool
 }
 
 // Settings returns the task's settings.
 func (d *Def) Settings() Settings {
 	return Settings{Kind: d.kind, Doc: d.doc, TriggerRule: d.trigger, Priority: d.priority,
 		Pool: d.pool, Executor: d.exec, DependsOnPast: d.dependsOnPast, WaitForDownstream: d.waitForDownstream,
-		MaxResultSize: d.maxResult, PoolSlots: max(d.poolSlots, 1), WeightRule: cmp.Or(d.weightRule, WeightDownstream)}
+		MaxResultSize: d.maxResult, PoolSlots: max(d.poolSlots, 1), WeightRule: cmp.Or(d.weightRule, WeightDownstream),
+		Isolated: d.isolated}
 }
 
 // Policy returns the task's retry and timeout policy: the values set on the task,

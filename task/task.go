@@ -125,6 +125,7 @@ type Def struct {
 	maxResult         int64 // 0: the runner's limit
 	poolSlots         int   // 0: 1
 	weightRule        WeightRule
+	isolated          bool
 }
 
 // NewDef returns the Def for a new task of the given kind. Task types call it from

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -31,6 +32,16 @@ type Config struct {
 	// process that outlived a crashed runner never overlaps its task's next
 	// try. Empty: processes are not marked, and Recover cannot find them.
 	Instance string
+	// Child, when set, runs the tries Isolate selects in a child process: it
+	// returns the command of one try (the binary's task-run entrypoint), with
+	// whatever files it needs written into dir, a fresh directory removed
+	// after the try; the child writes its end to dir/ChildResultFile. A panic
+	// in any goroutine, os.Exit, a segfault or an OOM kill then fails only
+	// that try, with the exit status and the last lines of stderr; a stopped
+	// try's child gets SIGTERM, then SIGKILL.
+	Child func(ctx context.Context, t executor.Try, dir string) (*exec.Cmd, error)
+	// Isolate selects the tries that run in a child process (default none).
+	Isolate func(t executor.Try) bool
 	// AbandonAfter is how long a try may go on after it was stopped (its
 	// execution timeout, a kill or shutdown) before it is failed anyway and its
 	// slot freed (default DefaultAbandonAfter). A Go function that ignores its
@@ -108,8 +119,13 @@ func (e *Executor) run(ctx context.Context, cancel context.CancelCauseFunc, t ex
 	log := e.cfg.Logs(t.Key)
 	gate := &gatedWriter{w: log} // what the task writes to
 	e.cfg.Report(executor.Report{Key: t.Key, Status: executor.Started, Host: e.cfg.Host, At: time.Now()})
-	r := task.NewRun(t.Task, t.Info, t.Params, t.Conf, t.Inputs, gate)
-	result, err := e.execute(ctx, t.Task, r, gate)
+	var result []byte
+	var err error
+	if e.cfg.Child != nil && e.cfg.Isolate != nil && e.cfg.Isolate(t) {
+		result, err = e.runChild(ctx, t, gate)
+	} else {
+		result, err = e.execute(ctx, t.Task, task.NewRun(t.Task, t.Info, t.Params, t.Conf, t.Inputs, gate), gate)
+	}
 	gate.shutOff() // goroutines the task left behind no longer write to the closed log
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx) // finished only because it was stopped

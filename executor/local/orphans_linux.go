@@ -13,6 +13,12 @@ import (
 	"github.com/trellisdag/trellis/task"
 )
 
+// childAttr puts an isolated try's child in a process group of its own and
+// has the kernel SIGKILL it when the runner dies.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
 // killMarked SIGKILLs every process of this machine whose environment holds
 // one of markers as task.ProcessMarkerEnv, and waits until none is left
 // (bounded by 10 s or ctx; a process may fork while it is being killed, so the

@@ -2,7 +2,13 @@
 
 package local
 
-import "context"
+import (
+	"context"
+	"syscall"
+)
+
+// childAttr puts an isolated try's child in a process group of its own.
+func childAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
 
 // killMarked finds no processes where there is no /proc: orphans of a crashed
 // runner are not stopped on this system.

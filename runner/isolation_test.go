@@ -1,0 +1,57 @@
+package runner_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestIsolatedTasks: Go tasks in a child process each (task.Isolated) pass
+// typed results across the process boundary, and a panic in a goroutine,
+// os.Exit or a hang past the timeout fails only that try, with its exit
+// status and its stderr in the log; the runner itself goes on.
+func TestIsolatedTasks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "isodag")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/isodag").CombinedOutput(); err != nil {
+		t.Fatalf("build isodag: %v\n%s", err, out)
+	}
+	db := filepath.Join(dir, "t.db")
+	start := time.Now()
+	out, err := exec.Command(bin, "dags", "test", "iso", "--logical-date", "2024-06-01", "--db", db).CombinedOutput()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("dags test: exit %d, want 1 (the run failed, the runner did not):\n%s", code, out)
+	}
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("dags test took %s: the hanging task was not killed at its timeout", took)
+	}
+	text := string(out)
+	for task, want := range map[string]string{
+		"ok":     `success`,
+		"after":  `"got 3 in pid`,
+		"panics": "the task's process exited with status 2 before it reported its end",
+		"exits":  "the task's process exited with status 3 before it reported its end; the last lines of its stderr: giving up",
+		"hangs":  "execution timeout of 1s exceeded",
+	} {
+		if row := rowOf(text, task); !strings.Contains(row, want) {
+			t.Errorf("%s: %q, want %q\n%s", task, row, want, text)
+		}
+	}
+	logs, err := exec.Command(bin, "logs", "iso", "latest", "panics", "--db", db).CombinedOutput()
+	if err != nil || !strings.Contains(string(logs), "assignment to entry in nil map") {
+		t.Errorf("the panic is not in the try's log (%v):\n%s", err, logs)
+	}
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
