@@ -33,6 +33,7 @@ type DAG struct {
 	tags           []string
 	description    string
 	doc            string
+	isolated       bool // Go tasks run in a child process per try
 
 	tasks []task.Task
 	errs  []error
@@ -194,6 +195,13 @@ func Description(s string) Option { return func(d *DAG) { d.description = s } }
 
 // Doc sets longer documentation (Markdown).
 func Doc(s string) Option { return func(d *DAG) { d.doc = s } }
+
+// Isolated runs every Go task of the DAG in a child process per try, as
+// task.Isolated does for one task.
+func Isolated() Option { return func(d *DAG) { d.isolated = true } }
+
+// IsolatedTasks reports whether the DAG runs its Go tasks in child processes.
+func (d *DAG) IsolatedTasks() bool { return d.isolated }
 
 // Add adds tasks to the DAG and returns it. A task belongs to one DAG only.
 func (d *DAG) Add(tasks ...task.Task) *DAG {

@@ -98,7 +98,11 @@ func cmdTaskRun(ctx context.Context, r *Runner, args []string) error {
 		if err != nil {
 			return fmt.Errorf("task-run: the end: %w", err)
 		}
-		if err := os.WriteFile(*resultFile, b, 0o600); err != nil {
+		// Whole or not at all: a crash mid-write must not look like an end.
+		if err := os.WriteFile(*resultFile+".tmp", b, 0o600); err != nil {
+			return fmt.Errorf("task-run: write the end: %w", err)
+		}
+		if err := os.Rename(*resultFile+".tmp", *resultFile); err != nil {
 			return fmt.Errorf("task-run: write the end: %w", err)
 		}
 		if code != 0 {

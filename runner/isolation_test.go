@@ -32,7 +32,7 @@ func TestIsolatedTasks(t *testing.T) {
 	for task, want := range map[string]string{
 		"ok":     `success`,
 		"after":  `"got 3 in pid`,
-		"panics": "the task's process exited with status 2 before it reported its end",
+		"panics": "the task's process exited with status 2", // before or after the task returned: the panic races it
 		"exits":  "the task's process exited with status 3 before it reported its end; the last lines of its stderr: giving up",
 		"hangs":  "execution timeout of 1s exceeded",
 	} {
@@ -43,6 +43,22 @@ func TestIsolatedTasks(t *testing.T) {
 	logs, err := exec.Command(bin, "logs", "iso", "latest", "panics", "--db", db).CombinedOutput()
 	if err != nil || !strings.Contains(string(logs), "assignment to entry in nil map") {
 		t.Errorf("the panic is not in the try's log (%v):\n%s", err, logs)
+	}
+
+	// dag.Isolated: every Go task of the DAG in a child of its own.
+	out, err = exec.Command(bin, "dags", "test", "iso_all", "--logical-date", "2024-06-01", "--db", db).CombinedOutput()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("dags test iso_all: exit %d, want 1:\n%s", code, out)
+	}
+	if row := rowOf(string(out), "crashes"); !strings.Contains(row, "exited with status 2 before it reported its end") {
+		t.Errorf("crashes: %q\n%s", row, out)
+	}
+	if logs, err := exec.Command(bin, "logs", "iso_all", "latest", "crashes", "--db", db).CombinedOutput(); err != nil ||
+		!strings.Contains(string(logs), "panic: a goroutine gave up") {
+		t.Errorf("the panic is not in the try's log (%v):\n%s", err, logs)
+	}
+	if row := rowOf(string(out), "calm"); !strings.Contains(row, "success") {
+		t.Errorf("calm: %q\n%s", row, out)
 	}
 }
 

@@ -268,11 +268,15 @@ func localChild(_ context.Context, t executor.Try, dir string) (*exec.Cmd, error
 }
 
 // isolate says whether a try runs in a child process: a Go task with
-// task.Isolated, or every Go task with Config.IsolateGoTasks.
+// task.Isolated, of a DAG with dag.Isolated, or every Go task with
+// Config.IsolateGoTasks ($TRELLIS_ISOLATE).
 func (r *Runner) isolate(t executor.Try) bool {
 	set := task.SettingsOf(t.Task)
 	if set.Kind != task.KindGo && set.Kind != task.KindBranch {
 		return false
+	}
+	if d, err := r.dag(t.DAGID); err == nil && d.IsolatedTasks() {
+		return true
 	}
 	if env, err := strconv.ParseBool(r.cfg.Getenv("TRELLIS_ISOLATE")); err == nil {
 		return set.Isolated || env

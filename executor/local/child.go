@@ -31,9 +31,10 @@ const childKillGrace = 5 * time.Second
 // childExit is a child that ended without saying how its try ended: it
 // crashed (a panic in another goroutine, os.Exit, a signal, the OOM killer).
 type childExit struct {
-	code   int
-	signal syscall.Signal
-	stderr string // its last lines
+	code     int
+	signal   syscall.Signal
+	stderr   string // its last lines
+	returned bool   // the task had returned (success) when the process died
 }
 
 func (e *childExit) Error() string {
@@ -42,6 +43,9 @@ func (e *childExit) Error() string {
 		how = fmt.Sprintf("was killed by signal %d (%s)", int(e.signal), e.signal)
 	}
 	msg := "the task's process " + how + " before it reported its end"
+	if e.returned {
+		msg = "the task's process " + how + " after the task returned (something it left running crashed it)"
+	}
 	if e.stderr != "" {
 		msg += "; the last lines of its stderr: " + e.stderr
 	}
@@ -97,12 +101,11 @@ func (e *Executor) runChild(ctx context.Context, t executor.Try, log io.Writer) 
 	close(exited)
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever the child left in its group
 
-	raw, err := os.ReadFile(filepath.Join(dir, ChildResultFile))
-	if err != nil {
+	crashed := func(returned bool) error {
 		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
+			return context.Cause(ctx)
 		}
-		ce := &childExit{code: -1, stderr: tail.String()}
+		ce := &childExit{code: -1, stderr: tail.String(), returned: returned}
 		var ee *exec.ExitError
 		if errors.As(werr, &ee) {
 			ce.code = ee.ExitCode()
@@ -110,11 +113,20 @@ func (e *Executor) runChild(ctx context.Context, t executor.Try, log io.Writer) 
 				ce.signal, ce.code = ws.Signal(), 128+int(ws.Signal())
 			}
 		}
-		return nil, ce
+		return ce
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, ChildResultFile))
+	if err != nil {
+		return nil, crashed(false)
 	}
 	var m termination.Message
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("isolated try: its end (%s): %w", ChildResultFile, err)
+	}
+	if m.Status == termination.Succeeded && werr != nil {
+		// The task returned, then something it left running crashed the
+		// process: the try does not count as a success.
+		return nil, crashed(true)
 	}
 	switch m.Status {
 	case termination.Succeeded:

@@ -53,9 +53,22 @@ var (
 	}, task.Isolated(), task.Timeout(time.Second))
 )
 
+// isoAll isolates every Go task (dag.Isolated): one crashes its child.
+var isoAll = dag.New("iso_all", dag.DefaultRetries(0, 0), dag.Isolated())
+
+var (
+	crashes = task.Go("crashes", func(ctx context.Context, r *task.Run) (int, error) {
+		go func() { panic("a goroutine gave up") }()
+		time.Sleep(time.Hour)
+		return 0, nil
+	})
+	calm = task.Go("calm", func(ctx context.Context, r *task.Run) (int, error) { return os.Getpid(), nil })
+)
+
 func init() {
 	iso.Add(ok, after, panics, exits, hangs)
 	ok.Then(after)
+	isoAll.Add(crashes, calm)
 }
 
-func main() { runner.Main(iso) }
+func main() { runner.Main(iso, isoAll) }
