@@ -104,6 +104,7 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 		AbandonAfter: r.cfg.AbandonAfter,
 		Child:        localChild,
 		Isolate:      r.isolate,
+		CrashReport:  crashReport(st.Path(), r.cfg.Stderr),
 		Report:       func(rep executor.Report) { sched.Report(rep) },
 		Logs: func(k executor.Key) io.WriteCloser {
 			return st.TryLog(k.Run, k.TaskID, k.Try)

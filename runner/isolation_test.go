@@ -71,3 +71,33 @@ func exitCode(err error) int {
 	}
 	return 0
 }
+
+// TestCrashReport: an in-process task that crashes the runner (a panic in a
+// goroutine it started) leaves the Go runtime's crash report next to the
+// database; the restarted runner attaches it to the log of the try that was in
+// flight, and runs the task again without spending a retry.
+func TestCrashReport(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "isodag")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/isodag").CombinedOutput(); err != nil {
+		t.Fatalf("build isodag: %v\n%s", err, out)
+	}
+	db := filepath.Join(dir, "t.db")
+	out, err := exec.Command(bin, "dags", "test", "crashy", "--logical-date", "2024-06-01", "--db", db).CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "the runner's own process gave up") {
+		t.Fatalf("the first runner should crash with exit 2: exit %d\n%s", code, out)
+	}
+	if out, err := exec.Command(bin, "serve", "--until-idle", "--listen", "", "--db", db).CombinedOutput(); err != nil {
+		t.Fatalf("serve after the crash: %v\n%s", err, out)
+	}
+	show, _ := exec.Command(bin, "runs", "show", "crashy", "latest", "--db", db).CombinedOutput()
+	if row := rowOf(string(show), "dies"); !strings.Contains(row, "success") || !strings.Contains(row, "2/2") {
+		t.Errorf("dies after the crash: %q, want success on try 2 of 2 (the interrupted try costs no retry)\n%s", row, show)
+	}
+	logs, err := exec.Command(bin, "logs", "crashy", "latest", "dies", "--try", "1", "--db", db).CombinedOutput()
+	if err != nil || !strings.Contains(string(logs), "the runner crashed while this try was in flight; its crash report follows") ||
+		!strings.Contains(string(logs), "panic: the runner's own process gave up") {
+		t.Errorf("try 1's log lacks the crash report (%v):\n%s", err, logs)
+	}
+}

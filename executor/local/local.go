@@ -42,6 +42,10 @@ type Config struct {
 	Child func(ctx context.Context, t executor.Try, dir string) (*exec.Cmd, error)
 	// Isolate selects the tries that run in a child process (default none).
 	Isolate func(t executor.Try) bool
+	// CrashReport is what the Go runtime wrote when the previous process
+	// crashed (runtime/debug.SetCrashOutput); Recover appends it to the log
+	// of every try it recovers, where the cause of the crash is looked for.
+	CrashReport []byte
 	// AbandonAfter is how long a try may go on after it was stopped (its
 	// execution timeout, a kill or shutdown) before it is failed anyway and its
 	// slot freed (default DefaultAbandonAfter). A Go function that ignores its
@@ -279,6 +283,14 @@ func (e *Executor) Recover(ctx context.Context, tries []executor.Try) error {
 		}
 		if n := killed[e.marker(t.Key)]; n > 0 {
 			rep.Error += fmt.Sprintf(" (%d process(es) it had started outlived the runner and were killed)", n)
+		}
+		if len(e.cfg.CrashReport) > 0 {
+			rep.Error += " (the runner crashed: its crash report is in this try's log)"
+			w := e.cfg.Logs(t.Key)
+			fmt.Fprintf(w, "\n[trellis: the runner crashed while this try was in flight; its crash report follows]\n%s\n", e.cfg.CrashReport)
+			if err := w.Close(); err != nil {
+				return fmt.Errorf("local executor: attach the crash report to task %q try %d: %w", t.TaskID, t.Try, err)
+			}
 		}
 		e.cfg.Report(rep)
 	}

@@ -65,10 +65,23 @@ var (
 	calm = task.Go("calm", func(ctx context.Context, r *task.Run) (int, error) { return os.Getpid(), nil })
 )
 
+// crashy runs its task in the runner's process: its first try crashes the
+// whole runner, for the crash-report test.
+var crashy = dag.New("crashy", dag.DefaultRetries(0, 0))
+
+var dies = task.Go("dies", func(ctx context.Context, r *task.Run) (int, error) {
+	if r.Info().Try == 1 {
+		go func() { panic("the runner's own process gave up") }()
+		time.Sleep(time.Hour)
+	}
+	return r.Info().Try, nil
+})
+
 func init() {
 	iso.Add(ok, after, panics, exits, hangs)
 	ok.Then(after)
 	isoAll.Add(crashes, calm)
+	crashy.Add(dies)
 }
 
-func main() { runner.Main(iso, isoAll) }
+func main() { runner.Main(iso, isoAll, crashy) }
