@@ -15,13 +15,14 @@ import (
 	"time"
 )
 
-// buildCrashDAG builds testdata/crashdag into dir and returns the binary's path.
-func buildCrashDAG(t *testing.T) string {
+// buildTestdata builds the DAG binary testdata/<name> into a fresh directory
+// and returns the binary's path.
+func buildTestdata(t *testing.T, name string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "crashdag")
-	out, err := exec.Command("go", "build", "-o", bin, "./testdata/crashdag").CombinedOutput()
+	bin := filepath.Join(t.TempDir(), name)
+	out, err := exec.Command("go", "build", "-o", bin, "./testdata/"+name).CombinedOutput()
 	if err != nil {
-		t.Fatalf("build crashdag: %v\n%s", err, out)
+		t.Fatalf("build %s: %v\n%s", name, err, out)
 	}
 	return bin
 }
@@ -30,7 +31,7 @@ func buildCrashDAG(t *testing.T) string {
 // and checks that the succeeded task did not run again and the run completes.
 func TestKill9MidRunLosesNothing(t *testing.T) {
 	t.Parallel()
-	bin := buildCrashDAG(t)
+	bin := buildTestdata(t, "crashdag")
 	dir := t.TempDir()
 	db := filepath.Join(dir, "trellis.db")
 	fifo := filepath.Join(dir, "fifo")

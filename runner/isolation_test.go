@@ -14,12 +14,8 @@ import (
 // status and its stderr in the log; the runner itself goes on.
 func TestIsolatedTasks(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "isodag")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/isodag").CombinedOutput(); err != nil {
-		t.Fatalf("build isodag: %v\n%s", err, out)
-	}
-	db := filepath.Join(dir, "t.db")
+	bin := buildTestdata(t, "isodag")
+	db := filepath.Join(t.TempDir(), "t.db")
 	start := time.Now()
 	out, err := exec.Command(bin, "dags", "test", "iso", "--logical-date", "2024-06-01", "--db", db).CombinedOutput()
 	if code := exitCode(err); code != 1 {
@@ -78,12 +74,8 @@ func exitCode(err error) int {
 // flight, and runs the task again without spending a retry.
 func TestCrashReport(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "isodag")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/isodag").CombinedOutput(); err != nil {
-		t.Fatalf("build isodag: %v\n%s", err, out)
-	}
-	db := filepath.Join(dir, "t.db")
+	bin := buildTestdata(t, "isodag")
+	db := filepath.Join(t.TempDir(), "t.db")
 	out, err := exec.Command(bin, "dags", "test", "crashy", "--logical-date", "2024-06-01", "--db", db).CombinedOutput()
 	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "the runner's own process gave up") {
 		t.Fatalf("the first runner should crash with exit 2: exit %d\n%s", code, out)
