@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -20,14 +21,11 @@ func Waiting(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, ti
 	if run.State.Finished() {
 		return nil, nil
 	}
-	paused := false
-	dags, err := st.DAGs(ctx)
-	if err != nil {
+	rec, err := st.DAG(ctx, d.ID())
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("run %q: %w", run.RunID, err)
 	}
-	for _, rec := range dags {
-		paused = paused || rec.ID == d.ID() && rec.Paused
-	}
+	paused := rec.Paused
 	state := map[string]task.State{}
 	for _, ti := range tis {
 		state[ti.TaskID] = ti.State
