@@ -200,7 +200,7 @@ func (r *Runner) printRun(ctx context.Context, st *store.Store, run store.Run) e
 				detail = preview(string(v), 60)
 			}
 		}
-		if len(known) > 0 && !known[id] {
+		if len(known) > 0 && !known[id] && ti.State != task.StateRemoved {
 			detail = "(removed from the DAG) " + detail
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", id, ti.State, ti.Try, ti.MaxTries, fmtDuration(ti.Started, ti.Ended), exit, preview(detail, 120))

@@ -97,6 +97,14 @@ func TestRedeployWithChangedDAG(t *testing.T) {
 	if code := v2.run("runs", "show", "evo", "manual__2024-01-01T00:00:00+00:00"); code != 0 || !strings.Contains(v2.stdout.String(), `"b saw 1"`) {
 		t.Errorf("the cleared old run under the new definition: exit %d\n%s%s", code, &v2.stdout, &v2.stderr)
 	}
+	// Reconciled, the renamed task's instance is removed (Airflow's state),
+	// kept with its try and log.
+	if row := rowOf(v2.stdout.String(), "cleanup"); !strings.Contains(row, "removed") || !strings.Contains(row, "1/1") {
+		t.Errorf("cleanup in the reconciled run: %q, want removed with its try kept\n%s", row, &v2.stdout)
+	}
+	if code := v2.run("logs", "evo", "manual__2024-01-01T00:00:00+00:00", "cleanup"); code != 0 || !strings.Contains(v2.stdout.String(), "cleaned by v1") {
+		t.Errorf("logs of the removed task: exit %d\n%s%s", code, &v2.stdout, &v2.stderr)
+	}
 	if code := v2.run("logs", "evo", "manual__2024-01-01T00:00:00+00:00", "nope"); code == 0 || !strings.Contains(v2.stderr.String(), `dag "evo" has no task "nope"`) {
 		t.Errorf("logs of a task the run never had: exit %d\n%s", code, &v2.stderr)
 	}

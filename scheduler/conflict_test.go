@@ -2,6 +2,8 @@ package scheduler_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +106,83 @@ func TestReportSurvivesCommitConflict(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReportSurvivesPauseFromAnotherProcess: the DAG is paused from another
+// process while a try runs. The try's report is committed (its task succeeds
+// with its first try), nothing new starts while the DAG is paused (the
+// scheduler says so and exits as stuck), and after an unpause from the other
+// process the run completes.
+func TestReportSurvivesPauseFromAnotherProcess(t *testing.T) {
+	t.Parallel()
+	started, release := make(chan struct{}), make(chan struct{})
+	d := dag.New("slow", dag.DefaultRetries(0, 0))
+	s1 := task.Go("s1", func(ctx context.Context, r *task.Run) (int, error) {
+		close(started)
+		select {
+		case <-release:
+			return 7, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+	done := noop("done")
+	d.Add(s1, done)
+	s1.Then(done)
+	path := t.TempDir() + "/trellis.db"
+	st, err := store.Open(context.Background(), path, store.Options{Sync: store.SyncNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	other, err := store.Open(context.Background(), path, store.Options{Sync: store.SyncNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	e := newEnv(t, st, []*dag.DAG{d}, func(c *scheduler.Config) { c.Cron, c.PollInterval = true, 5*time.Millisecond })
+	run := e.trigger(d, "r1")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := scheduler.New(e.configIdle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sched.Store(s)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("s1 never started")
+	}
+	if err := other.SetPaused(ctx, "slow", true); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	// Whether the scheduler notices the pause (it polls the store every 5 ms)
+	// before or after s1 ends, s1's report must be committed.
+	err = <-errc
+	if ti := e.states(run)["s1"]; ti.State != task.StateSuccess || ti.Try != 1 {
+		t.Fatalf("s1 = %s try %d (scheduler: %v), want its report committed (success, try 1)", ti.State, ti.Try, err)
+	}
+	var stuck *scheduler.StuckError
+	switch {
+	case errors.As(err, &stuck):
+		// Noticed first: nothing new starts while the DAG is paused.
+		if !strings.Contains(err.Error(), "paused") {
+			t.Errorf("stuck for another reason: %v", err)
+		}
+		if ti := e.states(run)["done"]; ti.State.Active() || ti.State.Finished() {
+			t.Errorf("done = %s while the DAG is paused, want it not started", ti.State)
+		}
+	case err != nil:
+		t.Fatal(err)
+	}
+	if err := other.SetPaused(ctx, "slow", false); err != nil {
+		t.Fatal(err)
+	}
+	e.runUntilIdle()
+	e.expect(run, task.RunSuccess, map[string]task.State{"s1": task.StateSuccess, "done": task.StateSuccess})
 }

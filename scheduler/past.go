@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/trellisdag/trellis/internal/store"
@@ -12,7 +13,8 @@ import (
 // pastOK reports whether task i of rs may run as far as depends_on_past and
 // wait_for_downstream go: the same task of the previous run (by logical date)
 // succeeded or was skipped, and, for wait_for_downstream, so did that task's
-// direct downstream tasks there. A task with no previous run may run.
+// direct downstream tasks there. A task with no previous run, or whose previous
+// run did not have it (added since, or removed there), may run.
 func (s *Scheduler) pastOK(ctx context.Context, rs *runState, i int) bool {
 	set := rs.plan.settings[i]
 	if !set.DependsOnPast {
@@ -52,7 +54,14 @@ func (s *Scheduler) pastOK(ctx context.Context, rs *runState, i int) bool {
 	}
 	for _, id := range ids {
 		ti, err := s.st.TaskInstance(ctx, stored.ID, id)
-		if err != nil || !done(ti.State) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && ti.State == task.StateRemoved) {
+			continue // the previous run did not have the task: nothing to wait for
+		}
+		if err != nil {
+			s.cfg.Logger.Warn("depends_on_past: read the previous task instance", "dag", rs.rec.DAGID, "task", id, "err", err)
+			return false
+		}
+		if !done(ti.State) {
 			return false
 		}
 	}

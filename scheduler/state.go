@@ -112,27 +112,38 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 		rs.tis[i].TaskInstance = store.TaskInstance{Run: r.ID, TaskID: t.ID(), State: task.StateNone,
 			MaxTries: p.policy[i].Retries + 1}
 	}
-	var missing []store.TaskSeed
+	var rc store.Reconcile
 	have := make([]bool, len(p.tasks))
 	for _, ti := range tis {
-		if i, ok := p.index[ti.TaskID]; ok {
+		i, ok := p.index[ti.TaskID]
+		switch {
+		case !ok && ti.State != task.StateRemoved:
+			rc.Remove = append(rc.Remove, ti.TaskID)
+		case ok && ti.State == task.StateRemoved:
+			rc.Restore = append(rc.Restore, store.TaskSeed{TaskID: ti.TaskID, MaxTries: rs.tis[i].MaxTries})
+			have[i] = true
+		case ok:
 			rs.tis[i].TaskInstance = ti
 			have[i] = true
 		}
 	}
 	for i, ok := range have {
 		if !ok {
-			missing = append(missing, store.TaskSeed{TaskID: p.tasks[i].ID(), MaxTries: rs.tis[i].MaxTries})
+			rc.Add = append(rc.Add, store.TaskSeed{TaskID: p.tasks[i].ID(), MaxTries: rs.tis[i].MaxTries})
 		}
 	}
-	if len(missing) > 0 || r.DAGVersion != p.version {
-		// The run meets another definition of its DAG (a redeploy): it gets
-		// instances of the tasks the DAG gained, as Airflow's verify_integrity
-		// does, records the version it now runs with, and is loaded again. Its
-		// edges are the current definition's. Instances of tasks the DAG no
-		// longer has stay in the store with their tries, logs and results; the
-		// run ignores them.
-		if _, err := s.st.ReconcileRun(ctx, r.ID, missing, p.version); err != nil {
+	if len(rc.Add)+len(rc.Remove)+len(rc.Restore) > 0 || r.DAGVersion != p.version {
+		// The run meets another definition of its DAG (a redeploy), and is
+		// reconciled as Airflow's verify_integrity does: tasks the DAG gained
+		// get instances, instances of tasks it lost become removed (kept with
+		// their tries, logs and results, ignored by scheduling and by the run's
+		// state), removed tasks that are back are restored, and the run
+		// records the version it now runs with. Its edges are the current
+		// definition's. A try of a removed task still recorded in flight is
+		// ended: its pod is deleted as an orphan by the Kubernetes executor,
+		// and a local process died with the runner that started it.
+		rc.DAGVersion = p.version
+		if _, err := s.st.ReconcileRun(ctx, r.ID, rc); err != nil {
 			return nil, nil, fmt.Errorf("scheduler: run %q of dag %q: %w", r.RunID, r.DAGID, err)
 		}
 		cur, err := s.st.RunByID(ctx, r.ID)
@@ -143,7 +154,8 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 			return nil, nil, fmt.Errorf("scheduler: run %q of dag %q: version %q after reconciling to %q", r.RunID, r.DAGID, cur.DAGVersion, p.version)
 		}
 		s.cfg.Logger.Info("run reconciled to the current definition of its DAG",
-			"dag", r.DAGID, "run", r.RunID, "from", r.DAGVersion, "to", p.version, "tasks_added", len(missing))
+			"dag", r.DAGID, "run", r.RunID, "from", r.DAGVersion, "to", p.version,
+			"tasks_added", len(rc.Add), "tasks_removed", len(rc.Remove), "tasks_restored", len(rc.Restore))
 		return s.load(ctx, cur, p)
 	}
 	s.runs[r.ID] = rs

@@ -17,16 +17,18 @@ const (
 	StateUpForRetry     State = "up_for_retry"    // failed; waits for its retry delay
 	StateUpstreamFailed State = "upstream_failed" // an upstream failed and the trigger rule cannot be met
 	StateSkipped        State = "skipped"         // skipped by itself, a branch, a short-circuit or its trigger rule
+	StateRemoved        State = "removed"         // its task left the DAG's definition; kept with its tries, logs and result
 )
 
 // States lists every task instance state, in lifecycle order.
 var States = []State{StateNone, StateScheduled, StateQueued, StateRunning, StateSuccess,
-	StateFailed, StateUpForRetry, StateUpstreamFailed, StateSkipped}
+	StateFailed, StateUpForRetry, StateUpstreamFailed, StateSkipped, StateRemoved}
 
-// Finished reports whether s is terminal: success, failed, upstream_failed or skipped.
+// Finished reports whether s is terminal: success, failed, upstream_failed,
+// skipped or removed (as in Airflow, where removed is a finished state).
 func (s State) Finished() bool {
 	switch s {
-	case StateSuccess, StateFailed, StateUpstreamFailed, StateSkipped:
+	case StateSuccess, StateFailed, StateUpstreamFailed, StateSkipped, StateRemoved:
 		return true
 	}
 	return false
@@ -50,21 +52,24 @@ func (s State) Valid() bool {
 var transitions = map[State][]State{
 	// The scheduler decides from upstream states: run, skip, or upstream_failed.
 	// success/failed come from a user's "mark" on a task that never ran.
-	StateNone: {StateScheduled, StateSkipped, StateUpstreamFailed, StateSuccess, StateFailed},
+	StateNone: {StateScheduled, StateSkipped, StateUpstreamFailed, StateSuccess, StateFailed, StateRemoved},
 	// A scheduled task is handed over, or a run timeout / mark ends it before it starts.
-	StateScheduled: {StateQueued, StateNone, StateSkipped, StateUpstreamFailed, StateSuccess, StateFailed},
+	StateScheduled: {StateQueued, StateNone, StateSkipped, StateUpstreamFailed, StateSuccess, StateFailed, StateRemoved},
 	// A queued try starts, finishes before its start was recorded, or is put back
 	// (its executor lost it before it ran, without spending a try).
-	StateQueued: {StateRunning, StateScheduled, StateSuccess, StateFailed, StateUpForRetry, StateSkipped},
+	StateQueued: {StateRunning, StateScheduled, StateSuccess, StateFailed, StateUpForRetry, StateSkipped, StateRemoved},
 	// A running try ends; a run timeout or mark stops it.
-	StateRunning: {StateSuccess, StateFailed, StateUpForRetry, StateSkipped},
+	StateRunning: {StateSuccess, StateFailed, StateUpForRetry, StateSkipped, StateRemoved},
 	// A retry becomes due; a run timeout, mark or clear ends the wait.
-	StateUpForRetry: {StateScheduled, StateNone, StateSkipped, StateSuccess, StateFailed},
-	// Finished states change only by clear (back to none) or by a user's mark.
-	StateSuccess:        {StateNone, StateFailed},
-	StateFailed:         {StateNone, StateSuccess},
-	StateUpstreamFailed: {StateNone, StateSuccess, StateFailed},
-	StateSkipped:        {StateNone, StateSuccess, StateFailed},
+	StateUpForRetry: {StateScheduled, StateNone, StateSkipped, StateSuccess, StateFailed, StateRemoved},
+	// Finished states change only by clear (back to none), by a user's mark, or
+	// by a redeploy that removes the task from the DAG.
+	StateSuccess:        {StateNone, StateFailed, StateRemoved},
+	StateFailed:         {StateNone, StateSuccess, StateRemoved},
+	StateUpstreamFailed: {StateNone, StateSuccess, StateFailed, StateRemoved},
+	StateSkipped:        {StateNone, StateSuccess, StateFailed, StateRemoved},
+	// A removed task that comes back in a later definition is restored.
+	StateRemoved: {StateNone},
 }
 
 // ErrIllegalTransition is wrapped by CheckTransition's errors.

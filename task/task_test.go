@@ -51,6 +51,18 @@ var legal = map[[2]task.State]string{
 	{task.StateSkipped, task.StateNone}:             "clear",
 	{task.StateSkipped, task.StateSuccess}:          "mark",
 	{task.StateSkipped, task.StateFailed}:           "mark",
+	// A redeploy removes the task from the DAG, whatever its state; it comes
+	// back as none when a later definition has it again.
+	{task.StateNone, task.StateRemoved}:           "task removed",
+	{task.StateScheduled, task.StateRemoved}:      "task removed",
+	{task.StateQueued, task.StateRemoved}:         "task removed",
+	{task.StateRunning, task.StateRemoved}:        "task removed",
+	{task.StateUpForRetry, task.StateRemoved}:     "task removed",
+	{task.StateSuccess, task.StateRemoved}:        "task removed",
+	{task.StateFailed, task.StateRemoved}:         "task removed",
+	{task.StateUpstreamFailed, task.StateRemoved}: "task removed",
+	{task.StateSkipped, task.StateRemoved}:        "task removed",
+	{task.StateRemoved, task.StateNone}:           "task restored",
 }
 
 func TestCheckTransitionLegal(t *testing.T) {
@@ -111,10 +123,10 @@ func TestCheckTransitionIllegal(t *testing.T) {
 
 func TestStates(t *testing.T) {
 	t.Parallel()
-	finished := map[task.State]bool{task.StateSuccess: true, task.StateFailed: true, task.StateUpstreamFailed: true, task.StateSkipped: true}
+	finished := map[task.State]bool{task.StateSuccess: true, task.StateFailed: true, task.StateUpstreamFailed: true, task.StateSkipped: true, task.StateRemoved: true}
 	active := map[task.State]bool{task.StateQueued: true, task.StateRunning: true}
-	if len(task.States) != 9 {
-		t.Fatalf("len(States) = %d, want 9", len(task.States))
+	if len(task.States) != 10 {
+		t.Fatalf("len(States) = %d, want 10", len(task.States))
 	}
 	for _, s := range task.States {
 		if s.Finished() != finished[s] {
@@ -127,8 +139,8 @@ func TestStates(t *testing.T) {
 			t.Errorf("%s.Valid() = false", s)
 		}
 	}
-	if task.State("removed").Valid() {
-		t.Error(`State("removed").Valid() = true`)
+	if task.State("bogus").Valid() {
+		t.Error(`State("bogus").Valid() = true`)
 	}
 	for s, want := range map[task.RunState]bool{task.RunQueued: false, task.RunRunning: false, task.RunSuccess: true, task.RunFailed: true} {
 		if s.Finished() != want {

@@ -136,6 +136,40 @@ func (s *Server) target(r *http.Request) (*dag.DAG, store.Run, task.Task, error)
 	return d, run, t, nil
 }
 
+// readTarget resolves the DAG, run and task of a read-only task route. The
+// task may be one the DAG no longer has (removed or renamed since a run ran
+// it): when the run has an instance of it, its tries, logs and result stay
+// readable, and t is nil.
+func (s *Server) readTarget(r *http.Request) (d *dag.DAG, run store.Run, id string, t task.Task, err error) {
+	if d, err = s.dagOf(r); err != nil {
+		return nil, store.Run{}, "", nil, err
+	}
+	id = r.PathValue("task")
+	t, known := d.Task(id)
+	if run, err = s.runOf(r.Context(), d, r.PathValue("run")); err != nil {
+		if !known {
+			return nil, store.Run{}, "", nil, notFound("dag %q has no task %q", d.ID(), id)
+		}
+		return nil, store.Run{}, "", nil, err
+	}
+	if !known {
+		if _, err := s.st.TaskInstance(r.Context(), run.ID, id); errors.Is(err, store.ErrNotFound) {
+			return nil, store.Run{}, "", nil, notFound("dag %q has no task %q, and run %q never had it", d.ID(), id, run.RunID)
+		} else if err != nil {
+			return nil, store.Run{}, "", nil, err
+		}
+	}
+	return d, run, id, t, nil
+}
+
+// kindOf is a task's kind, or "" for a task the DAG no longer has.
+func kindOf(t task.Task) task.Kind {
+	if t == nil {
+		return ""
+	}
+	return task.SettingsOf(t).Kind
+}
+
 func (s *Server) summary(ctx context.Context, d *dag.DAG, latest int) (DAGSummary, error) {
 	rec, err := s.st.DAG(ctx, d.ID())
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -418,13 +452,13 @@ func (s *Server) orderTIs(d *dag.DAG, run store.Run, tis []store.TaskInstance) T
 	}
 	out := TaskInstanceList{TaskInstances: make([]TaskInstance, 0, len(tis))}
 	for _, i := range lay.order {
-		t := lay.tasks[i]
-		ti, ok := by[t.ID()]
+		id := lay.ids[i]
+		ti, ok := by[id]
 		if !ok {
 			continue
 		}
 		out.TaskInstances = append(out.TaskInstances, tiOf(run, lay.kind[i], ti))
-		delete(by, t.ID())
+		delete(by, id)
 	}
 	for _, ti := range tis { // task instances of tasks no longer in the DAG
 		if _, ok := by[ti.TaskID]; ok {
@@ -438,18 +472,19 @@ func (s *Server) orderTIs(d *dag.DAG, run store.Run, tis []store.TaskInstance) T
 }
 
 func (s *Server) getTaskInstance(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	d, run, t, err := s.target(r)
+	d, run, id, t, err := s.readTarget(r)
 	if err != nil {
 		return err
 	}
-	ti, err := s.st.TaskInstance(r.Context(), run.ID, t.ID())
+	ti, err := s.st.TaskInstance(r.Context(), run.ID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return notFound("run %q has no task instance %q", run.RunID, t.ID())
+		return notFound("run %q has no task instance %q", run.RunID, id)
 	}
 	if err != nil {
 		return err
 	}
-	out := tiOf(run, task.SettingsOf(t).Kind, ti)
+	out := tiOf(run, kindOf(t), ti)
+	out.Removed = t == nil
 	all, err := s.st.TaskInstances(r.Context(), run.ID) // what it waits for depends on the others
 	if err != nil {
 		return err
@@ -577,11 +612,11 @@ func (s *Server) markTaskInstance(w http.ResponseWriter, r *http.Request, p *Pri
 }
 
 func (s *Server) getXCom(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	_, run, t, err := s.target(r)
+	_, run, id, _, err := s.readTarget(r)
 	if err != nil {
 		return err
 	}
-	v, ok, err := s.st.XCom(r.Context(), run.ID, t.ID())
+	v, ok, err := s.st.XCom(r.Context(), run.ID, id)
 	if err != nil {
 		return err
 	}
@@ -590,11 +625,11 @@ func (s *Server) getXCom(w http.ResponseWriter, r *http.Request, _ *Principal) e
 }
 
 func (s *Server) listTries(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	_, run, t, err := s.target(r)
+	_, run, id, _, err := s.readTarget(r)
 	if err != nil {
 		return err
 	}
-	tries, err := s.st.Tries(r.Context(), run.ID, t.ID())
+	tries, err := s.st.Tries(r.Context(), run.ID, id)
 	if err != nil {
 		return err
 	}
@@ -606,29 +641,31 @@ func (s *Server) listTries(w http.ResponseWriter, r *http.Request, _ *Principal)
 	return nil
 }
 
-func (s *Server) tryOf(r *http.Request) (*dag.DAG, store.Run, task.Task, store.Try, error) {
-	d, run, t, err := s.target(r)
+// tryOf resolves a try route (see readTarget: t is nil for a task the DAG no
+// longer has).
+func (s *Server) tryOf(r *http.Request) (*dag.DAG, store.Run, string, task.Task, store.Try, error) {
+	d, run, id, t, err := s.readTarget(r)
 	if err != nil {
-		return nil, store.Run{}, nil, store.Try{}, err
+		return nil, store.Run{}, "", nil, store.Try{}, err
 	}
 	n, err := strconv.Atoi(r.PathValue("try"))
 	if err != nil || n < 1 {
-		return nil, store.Run{}, nil, store.Try{}, badParam("try", "try %q: want a positive integer", r.PathValue("try"))
+		return nil, store.Run{}, "", nil, store.Try{}, badParam("try", "try %q: want a positive integer", r.PathValue("try"))
 	}
-	tries, err := s.st.Tries(r.Context(), run.ID, t.ID())
+	tries, err := s.st.Tries(r.Context(), run.ID, id)
 	if err != nil {
-		return nil, store.Run{}, nil, store.Try{}, err
+		return nil, store.Run{}, "", nil, store.Try{}, err
 	}
 	for _, tr := range tries {
 		if tr.Try == n {
-			return d, run, t, tr, nil
+			return d, run, id, t, tr, nil
 		}
 	}
-	return nil, store.Run{}, nil, store.Try{}, notFound("task %q of run %q has no try %d", t.ID(), run.RunID, n)
+	return nil, store.Run{}, "", nil, store.Try{}, notFound("task %q of run %q has no try %d", id, run.RunID, n)
 }
 
 func (s *Server) getTry(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	_, _, _, tr, err := s.tryOf(r)
+	_, _, _, _, tr, err := s.tryOf(r)
 	if err != nil {
 		return err
 	}
@@ -637,7 +674,7 @@ func (s *Server) getTry(w http.ResponseWriter, r *http.Request, _ *Principal) er
 }
 
 func (s *Server) getLog(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	_, run, t, tr, err := s.tryOf(r)
+	_, run, id, _, tr, err := s.tryOf(r)
 	if err != nil {
 		return err
 	}
@@ -647,9 +684,9 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request, _ *Principal) er
 			return badParam("after", "after %q: want a non-negative integer", v)
 		}
 	}
-	data, last, more, err := s.st.LogPage(r.Context(), run.ID, t.ID(), tr.Try, after, store.MaxLogPage)
+	data, last, more, err := s.st.LogPage(r.Context(), run.ID, id, tr.Try, after, store.MaxLogPage)
 	if err != nil {
-		return fmt.Errorf("log of task %q try %d: %w", t.ID(), tr.Try, err)
+		return fmt.Errorf("log of task %q try %d: %w", id, tr.Try, err)
 	}
 	ended := tr.State.Finished() || tr.State == task.StateUpForRetry
 	writeJSON(w, http.StatusOK, LogChunk{Content: string(data), Next: last, More: more, Finished: ended && !more})
@@ -657,12 +694,14 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request, _ *Principal) er
 }
 
 func (s *Server) getPod(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	d, run, t, tr, err := s.tryOf(r)
+	d, run, _, t, tr, err := s.tryOf(r)
 	if err != nil {
 		return err
 	}
 	out := PodInfo{Pod: tr.Pod}
 	switch {
+	case t == nil:
+		out.Reason = "not available for this task: the DAG no longer has it, so its pod cannot be rendered"
 	case tr.Executor != string(task.ExecutorKubernetes) && task.SettingsOf(t).Kind != task.KindPod:
 		out.Reason = "not available for this task: it does not run in a pod"
 	case s.cfg.PodYAML == nil:
@@ -699,7 +738,7 @@ func (s *Server) getGantt(w http.ResponseWriter, r *http.Request, _ *Principal) 
 	lay := layoutOf(d)
 	rank := make(map[string]int, len(lay.order))
 	for pos, i := range lay.order {
-		rank[lay.tasks[i].ID()] = pos
+		rank[lay.ids[i]] = pos
 	}
 	sort.SliceStable(tries, func(i, j int) bool {
 		a, b := tries[i], tries[j]
@@ -735,8 +774,8 @@ func (s *Server) GridData(ctx context.Context, d *dag.DAG, n int) (Grid, error) 
 	g := Grid{DAGID: d.ID(), Tasks: make([]GridTask, len(lay.order)), Runs: make([]Run, len(rs)), Cells: make([][]Cell, len(lay.order))}
 	row := make(map[string]int, len(lay.order))
 	for pos, i := range lay.order {
-		g.Tasks[pos] = GridTask{ID: lay.tasks[i].ID(), Level: lay.level[i]}
-		row[lay.tasks[i].ID()] = pos
+		g.Tasks[pos] = GridTask{ID: lay.ids[i], Level: lay.level[i]}
+		row[lay.ids[i]] = pos
 		g.Cells[pos] = make([]Cell, len(rs))
 	}
 	for c, r := range rs {
@@ -773,6 +812,7 @@ func (s *Server) getGraph(w http.ResponseWriter, r *http.Request, _ *Principal) 
 		return err
 	}
 	states := map[string]task.State{}
+	lay, title := layoutOf(d), "Graph of DAG "+d.ID()
 	runID := r.URL.Query().Get("run")
 	if runID != "" {
 		run, err := s.runOf(r.Context(), d, runID)
@@ -786,11 +826,40 @@ func (s *Server) getGraph(w http.ResponseWriter, r *http.Request, _ *Principal) 
 		for _, ti := range tis {
 			states[ti.TaskID] = ti.State
 		}
+		title += ", run " + runID
+		// A run made with another definition is drawn as the graph it ran
+		// with, from the stored version (removed tasks included).
+		if run.DAGVersion != "" && run.DAGVersion != d.Version() {
+			old, err := s.versionLayout(r.Context(), d.ID(), run.DAGVersion)
+			if err != nil {
+				return err
+			}
+			if old != nil {
+				lay, title = old, title+", DAG version "+run.DAGVersion+" (not this binary's)"
+			}
+		}
 	}
 	w.Header().Set("Content-Type", "image/svg+xml")
 	w.Header().Set("Cache-Control", "no-store")
-	_, err = w.Write(renderGraph(d, runID, states))
+	_, err = w.Write(renderGraph(d.ID(), lay, title, runID, states))
 	return err
+}
+
+// versionLayout is the layout of a stored version of a DAG's definition, or
+// nil when that version is not stored (runs made before versions were).
+func (s *Server) versionLayout(ctx context.Context, dagID, version string) (*layout, error) {
+	def, err := s.st.DAGVersion(ctx, dagID, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var snap dag.Snapshot
+	if err := json.Unmarshal(def, &snap); err != nil {
+		return nil, fmt.Errorf("dag %q version %s: %w", dagID, version, err)
+	}
+	return layoutOfSnapshot(snap), nil
 }
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *Principal) error {

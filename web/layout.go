@@ -11,7 +11,7 @@ import (
 // is the length of the longest path from a root to it. The grid's rows and the
 // graph's columns follow it.
 type layout struct {
-	tasks  []task.Task
+	ids    []string
 	kind   []task.Kind
 	level  []int
 	order  []int // task indexes by (level, position in the DAG)
@@ -25,25 +25,49 @@ func layoutOf(d *dag.DAG) *layout {
 	if l, ok := layouts.Load(d); ok {
 		return l.(*layout)
 	}
-	l := computeLayout(d)
+	ts := d.Tasks()
+	nodes := make([]node, len(ts))
+	for i, t := range ts {
+		nodes[i] = node{id: t.ID(), kind: task.SettingsOf(t).Kind}
+		for _, u := range task.Upstream(t) {
+			nodes[i].up = append(nodes[i].up, u.ID())
+		}
+	}
+	l := computeLayout(nodes)
 	layouts.Store(d, l)
 	return l
 }
 
-func computeLayout(d *dag.DAG) *layout {
-	ts := d.Tasks()
-	n := len(ts)
-	l := &layout{tasks: ts, kind: make([]task.Kind, n), level: make([]int, n), up: make([][]int, n)}
+// layoutOfSnapshot lays out a stored definition of a DAG (an earlier version
+// that a run ran with).
+func layoutOfSnapshot(s dag.Snapshot) *layout {
+	nodes := make([]node, len(s.Tasks))
+	for i, t := range s.Tasks {
+		nodes[i] = node{id: t.ID, kind: t.Kind, up: t.Upstream}
+	}
+	return computeLayout(nodes)
+}
+
+// node is a task as the layout sees it.
+type node struct {
+	id   string
+	kind task.Kind
+	up   []string
+}
+
+func computeLayout(nodes []node) *layout {
+	n := len(nodes)
+	l := &layout{ids: make([]string, n), kind: make([]task.Kind, n), level: make([]int, n), up: make([][]int, n)}
 	index := make(map[string]int, n)
-	for i, t := range ts {
-		index[t.ID()] = i
-		l.kind[i] = task.SettingsOf(t).Kind
+	for i, t := range nodes {
+		index[t.id] = i
+		l.ids[i], l.kind[i] = t.id, t.kind
 	}
 	indeg := make([]int, n)
 	down := make([][]int, n)
-	for i, t := range ts {
-		for _, u := range task.Upstream(t) {
-			if j, ok := index[u.ID()]; ok {
+	for i, t := range nodes {
+		for _, u := range t.up {
+			if j, ok := index[u]; ok {
 				l.up[i] = append(l.up[i], j)
 				down[j] = append(down[j], i)
 				indeg[i]++
@@ -52,7 +76,7 @@ func computeLayout(d *dag.DAG) *layout {
 	}
 	// Kahn's algorithm; the DAG is validated, so every task is reached.
 	queue := make([]int, 0, n)
-	for i := range ts {
+	for i := range nodes {
 		if indeg[i] == 0 {
 			queue = append(queue, i)
 		}
@@ -75,7 +99,7 @@ func computeLayout(d *dag.DAG) *layout {
 	if n > 0 {
 		l.levels = make([][]int, maxLevel+1)
 	}
-	for i := range ts {
+	for i := range nodes {
 		l.levels[l.level[i]] = append(l.levels[l.level[i]], i)
 	}
 	// Order each level by the mean position of its upstream tasks (one barycenter

@@ -6,7 +6,6 @@ import (
 	"html"
 	"net/url"
 
-	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -22,6 +21,7 @@ var stateColor = map[task.State][2]string{
 	task.StateUpForRetry:     {"#f2c94c", "#1f2328"},
 	task.StateUpstreamFailed: {"#f29d4b", "#1f2328"},
 	task.StateSkipped:        {"#e7b6d4", "#1f2328"},
+	task.StateRemoved:        {"#eaeef2", "#57606a"},
 }
 
 // Graph geometry, in SVG user units (pixels at 100%).
@@ -34,19 +34,19 @@ const (
 	gMaxLen = 26 // characters of a task id shown in its box
 )
 
-// renderGraph draws d left to right, one column per topological level, each
-// task coloured by its state in states (white when it has none). With a run, a
-// task links to its task instance in the UI.
-func renderGraph(d *dag.DAG, runID string, states map[string]task.State) []byte {
-	lay := layoutOf(d)
+// renderGraph draws the tasks of DAG dagID as laid out by lay, left to right,
+// one column per topological level, each task coloured by its state in states
+// (white when it has none). With a run, a task links to its task instance in
+// the UI.
+func renderGraph(dagID string, lay *layout, title, runID string, states map[string]task.State) []byte {
 	rows := 0
 	for _, idx := range lay.levels {
 		rows = max(rows, len(idx))
 	}
 	width := 2*gMargin + max(0, len(lay.levels)-1)*gColW + gNodeW
 	height := 2*gMargin + max(1, rows)*gRowH - (gRowH - gNodeH)
-	x := make([]int, len(lay.tasks))
-	y := make([]int, len(lay.tasks))
+	x := make([]int, len(lay.ids))
+	y := make([]int, len(lay.ids))
 	for lv, idx := range lay.levels {
 		off := (rows - len(idx)) * gRowH / 2
 		for p, i := range idx {
@@ -55,17 +55,13 @@ func renderGraph(d *dag.DAG, runID string, states map[string]task.State) []byte 
 		}
 	}
 	var b bytes.Buffer
-	b.Grow(400 * (len(lay.tasks) + 1))
-	title := "Graph of DAG " + d.ID()
-	if runID != "" {
-		title += ", run " + runID
-	}
+	b.Grow(400 * (len(lay.ids) + 1))
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-labelledby="graph-title" font-family="system-ui, sans-serif" font-size="12">`,
 		width, height, width, height)
 	fmt.Fprintf(&b, `<title id="graph-title">%s</title>`, html.EscapeString(title))
 	b.WriteString(`<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="#57606a"/></marker></defs>`)
 	b.WriteString(`<g class="edges" fill="none" stroke="#8c959f" stroke-width="1.2">`)
-	for i := range lay.tasks {
+	for i := range lay.ids {
 		for _, u := range lay.up[i] {
 			x1, y1 := x[u]+gNodeW, y[u]+gNodeH/2
 			x2, y2 := x[i], y[i]+gNodeH/2
@@ -75,8 +71,8 @@ func renderGraph(d *dag.DAG, runID string, states map[string]task.State) []byte 
 	}
 	b.WriteString(`</g><g class="nodes">`)
 	for _, i := range lay.order {
-		t := lay.tasks[i]
-		st, ok := states[t.ID()]
+		id := lay.ids[i]
+		st, ok := states[id]
 		if !ok {
 			st = task.StateNone
 		}
@@ -84,13 +80,13 @@ func renderGraph(d *dag.DAG, runID string, states map[string]task.State) []byte 
 		if !ok {
 			col = stateColor[task.StateNone]
 		}
-		label := t.ID()
+		label := id
 		if len(label) > gMaxLen {
 			label = label[:gMaxLen-1] + "…"
 		}
-		desc := fmt.Sprintf("%s: %s", t.ID(), st)
+		desc := fmt.Sprintf("%s: %s", id, st)
 		if runID != "" {
-			href := "#/dags/" + url.PathEscape(d.ID()) + "/runs/" + url.PathEscape(runID) + "/tasks/" + url.PathEscape(t.ID())
+			href := "#/dags/" + url.PathEscape(dagID) + "/runs/" + url.PathEscape(runID) + "/tasks/" + url.PathEscape(id)
 			fmt.Fprintf(&b, `<a href="%s" class="node st-%s" aria-label="%s">`, html.EscapeString(href), st, html.EscapeString(desc))
 		} else {
 			fmt.Fprintf(&b, `<g class="node" aria-label="%s">`, html.EscapeString(desc))

@@ -75,7 +75,7 @@ func Waiting(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, ti
 				continue
 			}
 			pt, err := st.TaskInstance(ctx, prev.ID, ti.TaskID)
-			if err != nil {
+			if err != nil || pt.State == task.StateRemoved {
 				continue // the previous run did not have the task: nothing to wait for
 			}
 			if pt.State != task.StateSuccess && pt.State != task.StateSkipped {

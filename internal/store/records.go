@@ -161,15 +161,36 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tasks []TaskSeed) (Run, er
 	return out, nil
 }
 
-// ReconcileRun brings a run to a newer definition of its DAG, as Airflow's
-// verify_integrity does after a redeploy: it gives the run an instance (state
-// none) of each task the DAG gained (instances that exist are left alone) and
-// records dagVersion as the run's DAG version, bumping the run's version so
-// that every reader reloads the run. It returns how many instances it added.
-func (s *Store) ReconcileRun(ctx context.Context, run int64, tasks []TaskSeed, dagVersion string) (added int, err error) {
+// Reconcile is what ReconcileRun changes in a run that meets another
+// definition of its DAG.
+type Reconcile struct {
+	// Add lists tasks the DAG gained: each gets an instance in state none
+	// (an instance that exists is left alone).
+	Add []TaskSeed
+	// Remove lists tasks the DAG no longer has: their instances become
+	// removed, keeping their tries, logs and results. A try still recorded in
+	// flight is ended as failed, since no runner of this definition can run or
+	// report it.
+	Remove []string
+	// Restore lists removed tasks the DAG has again: they go back to none with
+	// MaxTries more tries, and their try numbers go on from where they were.
+	Restore []TaskSeed
+	// DAGVersion is the version the run now runs with.
+	DAGVersion string
+}
+
+// removedWhileInFlight is the error of a try that was in flight when its task
+// was removed from the DAG's definition.
+const removedWhileInFlight = "the task was removed from the DAG's definition while this try was in flight"
+
+// ReconcileRun brings a run to another definition of its DAG, as Airflow's
+// verify_integrity does after a redeploy (see Reconcile), records the version
+// the run now runs with and bumps the run's version, so that every reader
+// reloads the run. It returns how many instances it added.
+func (s *Store) ReconcileRun(ctx context.Context, run int64, rc Reconcile) (added int, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		added = 0
-		for _, t := range tasks {
+		for _, t := range rc.Add {
 			res, err := tx.ExecContext(ctx, `INSERT INTO task_instances (run, task_id, state, max_tries) VALUES (?, ?, 'none', ?)
 				ON CONFLICT (run, task_id) DO NOTHING`, run, t.TaskID, t.MaxTries)
 			if err != nil {
@@ -178,7 +199,45 @@ func (s *Store) ReconcileRun(ctx context.Context, run int64, tasks []TaskSeed, d
 			n, _ := res.RowsAffected()
 			added += int(n)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE dag_runs SET version = version + 1, dag_version = ? WHERE id = ?`, dagVersion, run); err != nil {
+		now := time.Now().UnixMicro()
+		for _, id := range rc.Remove {
+			var state string
+			var try int
+			err := tx.QueryRowContext(ctx, `SELECT state, try_number FROM task_instances WHERE run = ? AND task_id = ?`, run, id).Scan(&state, &try)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("remove task %q from run #%d: %w", id, run, err)
+			}
+			from := task.State(state)
+			if from == task.StateRemoved {
+				continue
+			}
+			if err := task.CheckTransition(from, task.StateRemoved); err != nil {
+				return fmt.Errorf("remove task %q from run #%d: %w", id, run, err)
+			}
+			msg := ""
+			if from.Active() {
+				msg = removedWhileInFlight
+				if _, err := tx.ExecContext(ctx, `UPDATE task_tries SET state = 'failed', ended_at = ?, error = ?
+					WHERE run = ? AND task_id = ? AND try_number = ? AND ended_at IS NULL`, now, msg, run, id, try); err != nil {
+					return fmt.Errorf("remove task %q from run #%d: end its try: %w", id, run, err)
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE task_instances SET state = 'removed', next_retry_at = NULL,
+				ended_at = CASE WHEN ? != '' THEN ? ELSE ended_at END, error = CASE WHEN ? != '' THEN ? ELSE error END
+				WHERE run = ? AND task_id = ?`, msg, now, msg, msg, run, id); err != nil {
+				return fmt.Errorf("remove task %q from run #%d: %w", id, run, err)
+			}
+		}
+		for _, t := range rc.Restore {
+			if _, err := tx.ExecContext(ctx, `UPDATE task_instances SET state = 'none', max_tries = try_number + ?, next_retry_at = NULL,
+				error = '' WHERE run = ? AND task_id = ? AND state = 'removed'`, t.MaxTries, run, t.TaskID); err != nil {
+				return fmt.Errorf("restore task %q in run #%d: %w", t.TaskID, run, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE dag_runs SET version = version + 1, dag_version = ? WHERE id = ?`, rc.DAGVersion, run); err != nil {
 			return fmt.Errorf("reconcile run #%d: %w", run, err)
 		}
 		return nil

@@ -2,8 +2,8 @@
 // the DOM is built with textContent only (no innerHTML of data).
 "use strict";
 
-const STATES = ["none", "scheduled", "queued", "running", "success", "failed", "up_for_retry", "upstream_failed", "skipped"];
-const GLYPH = { success: "✓", failed: "✕", running: "▶", queued: "…", scheduled: "·", up_for_retry: "↻", upstream_failed: "!", skipped: "–", none: "" };
+const STATES = ["none", "scheduled", "queued", "running", "success", "failed", "up_for_retry", "upstream_failed", "skipped", "removed"];
+const GLYPH = { success: "✓", failed: "✕", running: "▶", queued: "…", scheduled: "·", up_for_retry: "↻", upstream_failed: "!", skipped: "–", removed: "∅", none: "" };
 const RUN_STATES = ["queued", "running", "success", "failed"];
 
 let session = null;      // {name, role, authRequired, csrfToken}
