@@ -122,7 +122,9 @@ func TestRemovedWhileInFlight(t *testing.T) {
 			b.SetRun(store.RunChange{Run: run.ID, From: task.RunQueued, To: task.RunRunning, At: at})
 			b.SetTI(store.TIChange{From: task.StateNone, TI: ti(task.StateScheduled, 0), At: at})
 		},
-		func(b *store.Batch) { b.SetTI(store.TIChange{From: task.StateScheduled, TI: ti(task.StateQueued, 1), At: at}) },
+		func(b *store.Batch) {
+			b.SetTI(store.TIChange{From: task.StateScheduled, TI: ti(task.StateQueued, 1), At: at})
+		},
 		func(b *store.Batch) {
 			r := ti(task.StateRunning, 1)
 			r.Started = at
