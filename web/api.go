@@ -176,7 +176,7 @@ func (s *Server) summary(ctx context.Context, d *dag.DAG, latest int) (DAGSummar
 		return DAGSummary{}, err
 	}
 	out := DAGSummary{ID: d.ID(), Description: d.DescriptionText(), Tags: d.TagList(), Schedule: d.ScheduleExpr(),
-		Paused: rec.Paused, Tasks: len(d.Tasks()), Params: d.ParamDecls(), LatestRuns: []Run{}}
+		Version: d.Version(), Paused: rec.Paused, Tasks: len(d.Tasks()), Params: d.ParamDecls(), LatestRuns: []Run{}}
 	if d.Scheduled() && !rec.Paused {
 		var last *dag.DataInterval
 		if !rec.LastIntervalStart.IsZero() || !rec.LastIntervalEnd.IsZero() {

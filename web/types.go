@@ -11,13 +11,16 @@ import (
 
 // DAGSummary is a DAG in the DAG list.
 type DAGSummary struct {
-	ID          string      `json:"id"`
-	Description string      `json:"description,omitempty"`
-	Tags        []string    `json:"tags,omitempty"`
-	Schedule    string      `json:"schedule"`
-	Paused      bool        `json:"paused"`
-	Tasks       int         `json:"tasks"`
-	Params      []dag.Param `json:"params,omitempty"`
+	ID          string   `json:"id"`
+	Description string   `json:"description,omitempty"`
+	Tags        []string `json:"tags,omitempty"`
+	Schedule    string   `json:"schedule"`
+	// Version is the version of this binary's definition of the DAG (see
+	// dag.DAG.Version); a run made with another one names it in its own.
+	Version string      `json:"version"`
+	Paused  bool        `json:"paused"`
+	Tasks   int         `json:"tasks"`
+	Params  []dag.Param `json:"params,omitempty"`
 	// NextRun is the logical date (data interval start) of the next scheduled
 	// run, absent for a paused DAG or one without a schedule.
 	NextRun *time.Time `json:"nextRun,omitempty"`

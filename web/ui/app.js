@@ -344,10 +344,13 @@ function runView(dag, run) {
     dag,
     refresh: async () => {
       const base = "/dags/" + enc(dag) + "/runs/" + enc(run);
-      const [g, tis] = await Promise.all([api("GET", base + "/gantt"), api("GET", base + "/tasks")]);
+      const [g, tis, info] = await Promise.all([api("GET", base + "/gantt"), api("GET", base + "/tasks"), api("GET", "/dags/" + enc(dag))]);
       const r = g.run;
+      const version = !r.dagVersion ? "-" : r.dagVersion === info.version ? r.dagVersion
+        : r.dagVersion + " (this binary's is " + info.version + "; the graph shows the run's)";
       const rows = tis.taskInstances.map((ti) => h("tr", {},
-        h("th", { scope: "row" }, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(ti.taskId), text: ti.taskId })),
+        h("th", { scope: "row" }, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(ti.taskId), text: ti.taskId }),
+          ti.removed ? h("span", { class: "muted", text: " (no longer in the DAG)" }) : null),
         h("td", {}, pill(ti.state)),
         h("td", { text: ti.try + "/" + ti.maxTries }),
         h("td", { class: "hide-sm", text: fmtTime(ti.started) }),
@@ -363,6 +366,7 @@ function runView(dag, run) {
           h("dt", { text: "Data interval" }), h("dd", { text: fmtTime(r.dataIntervalStart) + " → " + fmtTime(r.dataIntervalEnd) }),
           h("dt", { text: "Started" }), h("dd", { text: fmtTime(r.started) }),
           h("dt", { text: "Duration" }), h("dd", { text: fmtDur(r.duration) }),
+          h("dt", { text: "DAG version" }), h("dd", { class: "run-version", text: version }),
           h("dt", { text: "Conf" }), h("dd", {}, h("code", { text: r.conf ? JSON.stringify(r.conf) : "{}" }))),
         h("h2", { text: "Gantt" }), gantt(dag, run, g),
         h("h2", { text: "Task instances" }),
