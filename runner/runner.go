@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"os/signal"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -146,6 +144,7 @@ func (r *Runner) commands() []command {
 	return []command{
 		{"dags list", "", "list the DAGs with their schedule and latest run", cmdDagsList},
 		{"dags show", "<dag>", "print a DAG's tasks, edges and schedule", cmdDagsShow},
+		{"dags params", "<dag> [--json]", "print the params a run's conf may set: type, default, allowed values, description (--json: as a JSON Schema)", cmdDagsParams},
 		{"dags test", "<dag> [--logical-date D] [--conf JSON]", "run one complete DAG run now, in this process, with live progress", cmdDagsTest},
 		{"dags trigger", "<dag> [--conf JSON] [--wait]", "create a manual run for the scheduler (with --wait, wait for its end)", cmdDagsTrigger},
 		{"dags next", "<dag> [--count N] [--now D]", "print the upcoming scheduled runs in the DAG's timezone", cmdDagsNext},
@@ -307,25 +306,6 @@ func (r *Runner) usage(w io.Writer) {
 	fmt.Fprintf(w, "\nEvery command takes --db PATH (default $TRELLIS_DB, else %s) and --help, which lists its flags.\n", r.cfg.DB)
 }
 
-// declaredPools lists the pools tasks may use, with their slots.
-func (r *Runner) declaredPools() string {
-	names := []string{fmt.Sprintf("%s (%d)", scheduler.DefaultPool, r.poolSlots(scheduler.DefaultPool))}
-	for _, p := range slices.Sorted(maps.Keys(r.cfg.Pools)) {
-		if p != scheduler.DefaultPool {
-			names = append(names, fmt.Sprintf("%s (%d)", p, r.cfg.Pools[p]))
-		}
-	}
-	return strings.Join(names, ", ")
-}
-
-// poolSlots is a declared pool's size.
-func (r *Runner) poolSlots(pool string) int {
-	if n, ok := r.cfg.Pools[pool]; ok {
-		return n
-	}
-	return scheduler.DefaultPoolSlots
-}
-
 // validate checks every DAG; an invalid DAG is a usage error listing all problems.
 func (r *Runner) validate() error {
 	var errs []error
@@ -351,10 +331,10 @@ func (r *Runner) validate() error {
 			switch {
 			case p != scheduler.DefaultPool && r.cfg.Pools[p] == 0:
 				errs = append(errs, fmt.Errorf("dag %q: task %q: pool %q is not declared (declare it with its slots in runner.Config.Pools; declared: %s)",
-					d.ID(), t.ID(), p, r.declaredPools()))
-			case set.PoolSlots > r.poolSlots(p):
+					d.ID(), t.ID(), p, r.pools().Names()))
+			case set.PoolSlots > r.pools().Size(p):
 				errs = append(errs, fmt.Errorf("dag %q: task %q takes %d slots of pool %q, which has %d: it could never run",
-					d.ID(), t.ID(), set.PoolSlots, p, r.poolSlots(p)))
+					d.ID(), t.ID(), set.PoolSlots, p, r.pools().Size(p)))
 			}
 		}
 	}

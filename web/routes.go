@@ -62,6 +62,8 @@ func (s *Server) apiRoutes() []route {
 		{method: "GET", path: tryP, op: "getTry", summary: "One try", resp: Try{}, h: s.getTry},
 		{method: "GET", path: tryP + "/log", op: "getLog", summary: "A try's log after a position, a page of at most 1 MiB (for paging and tail-following)", query: []qparam{{"after", "integer", "position returned as next by the previous call (default 0: from the start)"}}, resp: LogChunk{}, h: s.getLog},
 		{method: "GET", path: tryP + "/pod", op: "getPod", summary: "The pod of a try: its name and rendered YAML when available", resp: PodInfo{}, h: s.getPod},
+		{method: "GET", path: "/api/v1/pools", op: "listPools", summary: "The pools with their sizes (declared and set at run time), slots in use and tasks", resp: PoolList{}, h: s.listPools},
+		{method: "PATCH", path: "/api/v1/pools/{pool}", op: "setPool", summary: "Resize a declared pool at run time, without a rebuild", body: PoolRequest{}, resp: Pool{}, h: s.setPool},
 		{method: "GET", path: "/api/v1/audit", op: "listAudit", summary: "The audit log, newest first", query: append([]qparam{{"dag", "string", "only entries about this DAG"}}, page...), resp: AuditList{}, h: s.listAudit},
 		{method: "GET", path: "/api/v1/events", op: "streamEvents", summary: "Server-Sent Events: every committed change and action", media: "text/event-stream", h: s.streamEvents},
 		{method: "GET", path: "/api/v1/changes", op: "getChanges", summary: "A counter of changes, the polling fallback of the event stream", resp: Changes{}, h: s.getChanges},

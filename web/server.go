@@ -24,6 +24,9 @@ type Config struct {
 	Store *store.Store
 	// DAGs are the DAGs of this binary.
 	DAGs []*dag.DAG
+	// Pools are the pools the binary declares, with their sizes
+	// (runner.Config.Pools); the default pool always exists.
+	Pools map[string]int
 	// Wake is called after every action that changes runs, so the scheduler looks
 	// at the store at once (scheduler.Scheduler.Wake). Nil: nothing is woken.
 	Wake func()

@@ -50,6 +50,7 @@ type stack struct {
 type stackOpts struct {
 	tokens bool
 	dags   func(s *stack) []*dag.DAG
+	pools  map[string]int
 }
 
 type syncBuffer struct {
@@ -148,7 +149,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(s.logs, nil))
-	srv, err := New(Config{Store: st, DAGs: dags, Tokens: toks, Logger: log, Wake: func() { s.sched.Wake() }, MaxBodyBytes: 4 << 10})
+	srv, err := New(Config{Store: st, DAGs: dags, Pools: o.pools, Tokens: toks, Logger: log, Wake: func() { s.sched.Wake() }, MaxBodyBytes: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

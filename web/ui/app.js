@@ -176,13 +176,14 @@ function route() {
   const [path, query] = hash.split("?");
   const q = new URLSearchParams(query || "");
   const p = path.split("/").filter(Boolean).map(decodeURIComponent);
-  $("nav-dags").toggleAttribute("aria-current", p[0] !== "audit");
-  $("nav-audit").toggleAttribute("aria-current", p[0] === "audit");
-  if ($("nav-dags").hasAttribute("aria-current")) $("nav-dags").setAttribute("aria-current", "page");
-  if ($("nav-audit").hasAttribute("aria-current")) $("nav-audit").setAttribute("aria-current", "page");
+  const section = p[0] === "audit" || p[0] === "pools" ? p[0] : "dags";
+  for (const n of ["dags", "pools", "audit"]) {
+    if (n === section) $("nav-" + n).setAttribute("aria-current", "page"); else $("nav-" + n).removeAttribute("aria-current");
+  }
   let v;
   if (p.length === 0) v = dagsView();
   else if (p[0] === "audit") v = auditView();
+  else if (p[0] === "pools") v = poolsView();
   else if (p[0] === "dags" && p.length === 2) v = gridView(p[1]);
   else if (p[0] === "dags" && p[2] === "graph") v = graphView(p[1], q.get("run") || "");
   else if (p[0] === "dags" && p[2] === "runs" && p.length === 4) v = runView(p[1], p[3]);
@@ -492,6 +493,36 @@ function tryView(dag, run, taskId, tryNo) {
     } catch (e) { showError(e); }
   }
   return v;
+}
+
+// ---- pools ----
+function poolsView() {
+  return {
+    refresh: async () => {
+      const list = await api("GET", "/pools");
+      const rows = list.pools.map((pl) => {
+        const pct = pl.slots > 0 ? Math.min(100, Math.round(100 * pl.inUse / pl.slots)) : (pl.inUse > 0 ? 100 : 0);
+        const input = h("input", { type: "number", min: "0", step: "1", value: String(pl.slots), "aria-label": "Slots of pool " + pl.name, disabled: !can(), class: "slots" });
+        const save = h("button", { class: "btn", type: "button", disabled: !can(), text: "Set",
+          onclick: async () => {
+            try {
+              await api("PATCH", "/pools/" + enc(pl.name), { slots: Number(input.value) });
+              flash("Pool " + pl.name + " now has " + input.value + " slots.", true);
+              await current.refresh();
+            } catch (e) { showError(e); }
+          } });
+        return h("tr", { "data-pool": pl.name },
+          h("th", { scope: "row", text: pl.name }),
+          h("td", {}, input, " ", save, pl.setAtRunTime ? h("span", { class: "muted", text: " (set at run time; declared " + pl.declared + ")" }) : null),
+          h("td", {}, h("div", { class: "meter", role: "meter", "aria-valuemin": "0", "aria-valuemax": String(pl.slots), "aria-valuenow": String(pl.inUse), "aria-label": pl.name + ": " + pl.inUse + " of " + pl.slots + " slots in use" },
+            h("span", { style: "width:" + pct + "%" })), " " + pl.inUse + " / " + pl.slots),
+          h("td", { text: String(pl.tasks) }));
+      });
+      $("main").replaceChildren(h("h1", { text: "Pools" }),
+        h("p", { class: "hint", text: "A pool limits how many tries of its tasks run at once; a task takes its pool_slots. Sizes set here override the binary's until set again; the scheduler uses them within a second." }),
+        h("div", { class: "scroll" }, h("table", { class: "pools" }, h("thead", {}, h("tr", {}, ["Pool", "Slots", "In use", "Tasks"].map((c) => h("th", { scope: "col", text: c })))), h("tbody", {}, rows))));
+    },
+  };
 }
 
 // ---- audit ----
