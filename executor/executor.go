@@ -55,6 +55,9 @@ const (
 	// unless its tries were interrupted that way several times in a row: then
 	// the task is the likely cause of the crashes and fails.
 	Interrupted
+	// Deferred: a sensor's poke found its condition not met (task.ErrNotDone);
+	// the try waits, deferred and holding no slot, for its next poke.
+	Deferred
 )
 
 // InterruptedPrefix starts the error of every Interrupted report, so that the
@@ -62,7 +65,7 @@ const (
 const InterruptedPrefix = "interrupted: "
 
 func (s Status) String() string {
-	return [...]string{"started", "succeeded", "failed", "skipped", "lost", "interrupted"}[s]
+	return [...]string{"started", "succeeded", "failed", "skipped", "lost", "interrupted", "deferred"}[s]
 }
 
 // Report is an executor's word about a try.

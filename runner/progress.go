@@ -32,6 +32,7 @@ var stateMark = map[task.State]string{
 	task.StateSuccess:        "✓",
 	task.StateFailed:         "✗",
 	task.StateUpForRetry:     "↻",
+	task.StateDeferred:       "⏸",
 	task.StateSkipped:        "↷",
 	task.StateUpstreamFailed: "✗",
 }

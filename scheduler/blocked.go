@@ -44,7 +44,7 @@ func (s *Scheduler) stuck() *StuckError {
 		var why []string
 		for i := range rs.tis {
 			switch rs.tis[i].State {
-			case task.StateQueued, task.StateRunning, task.StateUpForRetry:
+			case task.StateQueued, task.StateRunning, task.StateUpForRetry, task.StateDeferred:
 				return nil
 			case task.StateScheduled:
 				if !p.paused {
@@ -71,7 +71,7 @@ func (s *Scheduler) stuck() *StuckError {
 // retryPending reports whether a retry timer of a loaded run is pending.
 func (s *Scheduler) retryPending() bool {
 	for _, t := range s.timers {
-		if t.kind == timerRetry && s.current(t.run) {
+		if (t.kind == timerRetry || t.kind == timerPoke) && s.current(t.run) {
 			return true
 		}
 	}

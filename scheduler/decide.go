@@ -86,8 +86,15 @@ func (s *Scheduler) handleReport(r executor.Report) {
 		return
 	}
 	ti := &rs.tis[i]
-	if ti.Try != r.Try || !ti.State.Active() {
+	poke := ti.State == task.StateDeferred && ti.poking
+	if ti.Try != r.Try || !(ti.State.Active() || poke) {
 		return
+	}
+	if poke && r.Status == executor.Started {
+		return // a deferred sensor stays deferred while it pokes
+	}
+	if poke {
+		s.pokeEnded(ti)
 	}
 	at := r.At.UTC()
 	if at.IsZero() {
@@ -109,6 +116,16 @@ func (s *Scheduler) handleReport(r executor.Report) {
 		t.Ended, t.ExitCode, t.Error = at, r.ExitCode, r.Error
 	}
 	switch r.Status {
+	case executor.Deferred:
+		if rs.plan.settings[i].Kind != task.KindSensor {
+			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) {
+				end(t)
+				t.Error = "the task returned task.ErrNotDone, which only sensors may return"
+			})
+			break
+		}
+		// The next poke is timed by the scheduler's clock, as its timers are.
+		s.deferSensor(rs, i, s.now(), where)
 	case executor.Started:
 		if ti.State == task.StateQueued {
 			s.set(rs, i, task.StateRunning, func(t *store.TaskInstance) { where(t); t.Started = at })

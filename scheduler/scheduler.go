@@ -63,6 +63,10 @@ type Config struct {
 	// spending a retry (default 2); the next such try fails the task as the
 	// likely cause of the crashes.
 	MaxInterrupted int
+	// MaxPokes bounds the sensor pokes in flight at once (default
+	// DefaultMaxPokes); pokes that come due past it wait their turn. Pokes hold
+	// no pool or parallelism slot: only a sensor's first poke does.
+	MaxPokes int
 	// MaxResultSize is the largest result, in bytes, a try may return unless its
 	// task sets task.MaxResultSize (default DefaultMaxResultSize). A larger
 	// result fails the try without retry and is not stored.
@@ -71,6 +75,9 @@ type Config struct {
 
 // DefaultPoolSlots is the size of a pool that Config.Pools does not list.
 const DefaultPoolSlots = 128
+
+// DefaultMaxPokes is Config.MaxPokes's default.
+const DefaultMaxPokes = 256
 
 // DefaultMaxResultSize is Config.MaxResultSize's default: 8 MiB.
 const DefaultMaxResultSize = 8 << 20
@@ -110,8 +117,12 @@ type Scheduler struct {
 	// applied are the executor reports whose effect is in batch: they are facts
 	// about tries and leave only when that batch is committed. When a commit
 	// fails its compare-and-swap, they are applied again to the reloaded runs.
-	applied   []executor.Report
-	starts    []startItem
+	applied []executor.Report
+	starts  []startItem
+	// pokes counts the sensor pokes in flight; pokeQueue holds the due ones
+	// waiting for Config.MaxPokes.
+	pokes     int
+	pokeQueue []startItem
 	events    []Event
 	ready     ready
 	timers    timerHeap
@@ -145,11 +156,14 @@ type tiState struct {
 	// interrupted counts the task's latest tries that a crash of the runner
 	// interrupted in a row (read from the store when a run is recovered).
 	interrupted int
+	// poking is true while a deferred sensor's poke is in flight.
+	poking bool
 }
 
 type startItem struct {
 	run  *runState
 	task int
+	poke bool // a deferred sensor's poke, not a queued try
 }
 
 // New returns a scheduler. It checks the configuration; it does not touch the store.
@@ -177,6 +191,9 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if cfg.MaxResultSize <= 0 {
 		cfg.MaxResultSize = DefaultMaxResultSize
+	}
+	if cfg.MaxPokes <= 0 {
+		cfg.MaxPokes = DefaultMaxPokes
 	}
 	s := &Scheduler{cfg: cfg, st: cfg.Store, plans: map[string]*plan{}, runs: map[int64]*runState{},
 		signal: make(chan struct{}, 1), wake: make(chan struct{}, 1), poolUsed: map[string]int{}, touched: map[int64]bool{}}
@@ -337,7 +354,7 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 	s.recheckPast(ctx)
 	s.admit()
 	s.schedule()
-	if s.batch.Len() == 0 && len(s.events) == 0 {
+	if s.batch.Len() == 0 && len(s.events) == 0 && len(s.starts) == 0 {
 		s.applied = s.applied[:0] // reports that changed nothing: none to apply again
 		return nil
 	}
@@ -384,6 +401,10 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 	starts := s.starts
 	s.starts = nil
 	for _, it := range starts {
+		if it.poke {
+			s.startPoke(ctx, it.run, it.task)
+			continue
+		}
 		s.start(ctx, it.run, it.task)
 	}
 	return nil

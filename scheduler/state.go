@@ -187,6 +187,8 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 			s.ready.push(rs, i)
 		case task.StateUpForRetry:
 			s.timers.add(timerItem{at: rs.tis[i].NextRetry, kind: timerRetry, run: rs, task: i, try: rs.tis[i].Try})
+		case task.StateDeferred:
+			s.timers.add(timerItem{at: rs.tis[i].NextRetry, kind: timerPoke, run: rs, task: i, try: rs.tis[i].Try})
 		}
 	}
 	if r.State == task.RunRunning {
@@ -220,6 +222,7 @@ func (s *Scheduler) unload(rs *runState) {
 		if rs.tis[i].State.Active() {
 			s.release(rs, i)
 		}
+		s.pokeEnded(&rs.tis[i]) // its report, if any, is ignored
 	}
 	if rs.rec.State == task.RunRunning {
 		rs.plan.activeRuns--
@@ -284,8 +287,11 @@ func (s *Scheduler) executorFor(kind task.ExecutorKind) executor.Executor {
 
 func (s *Scheduler) executorKind(rs *runState, i int) task.ExecutorKind {
 	set := rs.plan.settings[i]
-	if set.Kind == task.KindPod {
+	switch set.Kind {
+	case task.KindPod:
 		return task.ExecutorKubernetes
+	case task.KindSensor:
+		return task.ExecutorLocal // pokes run in the runner
 	}
 	if set.Executor.Executor != task.ExecutorDefault {
 		return set.Executor.Executor
@@ -341,11 +347,11 @@ func (s *Scheduler) schedule() {
 		kind := s.executorKind(rs, i)
 		s.set(rs, i, task.StateQueued, func(ti *store.TaskInstance) {
 			ti.Try++
-			ti.Started, ti.Ended, ti.NextRetry, ti.ExitCode, ti.Error = time.Time{}, time.Time{}, time.Time{}, nil, ""
+			ti.Started, ti.Ended, ti.NextRetry, ti.ExitCode, ti.Error, ti.Pokes = time.Time{}, time.Time{}, time.Time{}, nil, "", 0
 			ti.Executor, ti.Host, ti.Pod = string(kind), "", ""
 		})
 		s.acquire(rs, i)
-		s.starts = append(s.starts, startItem{rs, i})
+		s.starts = append(s.starts, startItem{run: rs, task: i})
 	}
 }
 

@@ -16,6 +16,7 @@ const (
 	timerRetry timerKind = iota
 	timerRunTimeout
 	timerCron // the end of a scheduled DAG's next interval
+	timerPoke // a deferred sensor's next poke
 )
 
 type timerItem struct {
@@ -64,6 +65,8 @@ func (s *Scheduler) fireTimers() {
 			if rs.rec.State == task.RunRunning {
 				s.timeoutRun(rs)
 			}
+		case timerPoke:
+			s.pokeDue(rs, it.task, it.try)
 		}
 	}
 }
@@ -77,12 +80,13 @@ func (s *Scheduler) timeoutRun(rs *runState) {
 		if ti.State.Finished() {
 			continue
 		}
-		if ti.State.Active() {
+		if ti.State.Active() || ti.poking {
 			t := s.try(rs, i)
 			if ex := s.executorFor(task.ExecutorKind(ti.Executor)); ex != nil {
 				// The kill is safe before the commit: the try's report is ignored either way.
 				_ = ex.Kill(context.Background(), t.Key, reason)
 			}
+			s.pokeEnded(ti)
 		}
 		s.set(rs, i, task.StateSkipped, func(t *store.TaskInstance) {
 			t.Error = reason

@@ -12,6 +12,7 @@ const (
 	StateScheduled      State = "scheduled"       // dependencies met, waiting for a slot
 	StateQueued         State = "queued"          // handed to an executor, not yet confirmed running
 	StateRunning        State = "running"         // a try is running
+	StateDeferred       State = "deferred"        // a sensor between pokes: holds no slot, wakes at its next poke time
 	StateSuccess        State = "success"         // finished successfully
 	StateFailed         State = "failed"          // finished with an error and no retries left
 	StateUpForRetry     State = "up_for_retry"    // failed; waits for its retry delay
@@ -21,7 +22,7 @@ const (
 )
 
 // States lists every task instance state, in lifecycle order.
-var States = []State{StateNone, StateScheduled, StateQueued, StateRunning, StateSuccess,
+var States = []State{StateNone, StateScheduled, StateQueued, StateRunning, StateDeferred, StateSuccess,
 	StateFailed, StateUpForRetry, StateUpstreamFailed, StateSkipped, StateRemoved}
 
 // Finished reports whether s is terminal: success, failed, upstream_failed,
@@ -57,9 +58,13 @@ var transitions = map[State][]State{
 	StateScheduled: {StateQueued, StateNone, StateSkipped, StateUpstreamFailed, StateSuccess, StateFailed, StateRemoved},
 	// A queued try starts, finishes before its start was recorded, or is put back
 	// (its executor lost it before it ran, without spending a try).
-	StateQueued: {StateRunning, StateScheduled, StateSuccess, StateFailed, StateUpForRetry, StateSkipped, StateRemoved},
-	// A running try ends; a run timeout or mark stops it.
-	StateRunning: {StateSuccess, StateFailed, StateUpForRetry, StateSkipped, StateRemoved},
+	StateQueued: {StateRunning, StateScheduled, StateSuccess, StateFailed, StateUpForRetry, StateSkipped, StateRemoved, StateDeferred},
+	// A running try ends, or a sensor's poke defers it; a run timeout or mark stops it.
+	StateRunning: {StateSuccess, StateFailed, StateUpForRetry, StateSkipped, StateRemoved, StateDeferred},
+	// A sensor between pokes: a poke ends it (met, failed, timed out) or
+	// defers it again to its next poke time (the only self edge); a run
+	// timeout, mark, clear or redeploy ends the wait.
+	StateDeferred: {StateDeferred, StateSuccess, StateFailed, StateUpForRetry, StateSkipped, StateNone, StateRemoved},
 	// A retry becomes due; a run timeout, mark or clear ends the wait.
 	StateUpForRetry: {StateScheduled, StateNone, StateSkipped, StateSuccess, StateFailed, StateRemoved},
 	// Finished states change only by clear (back to none), by a user's mark, or

@@ -126,6 +126,8 @@ type Def struct {
 	poolSlots         int   // 0: 1
 	weightRule        WeightRule
 	isolated          bool
+	callbacks         map[EventKind][]Callback
+	sensor            sensorConf
 }
 
 // NewDef returns the Def for a new task of the given kind. Task types call it from

@@ -63,6 +63,16 @@ var legal = map[[2]task.State]string{
 	{task.StateUpstreamFailed, task.StateRemoved}: "task removed",
 	{task.StateSkipped, task.StateRemoved}:        "task removed",
 	{task.StateRemoved, task.StateNone}:           "task restored",
+	// A sensor defers between pokes; a poke, a mark, a clear or a timeout ends the wait.
+	{task.StateRunning, task.StateDeferred}:    "poke not met",
+	{task.StateQueued, task.StateDeferred}:     "poke not met before its start was recorded",
+	{task.StateDeferred, task.StateDeferred}:   "next poke",
+	{task.StateDeferred, task.StateSuccess}:    "poke met, or mark",
+	{task.StateDeferred, task.StateFailed}:     "poke failed, sensor timeout, or mark",
+	{task.StateDeferred, task.StateUpForRetry}: "poke failed",
+	{task.StateDeferred, task.StateSkipped}:    "soft fail, or run timeout",
+	{task.StateDeferred, task.StateNone}:       "clear",
+	{task.StateDeferred, task.StateRemoved}:    "task removed",
 }
 
 func TestCheckTransitionLegal(t *testing.T) {
@@ -125,8 +135,8 @@ func TestStates(t *testing.T) {
 	t.Parallel()
 	finished := map[task.State]bool{task.StateSuccess: true, task.StateFailed: true, task.StateUpstreamFailed: true, task.StateSkipped: true, task.StateRemoved: true}
 	active := map[task.State]bool{task.StateQueued: true, task.StateRunning: true}
-	if len(task.States) != 10 {
-		t.Fatalf("len(States) = %d, want 10", len(task.States))
+	if len(task.States) != 11 {
+		t.Fatalf("len(States) = %d, want 11", len(task.States))
 	}
 	for _, s := range task.States {
 		if s.Finished() != finished[s] {

@@ -16,6 +16,7 @@ var stateColor = map[task.State][2]string{
 	task.StateScheduled:      {"#d8c8a0", "#1f2328"},
 	task.StateQueued:         {"#c3c8cf", "#1f2328"},
 	task.StateRunning:        {"#0a58ca", "#ffffff"},
+	task.StateDeferred:       {"#b39ddb", "#1f2328"},
 	task.StateSuccess:        {"#137333", "#ffffff"},
 	task.StateFailed:         {"#c5221f", "#ffffff"},
 	task.StateUpForRetry:     {"#f2c94c", "#1f2328"},

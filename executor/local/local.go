@@ -125,7 +125,9 @@ func (e *Executor) run(ctx context.Context, cancel context.CancelCauseFunc, t ex
 	e.cfg.Report(executor.Report{Key: t.Key, Status: executor.Started, Host: e.cfg.Host, At: time.Now()})
 	var result []byte
 	var err error
-	if e.cfg.Child != nil && e.cfg.Isolate != nil && e.cfg.Isolate(t) {
+	// A sensor's poke always runs in this process: it is short, and its
+	// not-yet answer (task.ErrNotDone) is not a process outcome.
+	if e.cfg.Child != nil && e.cfg.Isolate != nil && e.cfg.Isolate(t) && task.SettingsOf(t.Task).Kind != task.KindSensor {
 		result, err = e.runChild(ctx, t, gate)
 	} else {
 		result, err = e.execute(ctx, t.Task, task.NewRun(t.Task, t.Info, t.Params, t.Conf, t.Inputs, gate), gate)
@@ -145,6 +147,8 @@ func (e *Executor) run(ctx context.Context, cancel context.CancelCauseFunc, t ex
 		rep.Status, rep.Result = executor.Succeeded, result
 	case errors.Is(err, task.ErrSkip):
 		rep.Status, rep.Error = executor.Skipped, oneLine(err)
+	case errors.Is(err, task.ErrNotDone) && !stopped:
+		rep.Status = executor.Deferred
 	default:
 		if c := context.Cause(ctx); stopped && !errors.Is(err, c) {
 			err = fmt.Errorf("%w (%v)", c, err)

@@ -38,6 +38,11 @@ func Waiting(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, ti
 		}
 		set := task.SettingsOf(t)
 		switch {
+		case ti.State == task.StateDeferred:
+			pol := task.SensorPolicyOf(t)
+			why[ti.TaskID] = fmt.Sprintf("deferred: condition not met after %d poke(s); next poke at %s (it holds no slot); gives up at %s",
+				ti.Pokes, ti.NextRetry.UTC().Format(time.RFC3339), ti.Started.Add(pol.Timeout).UTC().Format(time.RFC3339))
+			continue
 		case ti.State != task.StateNone && ti.State != task.StateScheduled && ti.State != task.StateUpForRetry:
 			continue
 		case paused && ti.State != task.StateUpForRetry:

@@ -181,7 +181,14 @@ func (s *Store) Clear(ctx context.Context, run int64, taskIDs []string, retries 
 			if st == task.StateNone {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE task_instances SET state = 'none', max_tries = ?, next_retry_at = NULL
+			if st == task.StateDeferred {
+				// A sensor's wait ends here; its try ends with it.
+				if _, err := tx.ExecContext(ctx, `UPDATE task_tries SET state = 'failed', ended_at = ?, error = 'cleared while deferred'
+					WHERE run = ? AND task_id = ? AND try_number = ? AND ended_at IS NULL`, time.Now().UnixMicro(), run, id, try); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE task_instances SET state = 'none', max_tries = ?, next_retry_at = NULL, pokes = 0
 				WHERE run = ? AND task_id = ?`, try+retries(id)+1, run, id); err != nil {
 				return err
 			}

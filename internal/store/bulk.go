@@ -29,6 +29,7 @@ type tiRow struct {
 	Executor string  `json:"x"`
 	Host     string  `json:"h"`
 	Pod      string  `json:"p"`
+	Pokes    int     `json:"pk"`
 	At       *int64  `json:"at"`
 	Value    rawJSON `json:"v,omitempty"`
 }
@@ -55,7 +56,7 @@ func rowOf(c TIChange) tiRow {
 	return tiRow{Run: ti.Run, Task: ti.TaskID, From: string(c.From), State: string(ti.State), Try: ti.Try,
 		MaxTries: ti.MaxTries, Started: microsPtr(micros(ti.Started)), Ended: microsPtr(micros(ti.Ended)),
 		Next: microsPtr(micros(ti.NextRetry)), Exit: ti.ExitCode, Error: ti.Error, Executor: ti.Executor,
-		Host: ti.Host, Pod: ti.Pod, At: microsPtr(micros(c.At))}
+		Host: ti.Host, Pod: ti.Pod, Pokes: ti.Pokes, At: microsPtr(micros(c.At))}
 }
 
 // prepare prepares the batch statements once: the driver keeps a prepared
@@ -93,7 +94,7 @@ const (
 		UPDATE task_instances AS t SET state = c.value->>'s', try_number = c.value->>'n',
 		max_tries = c.value->>'m', started_at = c.value->>'st', ended_at = c.value->>'en',
 		next_retry_at = c.value->>'nr', exit_code = c.value->>'ec', error = c.value->>'e',
-		executor = c.value->>'x', host = c.value->>'h', pod = c.value->>'p'
+		executor = c.value->>'x', host = c.value->>'h', pod = c.value->>'p', pokes = c.value->>'pk'
 		FROM c
 		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.state = c.value->>'f'`
 	bulkDeleteTry = `DELETE FROM task_tries WHERE (run, task_id, try_number) IN
@@ -154,8 +155,8 @@ func (s *Store) applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
 			dels = append(dels, rowOf(c))
 		case to == task.StateRunning:
 			starts = append(starts, rowOf(c))
-		case c.From.Active():
-			ends = append(ends, rowOf(c))
+		case c.From.Active() || c.From == task.StateDeferred:
+			ends = append(ends, rowOf(c)) // a deferred try's row follows it too
 		}
 	}
 	n, err := s.execJSON(ctx, tx, bulkUpdateTI, updates)

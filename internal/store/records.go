@@ -60,6 +60,8 @@ type TaskInstance struct {
 	Executor  string
 	Host      string
 	Pod       string
+	// Pokes is how many pokes the current try of a sensor has made.
+	Pokes int
 }
 
 // Duration is how long the latest try ran (0 while it runs).
@@ -218,7 +220,7 @@ func (s *Store) ReconcileRun(ctx context.Context, run int64, rc Reconcile) (adde
 				return fmt.Errorf("remove task %q from run #%d: %w", id, run, err)
 			}
 			msg := ""
-			if from.Active() {
+			if from.Active() || from == task.StateDeferred {
 				msg = removedWhileInFlight
 				if _, err := tx.ExecContext(ctx, `UPDATE task_tries SET state = 'failed', ended_at = ?, error = ?
 					WHERE run = ? AND task_id = ? AND try_number = ? AND ended_at IS NULL`, now, msg, run, id, try); err != nil {
@@ -483,13 +485,13 @@ func (s *Store) ActiveRuns(ctx context.Context) ([]Run, error) {
 	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM dag_runs WHERE state IN ('queued', 'running') ORDER BY id`)
 }
 
-const tiColumns = `run, task_id, state, try_number, max_tries, started_at, ended_at, next_retry_at, exit_code, error, executor, host, pod`
+const tiColumns = `run, task_id, state, try_number, max_tries, started_at, ended_at, next_retry_at, exit_code, error, executor, host, pod, pokes`
 
 func scanTI(sc interface{ Scan(...any) error }) (TaskInstance, error) {
 	var ti TaskInstance
 	var state string
 	var st, en, nr, ec sql.NullInt64
-	if err := sc.Scan(&ti.Run, &ti.TaskID, &state, &ti.Try, &ti.MaxTries, &st, &en, &nr, &ec, &ti.Error, &ti.Executor, &ti.Host, &ti.Pod); err != nil {
+	if err := sc.Scan(&ti.Run, &ti.TaskID, &state, &ti.Try, &ti.MaxTries, &st, &en, &nr, &ec, &ti.Error, &ti.Executor, &ti.Host, &ti.Pod, &ti.Pokes); err != nil {
 		return TaskInstance{}, err
 	}
 	ti.State = task.State(state)

@@ -56,8 +56,9 @@ func (s *Store) MarkTask(ctx context.Context, run int64, taskID string, to task.
 		if n, _ := res.RowsAffected(); n != 1 {
 			return &ConflictError{Run: run, TaskID: taskID, Reason: "changed concurrently"}
 		}
-		if from.Active() {
-			// A try in flight ends here; the scheduler stops it when it reloads the run.
+		if from.Active() || from == task.StateDeferred {
+			// A try in flight (or a sensor's deferred try) ends here; the
+			// scheduler stops it when it reloads the run.
 			if _, err := tx.ExecContext(ctx, `UPDATE task_tries SET state = ?, ended_at = ?, error = ?
 				WHERE run = ? AND task_id = ? AND try_number = (SELECT try_number FROM task_instances WHERE run = ? AND task_id = ?)`,
 				string(to), now, "marked "+string(to)+" while it ran", run, taskID, run, taskID); err != nil {
