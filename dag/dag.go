@@ -1,11 +1,9 @@
 package dag
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -29,7 +27,7 @@ type DAG struct {
 	maxActiveTasks int
 	defaults       task.Policy
 	runTimeout     time.Duration
-	params         []Param
+	params         []paramSpec // in declaration order; see params.go
 	tags           []string
 	description    string
 	doc            string
@@ -37,14 +35,6 @@ type DAG struct {
 
 	tasks []task.Task
 	errs  []error
-}
-
-// Param declares a key of a run's conf, with its default. Conf keys that are not
-// declared are refused when a run is triggered.
-type Param struct {
-	Name        string
-	Default     any // JSON-encodable; when not nil, a conf value must have the same JSON type
-	Description string
 }
 
 // Option sets one of a DAG's settings.
@@ -166,27 +156,6 @@ func RunTimeout(t time.Duration) Option {
 	}
 }
 
-// Params declares the keys a run's conf may set, with their defaults.
-func Params(ps ...Param) Option {
-	return func(d *DAG) {
-		for _, p := range ps {
-			if p.Name == "" {
-				d.fail("param with empty name")
-				continue
-			}
-			if _, err := json.Marshal(p.Default); err != nil {
-				d.fail("param %q: default is not JSON-encodable: %v", p.Name, err)
-			}
-			for _, q := range d.params {
-				if q.Name == p.Name {
-					d.fail("param %q declared twice", p.Name)
-				}
-			}
-			d.params = append(d.params, p)
-		}
-	}
-}
-
 // Tags sets labels shown by the CLI and the UI.
 func Tags(tags ...string) Option { return func(d *DAG) { d.tags = append(d.tags, tags...) } }
 
@@ -298,9 +267,6 @@ func (d *DAG) Defaults() task.Policy { return d.defaults }
 // RunTimeoutLimit returns the run timeout (0 means none).
 func (d *DAG) RunTimeoutLimit() time.Duration { return d.runTimeout }
 
-// ParamDecls returns the declared params.
-func (d *DAG) ParamDecls() []Param { return slices.Clone(d.params) }
-
 // TagList returns the tags.
 func (d *DAG) TagList() []string { return slices.Clone(d.tags) }
 
@@ -342,6 +308,9 @@ func (d *DAG) Validate() error {
 	}
 	if cyc := d.cycle(); cyc != nil {
 		add(fmt.Errorf("cycle: %s", strings.Join(cyc, " -> ")))
+	}
+	for _, e := range d.paramProblems() {
+		add(e)
 	}
 	return errors.Join(errs...)
 }
@@ -385,94 +354,4 @@ func (d *DAG) cycle() []string {
 		}
 	}
 	return nil
-}
-
-// ErrConf is wrapped by the errors of ResolveConf.
-var ErrConf = errors.New("invalid conf")
-
-// ResolveConf checks a run's conf (a JSON object, or empty) against the declared
-// params and returns the params: the defaults overlaid with the conf. Keys that are
-// not declared, and values whose JSON type differs from a non-nil default, are
-// errors naming them.
-func (d *DAG) ResolveConf(conf []byte) (map[string]any, error) {
-	params := make(map[string]any, len(d.params))
-	for _, p := range d.params {
-		params[p.Name] = normalize(p.Default)
-	}
-	if len(strings.TrimSpace(string(conf))) == 0 {
-		return params, nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(conf, &m); err != nil || m == nil {
-		if err == nil {
-			err = errors.New("not a JSON object")
-		}
-		return nil, fmt.Errorf("dag %q: %w: %v", d.id, ErrConf, err)
-	}
-	var unknown []string
-	var errs []error
-	for k, v := range m {
-		def, ok := d.param(k)
-		if !ok {
-			unknown = append(unknown, k)
-			continue
-		}
-		if def.Default != nil && v != nil && jsonType(v) != jsonType(normalize(def.Default)) {
-			errs = append(errs, fmt.Errorf("dag %q: %w: param %q must be a %s, got a %s", d.id, ErrConf, k, jsonType(normalize(def.Default)), jsonType(v)))
-		}
-		params[k] = v
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		declared := make([]string, 0, len(d.params))
-		for _, p := range d.params {
-			declared = append(declared, p.Name)
-		}
-		errs = append(errs, fmt.Errorf("dag %q: %w: undeclared conf keys %s (declared params: %s)", d.id, ErrConf,
-			strings.Join(unknown, ", "), strings.Join(declared, ", ")))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return params, nil
-}
-
-func (d *DAG) param(name string) (Param, bool) {
-	for _, p := range d.params {
-		if p.Name == name {
-			return p, true
-		}
-	}
-	return Param{}, false
-}
-
-// normalize turns a Go value into what encoding/json decodes it back as.
-func normalize(v any) any {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return v
-	}
-	var out any
-	if json.Unmarshal(b, &out) != nil {
-		return v
-	}
-	return out
-}
-
-func jsonType(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case float64:
-		return "number"
-	case string:
-		return "string"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "object"
-	}
-	return fmt.Sprintf("%T", v)
 }

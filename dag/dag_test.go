@@ -226,7 +226,9 @@ func TestResolveConf(t *testing.T) {
 		dag.Param{Name: "opts", Default: map[string]int{"x": 1}},
 		dag.Param{Name: "any"}, // no default: any JSON value
 	))
-	defaults := map[string]any{"table": "users", "limit": float64(10), "dry": false, "tags": []any{"a"},
+	// limit keeps the Go type of its default (int); other values are as
+	// encoding/json decodes them.
+	defaults := map[string]any{"table": "users", "limit": 10, "dry": false, "tags": []any{"a"},
 		"opts": map[string]any{"x": float64(1)}, "any": nil}
 	with := func(kv ...any) map[string]any {
 		m := map[string]any{}
@@ -247,18 +249,25 @@ func TestResolveConf(t *testing.T) {
 		{"no conf: defaults", "", defaults, nil},
 		{"blank conf: defaults", "  \n", defaults, nil},
 		{"empty object: defaults", "{}", defaults, nil},
-		{"overlay", `{"table":"orders","limit":5}`, with("table", "orders", "limit", float64(5)), nil},
+		{"integral float for an int default", `{"limit":5.0}`, with("limit", 5), nil},
+		{"overlay", `{"table":"orders","limit":5}`, with("table", "orders", "limit", 5), nil},
 		{"overlay array and object", `{"tags":["x","y"],"opts":{"y":2}}`,
 			with("tags", []any{"x", "y"}, "opts", map[string]any{"y": float64(2)}), nil},
 		{"param without default takes anything", `{"any":[1,"two"]}`, with("any", []any{float64(1), "two"}), nil},
 		{"null is accepted", `{"table":null}`, with("table", nil), nil},
 		{"undeclared keys, sorted", `{"zeta":1,"alpha":2,"table":"t"}`, nil,
-			[]string{`dag "conf"`, "undeclared conf keys alpha, zeta", "declared params: table, limit, dry, tags, opts, any"}},
-		{"wrong type: string for number", `{"limit":"5"}`, nil, []string{`dag "conf"`, `param "limit" must be a number, got a string`}},
+			[]string{`dag "conf": invalid conf: param "alpha" is not declared (declared params: table, limit, dry, tags, opts, any)` + "\n" +
+				`dag "conf": invalid conf: param "zeta" is not declared`}},
+		{"a near miss is suggested", `{"Tabel":"t","dyr":true,"xy":1}`, nil, []string{
+			`param "Tabel" is not declared (declared params: table, limit, dry, tags, opts, any; did you mean "table"?)`,
+			`param "dyr" is not declared (declared params: table, limit, dry, tags, opts, any; did you mean "dry"?)`,
+			`param "xy" is not declared (declared params: table, limit, dry, tags, opts, any)`}},
+		{"wrong type: string for integer", `{"limit":"5"}`, nil, []string{`dag "conf"`, `param "limit" must be an integer, got a string`}},
+		{"wrong type: fraction for an int default", `{"limit":2.5}`, nil, []string{`param "limit" must be an integer, got 2.5`}},
 		{"wrong type: number for boolean", `{"dry":1}`, nil, []string{`param "dry" must be a boolean, got a number`}},
-		{"wrong type: object for array", `{"tags":{}}`, nil, []string{`param "tags" must be a array, got a object`}},
+		{"wrong type: object for array", `{"tags":{}}`, nil, []string{`param "tags" must be an array, got an object`}},
 		{"type error and undeclared key together", `{"limit":true,"nope":1}`, nil,
-			[]string{`param "limit" must be a number, got a boolean`, "undeclared conf keys nope"}},
+			[]string{`param "limit" must be an integer, got a boolean` + "\n", `param "nope" is not declared`}},
 		{"malformed JSON", `{"table":`, nil, []string{`dag "conf"`, "invalid conf"}},
 		{"array", `[1,2]`, nil, []string{"invalid conf"}},
 		{"string", `"table"`, nil, []string{"invalid conf"}},
@@ -299,7 +308,7 @@ func TestResolveConf(t *testing.T) {
 		t.Errorf("defaults changed after a resolve: %#v", got)
 	}
 	// A DAG without params refuses any key.
-	if _, err := dag.New("bare").ResolveConf([]byte(`{"a":1}`)); !errors.Is(err, dag.ErrConf) || !strings.Contains(err.Error(), "undeclared conf keys a") {
+	if _, err := dag.New("bare").ResolveConf([]byte(`{"a":1}`)); !errors.Is(err, dag.ErrConf) || !strings.Contains(err.Error(), `param "a" is not declared (this DAG declares no params)`) {
 		t.Errorf("ResolveConf on a DAG without params = %v", err)
 	}
 }

@@ -53,7 +53,7 @@ type TaskSnapshot struct {
 func (d *DAG) Snapshot() Snapshot {
 	s := Snapshot{ID: d.id, Description: d.description, Doc: d.doc, Tags: slices.Clone(d.tags), Schedule: d.ScheduleString(),
 		Timezone: d.Location().String(), Catchup: d.catchup, MaxActiveRuns: d.maxActiveRuns,
-		MaxActiveTasks: d.maxActiveTasks, Params: slices.Clone(d.params), Tasks: []TaskSnapshot{}}
+		MaxActiveTasks: d.maxActiveTasks, Params: d.ParamDecls(), Tasks: []TaskSnapshot{}}
 	if !d.start.IsZero() {
 		t := d.start
 		s.StartDate = &t

@@ -121,7 +121,14 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 	fmt.Fprintln(out)
 	for _, p := range snap.Params {
 		def, _ := json.Marshal(p.Default)
-		fmt.Fprintf(out, "  param:      %s = %s  %s\n", p.Name, def, p.Description)
+		if p.Required {
+			def = []byte("(required)")
+		}
+		kind := paramType(p)
+		if allowed := paramAllowed(p); allowed != "" {
+			kind += ", " + allowed
+		}
+		fmt.Fprintf(out, "  param:      %s = %s (%s)  %s\n", p.Name, def, kind, p.Description)
 	}
 	if len(snap.Tags) > 0 {
 		fmt.Fprintf(out, "  tags:       %s\n", strings.Join(snap.Tags, ", "))

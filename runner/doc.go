@@ -8,6 +8,7 @@
 // The commands are those of Airflow's CLI, shaped for one binary: dags list|show|
 // test|trigger, tasks test|clear, runs list|show, logs, serve, version. Every
 // command takes --db (default $TRELLIS_DB, else trellis.db). Bad input (an unknown
-// DAG, task or run, malformed --conf, conf keys not declared in the DAG's params, an
-// invalid DAG) exits with status 2 and writes nothing; a run that fails exits 1.
+// DAG, task or run, malformed --conf, a conf that does not fit the DAG's params
+// (one line per bad field), an invalid DAG) exits with status 2 and writes
+// nothing; a run that fails exits 1. dags params prints what a conf may set.
 package runner

@@ -81,7 +81,9 @@ func (r *Run) DataInterval() (start, end time.Time) {
 	return r.info.DataIntervalStart, r.info.DataIntervalEnd
 }
 
-// Params returns the run's params: declared defaults overlaid with the run's conf.
+// Params returns the run's params: declared defaults overlaid with the run's conf,
+// as dag.DAG.ResolveConf makes them (integers with the Go type of their default,
+// other values as encoding/json decodes them). ParamsAs reads them as a struct.
 func (r *Run) Params() map[string]any { return r.params }
 
 // Conf returns the run's conf as given by the trigger (nil when none).
@@ -132,7 +134,7 @@ type TemplateData struct {
 	TaskID            string         // the task's id
 	RunID             string         // the run's id
 	TryNumber         int            // 1 for the first try
-	Params            map[string]any // declared params overlaid with conf
+	Params            map[string]any // declared params overlaid with conf (see Run.Params)
 	Conf              map[string]any // the run's conf
 	// PrevDataIntervalStartSuccess is the data interval start of the previous
 	// successful run; zero when there is none.

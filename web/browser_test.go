@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image/png"
 	"net/url"
@@ -61,7 +62,7 @@ func browserDAGs(s *stack) []*dag.DAG {
 		}
 		tr.Then(publish)
 	}
-	return append(ds, wh)
+	return append(ds, wh, reportDAG())
 }
 
 func TestBrowser(t *testing.T) {
@@ -132,6 +133,18 @@ func TestBrowser(t *testing.T) {
 			return os.WriteFile(filepath.Join(shots, name), buf, 0o644)
 		})
 	}
+	// viewShot is shot of the viewport only: a modal dialog is taller than
+	// the page under it, which is all a full screenshot takes.
+	viewShot := func(name string) chromedp.Action {
+		return chromedp.ActionFunc(func(ctx context.Context) error {
+			var buf []byte
+			if err := chromedp.CaptureScreenshot(&buf).Do(ctx); err != nil {
+				return err
+			}
+			checkPicture(t, name, buf)
+			return os.WriteFile(filepath.Join(shots, name), buf, 0o644)
+		})
+	}
 	base := s.hs.URL + "/"
 
 	// The DAG list.
@@ -150,8 +163,9 @@ func TestBrowser(t *testing.T) {
 	s.do("GET", "/api/v1/dags/etl/runs", nil, &runsBefore)
 	err = chromedp.Run(ctx,
 		chromedp.Click(`button[aria-label="Trigger etl"]`),
-		chromedp.WaitVisible(`#conf`),
-		chromedp.SetValue(`#conf`, `{"limit": 42, "mode": "slow"}`),
+		chromedp.WaitVisible(`#trigger-form input[name="limit"]`),
+		chromedp.SetValue(`#trigger-form input[name="limit"]`, "42"),
+		chromedp.SetValue(`#trigger-form input[name="mode"]`, "slow"),
 		chromedp.Click(`dialog button[type=submit]`),
 		chromedp.WaitVisible(`table.grid`),
 		poll(fmt.Sprintf(`document.querySelectorAll("table.grid thead th a").length === %d`, runsBefore.Total+1)),
@@ -165,6 +179,106 @@ func TestBrowser(t *testing.T) {
 	s.do("GET", "/api/v1/dags/etl/runs?limit=1", nil, &runs)
 	if runs.Total != runsBefore.Total+1 || string(runs.Runs[0].Conf) != `{"limit":42,"mode":"slow"}` {
 		t.Errorf("the UI's trigger made %+v", runs)
+	}
+
+	// The trigger form of a DAG with typed params: one input per param, built
+	// from its JSON Schema; the API's per-field errors show next to the inputs.
+	var form struct {
+		Region  []string `json:"region"`
+		Days    []string `json:"days"`
+		DryRun  bool     `json:"dryRun"`
+		Email   []string `json:"email"`
+		Hints   string   `json:"hints"`
+		Focused string   `json:"focused"`
+	}
+	sel := func(name string) string { return `#trigger-form [name="` + name + `"]` }
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"#/"),
+		chromedp.Click(`button[aria-label="Trigger report"]`),
+		chromedp.WaitVisible(sel("region")),
+		chromedp.Evaluate(`(() => {
+			const q = (n) => document.querySelector('#trigger-form [name="' + n + '"]');
+			const r = q("region"), d = q("days"), e = q("email");
+			return {
+				region: [r.tagName, ...[...r.options].map((o) => o.textContent + (o.selected ? "*" : ""))],
+				days: [d.type, d.min, d.max, d.step, d.value],
+				dryRun: q("dryRun").type === "checkbox" && q("dryRun").checked,
+				email: [e.type, String(e.required), e.value],
+				hints: [...document.querySelectorAll("#trigger-form .param .hint")].map((x) => x.textContent).join(" | "),
+				focused: document.activeElement.name,
+			};
+		})()`, &form),
+	)
+	if err != nil {
+		t.Fatalf("typed trigger form: %v", err)
+	}
+	if strings.Join(form.Region, ",") != "SELECT,eu*,us,apac" || strings.Join(form.Days, ",") != "number,1,31,1,7" || form.DryRun ||
+		strings.Join(form.Email, ",") != "text,true," || form.Focused != "region" ||
+		!strings.Contains(form.Hints, "where the data lives · string") || !strings.Contains(form.Hints, "days to cover · integer, from 1 to 31") {
+		t.Errorf("the form built from the schema = %+v", form)
+	}
+	var runsBeforeReport RunList
+	s.do("GET", "/api/v1/dags/report/runs", nil, &runsBeforeReport)
+	err = chromedp.Run(ctx,
+		chromedp.SetValue(sel("region"), "1"), // us
+		chromedp.SetValue(sel("days"), "40"),
+		chromedp.Click(`dialog button[type=submit]`),
+		poll(`document.querySelector('#trigger-form [name="days"]').getAttribute("aria-invalid") === "true"`),
+		poll(`document.getElementById("param-1-error").textContent === "days must be at most 31, got 40" && `+
+			`document.getElementById("param-3-error").textContent === "email is required" && `+
+			`document.activeElement.name === "days" && document.getElementById("param-0-error").textContent === ""`),
+		viewShot("trigger-form.png"),
+		chromedp.SetValue(sel("days"), "30"),
+		chromedp.SetValue(sel("email"), "ops@example.com"),
+		chromedp.Click(sel("dryRun")),
+		chromedp.Click(`dialog button[type=submit]`),
+		chromedp.WaitVisible(`table.grid`),
+		poll(`!document.getElementById("dialog").open`),
+	)
+	if err != nil {
+		t.Fatalf("typed trigger: %v", err)
+	}
+	var reportRuns RunList
+	s.do("GET", "/api/v1/dags/report/runs?limit=1", nil, &reportRuns)
+	if reportRuns.Total != runsBeforeReport.Total+1 || len(reportRuns.Runs) == 0 {
+		t.Fatalf("the refused submit made a run, or the good one none: %+v", reportRuns)
+	}
+	typed := reportRuns.Runs[0]
+	if string(typed.Conf) != `{"region":"us","days":30,"dryRun":true,"email":"ops@example.com","note":""}` {
+		t.Errorf("the form sent conf %s", typed.Conf)
+	}
+	s.waitRun("report", typed.RunID, task.RunSuccess)
+	var x XCom
+	s.do("GET", runPath("report", typed.RunID)+"/tasks/summary/xcom", nil, &x)
+	if string(x.Value) != `"us/30/true/ops@example.com/"` {
+		t.Errorf("the task read the params as %s", x.Value)
+	}
+
+	// The raw JSON fallback: opened, it holds the form's conf, and what is
+	// typed into it is sent.
+	var rawConf string
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"#/"),
+		chromedp.Click(`button[aria-label="Trigger report"]`),
+		chromedp.WaitVisible(sel("email")),
+		chromedp.SetValue(sel("email"), "raw@example.com"),
+		chromedp.Click(`details.raw summary`),
+		chromedp.WaitVisible(`#conf`),
+		chromedp.Value(`#conf`, &rawConf),
+		chromedp.SetValue(`#conf`, `{"email": "raw@example.com", "days": 2}`),
+		chromedp.Click(`dialog button[type=submit]`),
+		poll(`!document.getElementById("dialog").open`),
+	)
+	if err != nil {
+		t.Fatalf("raw JSON trigger: %v", err)
+	}
+	var fromForm map[string]any
+	if err := json.Unmarshal([]byte(rawConf), &fromForm); err != nil || fromForm["email"] != "raw@example.com" || fromForm["days"] != 7.0 || fromForm["region"] != "eu" {
+		t.Errorf("the raw JSON opened with %q, want the form's conf", rawConf)
+	}
+	s.do("GET", "/api/v1/dags/report/runs?limit=1", nil, &reportRuns)
+	if reportRuns.Total != runsBeforeReport.Total+2 || string(reportRuns.Runs[0].Conf) != `{"email":"raw@example.com","days":2}` {
+		t.Errorf("the raw JSON trigger made %+v", reportRuns)
 	}
 
 	// The graph of the warehouse DAG, coloured by its run.

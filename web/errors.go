@@ -30,6 +30,9 @@ type Error struct {
 	Message string `json:"message"`
 	// Field names the parameter or body field that is wrong, when one is.
 	Field string `json:"field,omitempty"`
+	// Fields lists every bad field when there are several (a conf that does
+	// not fit the DAG's params: one per bad param); Field is the first.
+	Fields []FieldError `json:"fields,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -30,13 +30,23 @@ type Totals struct {
 	Revenue    float64            `json:"revenue"`
 }
 
+// Params are what a run's conf may set, typed: the value given to
+// dag.TypedParams holds the defaults, the tags the descriptions and the
+// constraints. The trigger form of the UI is built from them, and a conf that
+// does not fit (dags trigger etl --conf '{"report": "long"}') is refused with
+// one message per bad field.
+type Params struct {
+	BigDay float64 `json:"big_day" description:"revenue above which the full report runs" param:"minimum=0"`
+	Report string  `json:"report" description:"which report to run; auto chooses by revenue" param:"enum=auto|full|quick"`
+}
+
 var etl = dag.New("etl",
 	dag.Description("Daily orders ETL: extract, aggregate, branch on volume, report, load"),
 	dag.Schedule("0 3 * * *"),
 	dag.StartDate(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)),
 	dag.Catchup(false),
 	dag.DefaultRetries(2, time.Second),
-	dag.Params(dag.Param{Name: "big_day", Default: 100.0, Description: "revenue above which the full report runs"}),
+	dag.TypedParams(Params{BigDay: 100, Report: "auto"}),
 	dag.Tags("example", "etl"),
 )
 
@@ -95,8 +105,12 @@ var (
 		if err != nil {
 			return nil, err
 		}
-		threshold, _ := r.Params()["big_day"].(float64)
-		if totals.Revenue > threshold {
+		p, err := task.ParamsAs[Params](r) // typed: p.BigDay is a float64, p.Report one of the enum
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case p.Report == "full", p.Report == "auto" && totals.Revenue > p.BigDay:
 			return []task.Task{fullReport}, nil
 		}
 		return []task.Task{quickSummary}, nil

@@ -39,11 +39,15 @@ type Spec struct {
 }
 
 // Create creates a queued run of d with a task instance (state none) per task.
-// A conf that does not fit the DAG's params wraps dag.ErrConf.
+// A conf that does not fit the DAG's params is a *dag.ConfError (it wraps
+// dag.ErrConf). Times are cut to the microsecond, as the store keeps them, so
+// the run returned is the run read back later.
 func Create(ctx context.Context, st *store.Store, d *dag.DAG, s Spec) (store.Run, error) {
 	if _, err := d.ResolveConf(s.Conf); err != nil {
 		return store.Run{}, err
 	}
+	s.LogicalDate = s.LogicalDate.Truncate(time.Microsecond)
+	s.IntervalStart, s.IntervalEnd = s.IntervalStart.Truncate(time.Microsecond), s.IntervalEnd.Truncate(time.Microsecond)
 	if s.RunID == "" {
 		s.RunID = ID(s.Type, s.LogicalDate)
 	}
@@ -56,7 +60,7 @@ func Create(ctx context.Context, st *store.Store, d *dag.DAG, s Spec) (store.Run
 	}
 	r, err := st.CreateRun(ctx, store.Run{DAGID: d.ID(), RunID: s.RunID, Type: s.Type, State: task.RunQueued, DAGVersion: d.Version(),
 		LogicalDate: s.LogicalDate.UTC(), IntervalStart: s.IntervalStart.UTC(), IntervalEnd: s.IntervalEnd.UTC(),
-		Conf: s.Conf}, seeds)
+		Conf: s.Conf, Created: time.Now().UTC().Truncate(time.Microsecond)}, seeds)
 	if errors.Is(err, store.ErrExists) {
 		return store.Run{}, fmt.Errorf("dag %q: run %q: %w", d.ID(), s.RunID, ErrExists)
 	}

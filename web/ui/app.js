@@ -2,8 +2,8 @@
 // the DOM is built with textContent only (no innerHTML of data).
 "use strict";
 
-const STATES = ["none", "scheduled", "queued", "running", "success", "failed", "up_for_retry", "upstream_failed", "skipped", "removed"];
-const GLYPH = { success: "✓", failed: "✕", running: "▶", queued: "…", scheduled: "·", up_for_retry: "↻", upstream_failed: "!", skipped: "–", removed: "∅", none: "" };
+const STATES = ["none", "scheduled", "queued", "running", "deferred", "success", "failed", "up_for_retry", "upstream_failed", "skipped", "removed"];
+const GLYPH = { success: "✓", failed: "✕", running: "▶", deferred: "⏸", queued: "…", scheduled: "·", up_for_retry: "↻", upstream_failed: "!", skipped: "–", removed: "∅", none: "" };
 const RUN_STATES = ["queued", "running", "success", "failed"];
 
 let session = null;      // {name, role, authRequired, csrfToken}
@@ -57,7 +57,7 @@ class APIError extends Error {
   constructor(status, body) {
     const e = (body && body.error) || {};
     super(e.message || ("HTTP " + status));
-    this.status = status; this.code = e.code; this.field = e.field;
+    this.status = status; this.code = e.code; this.field = e.field; this.fields = e.fields;
   }
 }
 async function api(method, path, body) {
@@ -240,35 +240,129 @@ function dagsView() {
   };
 }
 
-function triggerDialog(d) {
+// ---- trigger: a form built from the DAG's params (GET /dags/{dag}/params, a JSON Schema) ----
+async function triggerDialog(d) {
+  let schema;
+  try { schema = await api("GET", "/dags/" + enc(d.id) + "/params"); } catch (e) { showError(e); return; }
   const dlg = $("dialog");
-  const conf = {};
-  for (const p of d.params || []) conf[p.Name] = p.Default === undefined ? null : p.Default;
-  const ta = h("textarea", { id: "conf", name: "conf", "aria-describedby": "conf-hint conf-error", spellcheck: "false" });
-  ta.value = JSON.stringify(conf, null, 2);
+  const required = new Set(schema.required || []);
+  const fields = Object.entries(schema.properties || {}).map(([name, s], i) => paramField(name, s, required.has(name), i));
   const err = h("p", { class: "error", id: "conf-error", role: "alert" });
-  const params = (d.params || []).map((p) => h("li", {}, h("code", { text: p.Name }), p.Description ? " – " + p.Description : "", " (default ", h("code", { text: JSON.stringify(p.Default) }), ")"));
-  const form = h("form", { method: "dialog", onsubmit: async (ev) => {
+  const formConf = () => {
+    const conf = {};
+    for (const f of fields) { const v = f.read(); if (v !== undefined) conf[f.name] = v; }
+    return conf;
+  };
+  const ta = h("textarea", { id: "conf", name: "conf", "aria-describedby": "conf-hint conf-error", spellcheck: "false" });
+  const raw = h("details", { class: "raw", ontoggle: () => {
+      if (!raw.open) return;
+      try { ta.value = JSON.stringify(formConf(), null, 2); } catch (e) { ta.value = "{}"; }
+    } },
+    h("summary", { text: "Advanced: the conf as JSON" }),
+    h("label", { for: "conf", text: "Conf (a JSON object; while this is open it is sent instead of the fields above)" }), ta);
+  const form = h("form", { method: "dialog", id: "trigger-form", novalidate: true, onsubmit: async (ev) => {
       ev.preventDefault();
-      let body;
-      try { body = { conf: ta.value.trim() ? JSON.parse(ta.value) : {} }; }
-      catch (e) { err.textContent = "conf is not valid JSON: " + e.message; ta.focus(); return; }
+      err.textContent = "";
+      for (const f of fields) f.setError("");
+      let conf;
+      if (raw.open) {
+        try { conf = ta.value.trim() ? JSON.parse(ta.value) : {}; }
+        catch (e) { err.textContent = "conf is not valid JSON: " + e.message; ta.focus(); return; }
+      } else {
+        try { conf = formConf(); }
+        catch (e) { if (e.param) { e.param.setError(e.message); e.param.input.focus(); return; } throw e; }
+      }
       try {
-        const run = await api("POST", "/dags/" + enc(d.id) + "/runs", body);
+        const run = await api("POST", "/dags/" + enc(d.id) + "/runs", { conf });
         dlg.close();
         flash("Triggered " + run.runId, true);
         location.hash = "#/dags/" + enc(d.id);
-      } catch (e) { err.textContent = e.message + (e.field ? " (field: " + e.field + ")" : ""); ta.focus(); }
+      } catch (e) {
+        // One message per bad field, next to its input; the others above the buttons.
+        const byName = new Map(fields.map((f) => [f.name, f]));
+        const list = e.fields || (e.field ? [{ field: e.field, message: e.message }] : []);
+        let first = null;
+        const rest = [];
+        for (const fe of list) {
+          const f = !raw.open && fe.field.startsWith("conf.") ? byName.get(fe.field.slice(5)) : null;
+          if (f) { f.setError(fe.message); first = first || f; }
+          else rest.push(fe.field.startsWith("conf.") ? fe.field.slice(5) + " " + fe.message : fe.message);
+        }
+        err.textContent = first ? "Some params need a change: see the marked fields." + (rest.length ? " " + rest.join("; ") : "") : e.message;
+        (first ? first.input : raw.open ? ta : err).focus();
+      }
     } },
     h("h2", { id: "dialog-title", text: "Trigger " + d.id }),
-    h("label", { for: "conf", text: "Conf (JSON object)" }), ta,
-    h("div", { class: "hint", id: "conf-hint" }, params.length ? ["Params:", h("ul", {}, params)] : "This DAG declares no params; leave the object empty."),
+    fields.length ? h("div", { class: "params" }, fields.map((f) => f.el)) : null,
+    h("p", { class: "hint", id: "conf-hint", text: fields.length ? "Fields start at the params' defaults." : "This DAG declares no params: its runs take no conf." }),
+    fields.length ? raw : null,
     err,
     h("div", { class: "actions" }, h("button", { class: "btn primary", type: "submit", text: "Trigger run" }),
       h("button", { class: "btn", type: "button", text: "Cancel", onclick: () => dlg.close() })));
+  err.tabIndex = -1;
   dlg.replaceChildren(form);
   dlg.showModal();
-  ta.focus();
+  (fields.length ? fields[0].input : form.querySelector("button[type=submit]")).focus();
+}
+
+// paramField is the input of one param, from its JSON Schema: a select for an
+// enum, a checkbox for a boolean, a number input (with its bounds) for a number,
+// a text input for a string, JSON text otherwise. read() returns its value
+// (undefined: not set, the server applies the default or says it is required).
+function paramField(name, s, required, i) {
+  const id = "param-" + i;
+  const type = [].concat(s.type || []).find((t) => t !== "null") || "";
+  const has = Object.prototype.hasOwnProperty.call(s, "default");
+  const def = s.default;
+  const facts = [type === "array" && s.items ? "array of " + s.items.type : type || "any JSON value"];
+  if (s.minimum !== undefined && s.maximum !== undefined) facts.push("from " + s.minimum + " to " + s.maximum);
+  else if (s.minimum !== undefined) facts.push("at least " + s.minimum);
+  else if (s.maximum !== undefined) facts.push("at most " + s.maximum);
+  if (!["string", "integer", "number", "boolean"].includes(type) && !s.enum) facts.push("as JSON");
+  const hint = h("span", { class: "hint", id: id + "-hint", text: (s.description ? s.description + " · " : "") + facts.join(", ") });
+  const msg = h("span", { class: "error field-error", id: id + "-error" });
+  const common = { id, name, "aria-describedby": id + "-hint " + id + "-error", required, "data-param": name };
+  const bad = (f, message) => Object.assign(new Error(message), { param: f });
+  let input, read;
+  if (s.enum) {
+    input = h("select", common, required || !has ? h("option", { value: "", text: required ? "(choose one)" : "(default)" }) : null,
+      s.enum.map((v, k) => h("option", { value: String(k), selected: has && JSON.stringify(v) === JSON.stringify(def), text: typeof v === "string" ? v : JSON.stringify(v) })));
+    read = () => (input.value === "" ? undefined : s.enum[Number(input.value)]);
+  } else if (type === "boolean") {
+    input = h("input", Object.assign({ type: "checkbox", checked: def === true }, common));
+    read = () => input.checked;
+  } else if (type === "integer" || type === "number") {
+    input = h("input", Object.assign({ type: "number", step: type === "integer" ? "1" : "any", min: s.minimum, max: s.maximum,
+      inputmode: type === "integer" ? "numeric" : "decimal" }, common));
+    if (typeof def === "number") input.value = String(def);
+    read = () => {
+      if (input.validity.badInput) throw bad(f, "must be a number");
+      return input.value.trim() === "" ? undefined : Number(input.value);
+    };
+  } else if (type === "string") {
+    input = h("input", Object.assign({ type: "text", spellcheck: "false" }, common));
+    input.value = typeof def === "string" ? def : "";
+    read = () => (input.value === "" && !has ? undefined : input.value);
+  } else {
+    input = h("input", Object.assign({ type: "text", class: "json", spellcheck: "false" }, common));
+    input.value = has ? JSON.stringify(def) : "";
+    read = () => {
+      const t = input.value.trim();
+      if (t === "") return undefined;
+      try { return JSON.parse(t); } catch (e) { throw bad(f, "is not valid JSON: " + e.message); }
+    };
+  }
+  const label = h("label", { for: id, class: type === "boolean" ? "inline" : null }, type === "boolean" ? input : null, h("code", { text: name }),
+    required ? h("span", { class: "req", text: " (required)" }) : null);
+  const f = {
+    name, input, read,
+    el: h("div", { class: "param" }, label, type === "boolean" ? null : input, hint, msg),
+    setError(m) {
+      msg.textContent = m ? name + " " + m : "";
+      if (m) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+    },
+  };
+  return f;
 }
 
 // ---- grid ----
