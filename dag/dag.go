@@ -32,6 +32,8 @@ type DAG struct {
 	description    string
 	doc            string
 	isolated       bool // Go tasks run in a child process per try
+	callbacks      map[task.EventKind][]task.Callback
+	deadlines      []Deadline
 
 	tasks []task.Task
 	errs  []error

@@ -14,6 +14,7 @@ import (
 	"github.com/trellisdag/trellis/executor"
 	kubeexec "github.com/trellisdag/trellis/executor/kubernetes"
 	"github.com/trellisdag/trellis/executor/local"
+	"github.com/trellisdag/trellis/internal/outbox"
 	"github.com/trellisdag/trellis/internal/runs"
 	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/scheduler"
@@ -71,10 +72,11 @@ func (r *Runner) syncDAGs(ctx context.Context, st *store.Store, pauseNew bool) e
 
 // engine is a scheduler wired to a store and executors.
 type engine struct {
-	st    *store.Store
-	sched *scheduler.Scheduler
-	local *local.Executor
-	kube  *kubeexec.Executor
+	st     *store.Store
+	sched  *scheduler.Scheduler
+	local  *local.Executor
+	kube   *kubeexec.Executor
+	outbox *outbox.Worker
 }
 
 type engineConfig struct {
@@ -121,9 +123,11 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	if ec.logger == nil {
 		ec.logger = slog.New(slog.NewTextHandler(r.cfg.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	e.outbox = outbox.New(outbox.Config{Store: st, DAGs: r.dags, Logger: ec.logger, BaseURL: r.baseURL(),
+		Timeout: r.cfg.CallbackTimeout, MaxAttempts: r.cfg.CallbackAttempts})
 	sched, err = scheduler.New(scheduler.Config{
-		Logger: ec.logger,
-		Store:  st, DAGs: r.dags, Local: e.local, Kubernetes: asExecutor(kube), DefaultExecutor: defaultExec,
+		Logger: ec.logger, OutboxWritten: e.outbox.Wake,
+		Store: st, DAGs: r.dags, Local: e.local, Kubernetes: asExecutor(kube), DefaultExecutor: defaultExec,
 		Parallelism: ec.parallelism, Pools: r.cfg.Pools, MaxResultSize: r.cfg.MaxResultSize,
 		Observe: ec.observe, Runs: ec.runs, ExitWhenIdle: ec.exitWhenIdle, PollInterval: ec.pollInterval,
 		Cron: !ec.noCron, MaxActiveRuns: ec.maxActiveRuns,
@@ -135,9 +139,26 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	return e, nil
 }
 
-// run schedules until ctx is done (or idle), then stops the local tries.
+// run schedules until ctx is done (or idle), delivering callbacks meanwhile,
+// then stops the local tries. Callbacks due when the scheduler ends (a run
+// that ended last) are delivered before it returns, within a bound; what is
+// not delivered then is delivered by the next process on this database.
 func (e *engine) run(ctx context.Context) error {
+	octx, stopOutbox := context.WithCancel(ctx)
+	outboxDone := make(chan error, 1)
+	go func() { outboxDone <- e.outbox.Run(octx) }()
 	err := e.sched.Run(ctx)
+	stopOutbox()
+	if oerr := <-outboxDone; oerr != nil && err == nil {
+		err = fmt.Errorf("deliver callbacks: %w", oerr)
+	}
+	if ctx.Err() == nil {
+		dctx, cancelD := context.WithTimeout(context.Background(), outbox.DefaultTimeout)
+		if _, derr := e.outbox.DeliverDue(dctx); derr != nil && err == nil {
+			err = fmt.Errorf("deliver callbacks: %w", derr)
+		}
+		cancelD()
+	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if serr := e.local.Shutdown(shutdown); serr != nil && err == nil {
@@ -152,6 +173,15 @@ func (e *engine) run(ctx context.Context) error {
 // createRun creates a queued run with a task instance per task.
 func createRun(ctx context.Context, st *store.Store, d *dag.DAG, typ task.RunType, id string, logical time.Time, conf json.RawMessage) (store.Run, error) {
 	return runs.Create(ctx, st, d, runs.Spec{Type: typ, RunID: id, LogicalDate: logical, Conf: conf})
+}
+
+// baseURL is the UI's address for callback links: $TRELLIS_BASE_URL when
+// set, else Config.BaseURL.
+func (r *Runner) baseURL() string {
+	if v := r.cfg.Getenv("TRELLIS_BASE_URL"); v != "" {
+		return v
+	}
+	return r.cfg.BaseURL
 }
 
 // pauseNewDAGs is whether DAGs new to the database start paused:

@@ -57,6 +57,15 @@ type Config struct {
 	// survives a crash of the machine; store.SyncNormal survives a crash of the
 	// process (kill -9) and commits faster. TRELLIS_SYNC=normal|full overrides it.
 	Sync store.Sync
+	// BaseURL is the web UI's address as its users reach it (e.g.
+	// https://trellis.example.com/): callback events (task.Event.URL) link to
+	// their try or run there [$TRELLIS_BASE_URL].
+	BaseURL string
+	// CallbackTimeout bounds one call of a callback (default
+	// outbox.DefaultTimeout, 30 s); CallbackAttempts is how many times a
+	// failed call is tried (default outbox.DefaultMaxAttempts, 5).
+	CallbackTimeout  time.Duration
+	CallbackAttempts int
 	// Kubernetes configures the kubernetes executor and PodOperator pods.
 	Kubernetes KubernetesConfig
 	// Stdout and Stderr default to the process's.

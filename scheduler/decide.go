@@ -66,6 +66,7 @@ func (s *Scheduler) endRun(rs *runState, to task.RunState, reason string) {
 	now := s.now()
 	s.batch.SetRun(store.RunChange{Run: rs.rec.ID, From: rs.rec.State, To: to, At: now})
 	s.touched[rs.rec.ID] = true
+	s.runEvent(rs, to, reason)
 	s.events = append(s.events, Event{At: now, DAGID: rs.rec.DAGID, RunID: rs.rec.RunID, RunState: to, Error: reason})
 	if to == task.RunSuccess {
 		rs.plan.noteSuccess(rs.rec)

@@ -63,6 +63,9 @@ type Config struct {
 	// spending a retry (default 2); the next such try fails the task as the
 	// likely cause of the crashes.
 	MaxInterrupted int
+	// OutboxWritten, when set, is called after a commit that wrote outbox
+	// entries (callbacks to deliver; see internal/outbox). It must not block.
+	OutboxWritten func()
 	// MaxPokes bounds the sensor pokes in flight at once (default
 	// DefaultMaxPokes); pokes that come due past it wait their turn. Pokes hold
 	// no pool or parallelism slot: only a sensor's first poke does.
@@ -123,13 +126,15 @@ type Scheduler struct {
 	// waiting for Config.MaxPokes.
 	pokes     int
 	pokeQueue []startItem
-	events    []Event
-	ready     ready
-	timers    timerHeap
-	active    int
-	poolUsed  map[string]int
-	poolSizes map[string]int // set at run time (Store.SetPoolSlots), read at every reload
-	dataVer   int64
+	// outboxWritten is set when the batch holds outbox entries.
+	outboxWritten bool
+	events        []Event
+	ready         ready
+	timers        timerHeap
+	active        int
+	poolUsed      map[string]int
+	poolSizes     map[string]int // set at run time (Store.SetPoolSlots), read at every reload
+	dataVer       int64
 }
 
 type runState struct {
@@ -368,6 +373,7 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 		s.cfg.Logger.Warn("state changed under the scheduler; reloading and applying the executor's reports again",
 			"err", err, "reports", len(s.applied))
 		s.batch.Reset()
+		s.outboxWritten = false
 		s.events, s.starts = s.events[:0], s.starts[:0]
 		for id := range s.touched {
 			if rs := s.runs[id]; rs != nil {
@@ -389,6 +395,10 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 	s.batch.Reset()
 	s.applied = s.applied[:0]
 	clear(s.touched)
+	if s.outboxWritten && s.cfg.OutboxWritten != nil {
+		s.cfg.OutboxWritten()
+	}
+	s.outboxWritten = false
 	for _, p := range s.plans {
 		p.durable = p.finished
 	}

@@ -160,6 +160,7 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 	}
 	s.runs[r.ID] = rs
 	s.order = append(s.order, r.ID)
+	s.addDeadlines(rs)
 	p.held++
 	if r.State == task.RunRunning {
 		p.activeRuns++
@@ -413,6 +414,7 @@ func (s *Scheduler) set(rs *runState, i int, to task.State, mutate func(*store.T
 	s.batch.SetTI(store.TIChange{From: from, TI: next, At: now})
 	s.touched[rs.rec.ID] = true
 	ti.TaskInstance = next
+	s.taskEvent(rs, i, from, next)
 	e := Event{At: now, DAGID: rs.rec.DAGID, RunID: rs.rec.RunID, TaskID: next.TaskID, Try: next.Try, State: to, Error: next.Error}
 	if to.Finished() && !next.Started.IsZero() && !next.Ended.IsZero() {
 		e.Duration = next.Ended.Sub(next.Started)

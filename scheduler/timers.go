@@ -15,8 +15,9 @@ type timerKind int
 const (
 	timerRetry timerKind = iota
 	timerRunTimeout
-	timerCron // the end of a scheduled DAG's next interval
-	timerPoke // a deferred sensor's next poke
+	timerCron     // the end of a scheduled DAG's next interval
+	timerPoke     // a deferred sensor's next poke
+	timerDeadline // a run's deadline alert (task is the alert's index)
 )
 
 type timerItem struct {
@@ -67,6 +68,8 @@ func (s *Scheduler) fireTimers() {
 			}
 		case timerPoke:
 			s.pokeDue(rs, it.task, it.try)
+		case timerDeadline:
+			s.deadlineDue(rs, it.task)
 		}
 	}
 }

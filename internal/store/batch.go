@@ -13,9 +13,10 @@ import (
 // Batch collects changes that Apply commits together in one transaction.
 // The zero value is an empty batch.
 type Batch struct {
-	tis   []TIChange
-	runs  []RunChange
-	xcoms []xcom
+	tis    []TIChange
+	runs   []RunChange
+	xcoms  []xcom
+	outbox []OutboxEntry
 }
 
 // TIChange moves a task instance from state From to the values in TI. It applies
@@ -56,11 +57,17 @@ func (b *Batch) PutXCom(run int64, taskID string, value []byte) {
 	b.xcoms = append(b.xcoms, xcom{run, taskID, value})
 }
 
+// PutOutbox adds a side effect to deliver once the batch is committed (see
+// OutboxEntry); an entry whose key exists already is ignored.
+func (b *Batch) PutOutbox(e OutboxEntry) { b.outbox = append(b.outbox, e) }
+
 // Len is the number of changes in the batch.
-func (b *Batch) Len() int { return len(b.tis) + len(b.runs) + len(b.xcoms) }
+func (b *Batch) Len() int { return len(b.tis) + len(b.runs) + len(b.xcoms) + len(b.outbox) }
 
 // Reset empties the batch, keeping its memory.
-func (b *Batch) Reset() { b.tis, b.runs, b.xcoms = b.tis[:0], b.runs[:0], b.xcoms[:0] }
+func (b *Batch) Reset() {
+	b.tis, b.runs, b.xcoms, b.outbox = b.tis[:0], b.runs[:0], b.xcoms[:0], b.outbox[:0]
+}
 
 // ConflictError says which change of a batch did not apply. It wraps ErrConflict.
 type ConflictError struct {
@@ -108,6 +115,11 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 		}
 		if len(b.xcoms) > 0 {
 			if err := s.applyXComs(ctx, tx, b.xcoms); err != nil {
+				return err
+			}
+		}
+		for _, e := range b.outbox {
+			if err := putOutbox(ctx, tx, e); err != nil {
 				return err
 			}
 		}

@@ -60,6 +60,10 @@ func (s *Store) DeleteRun(ctx context.Context, run int64) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE dag_id = ? AND run_id = ?`, r.DAGID, r.RunID); err != nil {
 			return fmt.Errorf("delete the audit entries of run %q: %w", r.RunID, err)
 		}
+		// Delivered callbacks go with the run; pending ones are still delivered.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE run = ? AND delivered_at IS NOT NULL`, run); err != nil {
+			return fmt.Errorf("delete the delivered callbacks of run %q: %w", r.RunID, err)
+		}
 		return nil
 	})
 }

@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// OutboxEntry is a side effect of a committed change (a callback, a
+// notification, a deadline alert): written in the same transaction as the
+// change, delivered after the commit, at least once.
+type OutboxEntry struct {
+	ID int64
+	// Key identifies the event; a second entry with the same key is ignored,
+	// so an event is recorded once however often its cause is seen.
+	Key   string
+	DAGID string
+	Run   int64 // 0: not about one run
+	Kind  string
+	// Event is the event, JSON.
+	Event []byte
+	// Created is when the entry was written; NextAt when to deliver it (again).
+	Created, NextAt time.Time
+	// Attempts counts the deliveries tried so far; LastError is the last one's.
+	Attempts  int
+	LastError string
+}
+
+func putOutbox(ctx context.Context, tx *sql.Tx, e OutboxEntry) error {
+	var run any
+	if e.Run != 0 {
+		run = e.Run
+	}
+	if e.Created.IsZero() {
+		e.Created = time.Now()
+	}
+	if e.NextAt.IsZero() {
+		e.NextAt = e.Created
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (key, dag_id, run, kind, event, created_at, next_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
+		e.Key, e.DAGID, run, e.Kind, string(e.Event), e.Created.UnixMicro(), e.NextAt.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("outbox entry %q: %w", e.Key, err)
+	}
+	return nil
+}
+
+// PutOutbox records one entry outside a batch (an entry whose key exists is
+// ignored).
+func (s *Store) PutOutbox(ctx context.Context, e OutboxEntry) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return putOutbox(ctx, tx, e) })
+}
+
+// DueOutbox returns at most limit undelivered entries due at now, oldest
+// first.
+func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, key, dag_id, COALESCE(run, 0), kind, event, created_at, next_at, attempts, last_error
+		FROM outbox WHERE delivered_at IS NULL AND next_at <= ? ORDER BY next_at, id LIMIT ?`, now.UnixMicro(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxEntry
+	for rows.Next() {
+		var e OutboxEntry
+		var ev string
+		var created, next int64
+		if err := rows.Scan(&e.ID, &e.Key, &e.DAGID, &e.Run, &e.Kind, &ev, &created, &next, &e.Attempts, &e.LastError); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
+		e.Event, e.Created, e.NextAt = []byte(ev), time.UnixMicro(created).UTC(), time.UnixMicro(next).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// NextOutbox returns when the earliest undelivered entry is due (ok false when
+// there is none).
+func (s *Store) NextOutbox(ctx context.Context) (at time.Time, ok bool, err error) {
+	var next sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT min(next_at) FROM outbox WHERE delivered_at IS NULL`).Scan(&next); err != nil {
+		return time.Time{}, false, fmt.Errorf("outbox: %w", err)
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMicro(next.Int64).UTC(), true, nil
+}
+
+// OutboxDone records an entry's delivery attempt: delivered (err empty), to
+// retry at next, or given up (giveUp: it stays with its error and is not
+// tried again).
+func (s *Store) OutboxDone(ctx context.Context, id int64, at time.Time, errMsg string, next time.Time, giveUp bool) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		switch {
+		case errMsg == "":
+			_, err = tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = '', delivered_at = ? WHERE id = ?`, at.UnixMicro(), id)
+		case giveUp:
+			_, err = tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, delivered_at = ? WHERE id = ?`, errMsg, at.UnixMicro(), id)
+		default:
+			_, err = tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ?`, errMsg, next.UnixMicro(), id)
+		}
+		if err != nil {
+			return fmt.Errorf("outbox entry %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// OutboxStats counts the entries: delivered, pending and given up (delivered
+// with an error).
+func (s *Store) OutboxStats(ctx context.Context) (delivered, pending, failed int, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT
+		count(*) FILTER (WHERE delivered_at IS NOT NULL AND last_error = ''),
+		count(*) FILTER (WHERE delivered_at IS NULL),
+		count(*) FILTER (WHERE delivered_at IS NOT NULL AND last_error != '')
+		FROM outbox`).Scan(&delivered, &pending, &failed)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("outbox: %w", err)
+	}
+	return delivered, pending, failed, nil
+}
+
+// LogTail returns the end of a try's log, at most max bytes (from a line start
+// when one is in reach).
+func (s *Store) LogTail(ctx context.Context, run int64, taskID string, try, max int) ([]byte, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT data FROM task_logs WHERE run = ? AND task_id = ? AND try_number = ?
+		ORDER BY id DESC`, run, taskID, try)
+	if err != nil {
+		return nil, fmt.Errorf("log tail of task %q try %d: %w", taskID, try, err)
+	}
+	defer rows.Close()
+	var chunks [][]byte
+	n := 0
+	for rows.Next() && n < max {
+		var c []byte
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		chunks = append(chunks, c)
+		n += len(c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, n)
+	for i := len(chunks) - 1; i >= 0; i-- {
+		out = append(out, chunks[i]...)
+	}
+	if len(out) > max {
+		out = out[len(out)-max:]
+		for i, b := range out {
+			if b == '\n' && i < len(out)-1 {
+				out = out[i+1:]
+				break
+			}
+		}
+	}
+	return out, nil
+}
