@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -90,27 +91,106 @@ func cleanRuns(ctx context.Context, st *store.Store, dagID string, before time.T
 	if dry {
 		return st.CountOldRuns(ctx, dagID, before)
 	}
-	n := 0
+	s, err := deleteOldRuns(ctx, st, dagID, before, nil)
+	return s.deleted, err
+}
+
+// cleanStats is what one clean did.
+type cleanStats struct {
+	before  time.Time // runs whose logical date is before this were deleted
+	deleted int       // runs deleted
+	// longestDelete is the longest DeleteRun of the clean: its few small write
+	// transactions and the read before them. It bounds from above how long the
+	// clean held the store's one writer connection (and so delayed the
+	// scheduler's commits) at a time.
+	longestDelete time.Duration
+	took          time.Duration // the whole clean
+}
+
+// deleteOldRuns deletes the finished runs before before (of dagID when set)
+// cleanBatch at a time, each run in its own few small transactions (see
+// store.DeleteRun), so that the scheduler's commits go in between. timed, when
+// set, is called with the duration of every DeleteRun.
+func deleteOldRuns(ctx context.Context, st *store.Store, dagID string, before time.Time, timed func(time.Duration)) (s cleanStats, err error) {
+	s.before = before
+	start := time.Now()
+	defer func() { s.took = time.Since(start) }() // s is the result
 	for {
 		runs, err := st.OldRuns(ctx, dagID, before, cleanBatch)
-		if err != nil || len(runs) == 0 {
-			return n, err
+		if err != nil {
+			return s, fmt.Errorf("find the finished runs before %s: %w", before.UTC().Format(time.RFC3339), err)
+		}
+		if len(runs) == 0 {
+			return s, nil
 		}
 		deleted := 0
 		for _, run := range runs {
+			t0 := time.Now()
 			err := st.DeleteRun(ctx, run.ID)
+			took := time.Since(t0)
+			s.longestDelete = max(s.longestDelete, took)
+			if timed != nil {
+				timed(took)
+			}
 			if errors.Is(err, store.ErrRunActive) {
 				continue // cleared meanwhile: it is no longer history
 			}
 			if err != nil {
-				return n, err
+				return s, err
 			}
 			deleted++
 		}
 		if deleted == 0 {
-			return n, nil // every run of the batch became active again
+			return s, nil // every run of the batch became active again
 		}
-		n += deleted
+		s.deleted += deleted
+	}
+}
+
+// retentionInterval is how often serve --retention cleans after the clean at
+// start.
+const retentionInterval = time.Hour
+
+// retention is serve --retention: it deletes the finished runs (of every DAG)
+// whose logical date is older than age, as db clean --before does, beside the
+// scheduler.
+type retention struct {
+	st  *store.Store
+	age time.Duration
+	now func() time.Time // the clock: time.Now in serve, a fake one in the soak benchmark
+	log *slog.Logger
+	// timed, when set, is called with the duration of every DeleteRun (the soak
+	// benchmark's distribution); nil in serve.
+	timed func(time.Duration)
+}
+
+// clean deletes the finished runs older than age, logs what it did (or its
+// error, unless ctx ended) and returns it.
+func (c *retention) clean(ctx context.Context) (cleanStats, error) {
+	before := c.now().Add(-c.age)
+	s, err := deleteOldRuns(ctx, c.st, "", before, c.timed)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		c.log.Error("retention", "before", before.UTC().Format(time.RFC3339), "deleted", s.deleted, "err", err)
+	case s.deleted > 0:
+		c.log.Info("retention: deleted old runs", "before", before.UTC().Format(time.RFC3339), "deleted", s.deleted,
+			"took", s.took.String(), "longest_delete", s.longestDelete.String())
+	}
+	if err != nil {
+		return s, fmt.Errorf("retention: %w", err)
+	}
+	return s, nil
+}
+
+// loop cleans at every tick until ctx ends.
+func (c *retention) loop(ctx context.Context, tick <-chan time.Time) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			c.clean(ctx) // logged; the next tick tries again
+		}
 	}
 }
 

@@ -32,6 +32,61 @@ type serveOptions struct {
 	kube        *kubeOptions // --executor and the cluster flags
 	pauseNew    bool         // --pause-new-dags
 	retention   time.Duration
+	http        httpLimits // the --http-* flags
+}
+
+// httpLimits bound what one HTTP client may hold of serve: the http.Server's
+// timeouts and the size of an API request body.
+type httpLimits struct {
+	readHeader time.Duration // --http-read-header-timeout
+	read       time.Duration // --http-read-timeout
+	write      time.Duration // --http-write-timeout
+	idle       time.Duration // --http-idle-timeout
+	maxBody    int64         // --http-max-body
+}
+
+// defaultHTTPLimits are the --http-* flags' defaults.
+var defaultHTTPLimits = httpLimits{readHeader: 10 * time.Second, read: 30 * time.Second,
+	write: 2 * time.Minute, idle: 2 * time.Minute, maxBody: 64 << 10}
+
+// addHTTPFlags declares the --http-* flags of serve; the returned function
+// reads them after parsing, or returns a usage error naming the flag.
+func addHTTPFlags(f *flags) func() (httpLimits, error) {
+	d := defaultHTTPLimits
+	type timeout struct {
+		name string
+		val  *string
+		dst  *time.Duration
+	}
+	var l httpLimits
+	timeouts := []timeout{
+		{"http-read-header-timeout", f.fs.String("http-read-header-timeout", d.readHeader.String(),
+			"how long a client may take to send a request's headers, then the connection is closed"), &l.readHeader},
+		{"http-read-timeout", f.fs.String("http-read-timeout", d.read.String(),
+			"how long a client may take to send a whole request, body included, then the connection is closed"), &l.read},
+		{"http-write-timeout", f.fs.String("http-write-timeout", d.write.String(),
+			"how long a response may take to be written (the event stream sets its own deadline per event)"), &l.write},
+		{"http-idle-timeout", f.fs.String("http-idle-timeout", d.idle.String(),
+			"how long a kept-alive connection may wait for its next request"), &l.idle},
+	}
+	maxBody := f.fs.Int64("http-max-body", d.maxBody, "largest API request body in bytes; a larger one is refused with 413")
+	return func() (httpLimits, error) {
+		for _, t := range timeouts {
+			v, err := time.ParseDuration(*t.val)
+			if err != nil || v <= 0 {
+				return l, usagef("serve: --%s %q: want a positive duration such as 30s or 2m", t.name, *t.val)
+			}
+			*t.dst = v
+		}
+		if l.readHeader > l.read {
+			return l, usagef("serve: --http-read-header-timeout %s is longer than --http-read-timeout %s, which bounds the whole request", l.readHeader, l.read)
+		}
+		if *maxBody <= 0 {
+			return l, usagef("serve: --http-max-body %d: must be a positive number of bytes", *maxBody)
+		}
+		l.maxBody = *maxBody
+		return l, nil
+	}
 }
 
 func cmdServe(ctx context.Context, r *Runner, args []string) error {
@@ -46,7 +101,12 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 	retention := f.fs.String("retention", "", "delete finished runs whose logical date is older than this (e.g. 30d, 720h), at start and every hour, as db clean does; default: keep everything")
 	pauseNew := f.fs.Bool("pause-new-dags", r.pauseNewDAGs(), "DAGs this database has never seen start paused, as in Airflow (default: $TRELLIS_PAUSE_NEW_DAGS, else runner.Config.PauseNewDAGs)")
 	kube := r.addKubeFlags(f) // its --kubeconfig and --context are also the Lease's
+	httpFlags := addHTTPFlags(f)
 	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	hl, err := httpFlags()
+	if err != nil {
 		return err
 	}
 	if *par <= 0 {
@@ -58,7 +118,7 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 			listenSet = true
 		}
 	})
-	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen, kube: ptr(kube()), pauseNew: *pauseNew}
+	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen, kube: ptr(kube()), pauseNew: *pauseNew, http: hl}
 	if *retention != "" {
 		d, err := parseAge(*retention)
 		if err != nil {
@@ -111,10 +171,12 @@ func (r *Runner) serve(ctx context.Context, o serveOptions) error {
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		// Bounded: headers 10 s, a whole request (body included) 30 s, a
-		// response 2 min (the event stream sets its own deadline per event).
-		hs := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
+		// Bounded (the --http-* flags): headers 10 s, a whole request (body
+		// included) 30 s, a response 2 min (the event stream sets its own
+		// deadline per event), an idle connection 2 min.
+		hl := o.http
+		hs := &http.Server{Handler: gate, ReadHeaderTimeout: hl.readHeader, ReadTimeout: hl.read,
+			WriteTimeout: hl.write, IdleTimeout: hl.idle,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		served := make(chan struct{})
 		go func() {
@@ -137,7 +199,9 @@ func (r *Runner) serve(ctx context.Context, o serveOptions) error {
 			})
 		}
 		defer stopHTTP()
-		log.Info("listening", "addr", "http://"+ln.Addr().String(), "access_control", o.tokens != nil)
+		log.Info("listening", "addr", "http://"+ln.Addr().String(), "access_control", o.tokens != nil,
+			"http_read_header_timeout", hl.readHeader.String(), "http_read_timeout", hl.read.String(),
+			"http_write_timeout", hl.write.String(), "http_idle_timeout", hl.idle.String(), "http_max_body", hl.maxBody)
 	}
 	cfg := leader.Config{DB: o.db, Lease: o.lease, Logger: log, Waiting: gate.SetReason}
 	return leader.Run(ctx, cfg, func(lctx context.Context) error {
@@ -161,7 +225,7 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 	var sched *scheduler.Scheduler
 	var ws *web.Server
 	if o.listen != "" {
-		ws, err = web.New(web.Config{Store: st, DAGs: r.dags, Tokens: o.tokens, Logger: log,
+		ws, err = web.New(web.Config{Store: st, DAGs: r.dags, Pools: r.cfg.Pools, Tokens: o.tokens, Logger: log, MaxBodyBytes: o.http.maxBody,
 			Wake: func() { sched.Wake() }, PodYAML: r.podYAML(o.kube, st)})
 		if err != nil {
 			return err
@@ -186,32 +250,16 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	defer stopSched()
 	if o.retention > 0 {
-		clean := func() {
-			before := time.Now().Add(-o.retention)
-			n, err := cleanRuns(schedCtx, st, "", before, false)
-			switch {
-			case err != nil && schedCtx.Err() == nil:
-				log.Error("retention", "before", before.UTC().Format(time.RFC3339), "deleted", n, "err", err)
-			case n > 0:
-				log.Info("retention: deleted old runs", "before", before.UTC().Format(time.RFC3339), "deleted", n)
-			}
-		}
-		clean() // before the first run starts; then every hour beside the scheduler
+		rt := &retention{st: st, age: o.retention, now: time.Now, log: log}
+		rt.clean(schedCtx) // before the first run starts (logged); then every hour beside the scheduler
 		var wg sync.WaitGroup
 		defer func() { stopSched(); wg.Wait() }() // the cleaner ends before the store closes
+		tick := time.NewTicker(retentionInterval)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(time.Hour)
 			defer tick.Stop()
-			for {
-				select {
-				case <-schedCtx.Done():
-					return
-				case <-tick.C:
-					clean()
-				}
-			}
+			rt.loop(schedCtx, tick.C)
 		}()
 	}
 	stopped := make(chan struct{})
