@@ -31,6 +31,9 @@ type Try struct {
 	State task.State
 	// Host and Pod are what the store knows of where the try runs (for Recover).
 	Host, Pod string
+	// Lookup lets a try in the runner read (and trigger) other DAGs' runs
+	// (task.LookupFrom); nil where the scheduler gives none.
+	Lookup task.Lookup
 }
 
 // Status is what a report says about a try.

@@ -379,6 +379,7 @@ func (s *Scheduler) try(rs *runState, i int) executor.Try {
 		State:   ti.State,
 		Host:    ti.Host,
 		Pod:     ti.Pod,
+		Lookup:  lookup{s},
 	}
 }
 

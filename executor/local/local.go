@@ -104,6 +104,9 @@ func (e *Executor) Start(_ context.Context, t executor.Try) error {
 	if m := e.marker(t.Key); m != "" {
 		ctx = task.WithProcessMarker(ctx, m)
 	}
+	if t.Lookup != nil {
+		ctx = task.WithLookup(ctx, t.Lookup)
+	}
 	if t.Timeout > 0 {
 		var c2 context.CancelFunc
 		ctx, c2 = context.WithTimeoutCause(ctx, t.Timeout, fmt.Errorf("%w of %s exceeded", ErrTimeout, t.Timeout))

@@ -1,0 +1,73 @@
+package runner_test
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCallbackDeliveredAfterKill9: the runner is killed (SIGKILL) while a
+// failure callback runs, after the failure was committed. The next process on
+// the database delivers the callback (at least once), with the same event key.
+func TestCallbackDeliveredAfterKill9(t *testing.T) {
+	t.Parallel()
+	bin := buildTestdata(t, "cbdag")
+	dir := t.TempDir()
+	db := filepath.Join(dir, "trellis.db")
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "CB_DIR="+dir)
+	first := exec.Command(bin, "dags", "trigger", "cb", "--wait", "--logical-date", "2024-05-01", "--db", db)
+	first.Env = env
+	var out1 bytes.Buffer
+	first.Stdout, first.Stderr = &out1, &out1
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	keyc := make(chan string, 1)
+	go func() {
+		f, err := os.Open(filepath.Join(dir, "fifo")) // blocks until the callback opens it
+		if err != nil {
+			keyc <- ""
+			return
+		}
+		defer f.Close()
+		line, _ := bufio.NewReader(f).ReadString('\n')
+		keyc <- strings.TrimSpace(line)
+	}()
+	var key string
+	select {
+	case key = <-keyc:
+	case <-time.After(60 * time.Second):
+		first.Process.Kill()
+		t.Fatalf("the callback was never called\n%s", &out1)
+	}
+	if !strings.HasPrefix(key, "task/") || !strings.HasSuffix(key, "/boom/1/task_failure#0") {
+		t.Fatalf("event key %q", key)
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+
+	second := exec.Command(bin, "serve", "--until-idle", "--listen", "", "--db", db)
+	second.Env = env
+	if out, err := second.CombinedOutput(); err != nil {
+		t.Fatalf("second life: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "delivered"))
+	if err != nil {
+		t.Fatalf("the callback was not delivered after the restart: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], key+" task_failure boom try 1: boom") {
+		t.Errorf("delivered = %q, want one delivery of %s", b, key)
+	}
+}
