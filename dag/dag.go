@@ -34,6 +34,8 @@ type DAG struct {
 	isolated       bool // Go tasks run in a child process per try
 	callbacks      map[task.EventKind][]task.Callback
 	deadlines      []Deadline
+	assets         []string // scheduled on these assets (see ScheduleOnAssets)
+	anyAsset       bool
 
 	tasks []task.Task
 	errs  []error

@@ -10,20 +10,23 @@ import (
 // Snapshot is a DAG's definition as data: what the CLI prints, the store keeps and
 // the UI draws. It is JSON-encodable.
 type Snapshot struct {
-	ID             string         `json:"id"`
-	Description    string         `json:"description,omitempty"`
-	Doc            string         `json:"doc,omitempty"`
-	Tags           []string       `json:"tags,omitempty"`
-	Schedule       string         `json:"schedule,omitempty"`
-	Timezone       string         `json:"timezone"`
-	StartDate      *time.Time     `json:"startDate,omitempty"`
-	EndDate        *time.Time     `json:"endDate,omitempty"`
-	Catchup        bool           `json:"catchup"`
-	MaxActiveRuns  int            `json:"maxActiveRuns"`
-	MaxActiveTasks int            `json:"maxActiveTasks"`
-	RunTimeout     string         `json:"runTimeout,omitempty"`
-	Params         []Param        `json:"params,omitempty"`
-	Tasks          []TaskSnapshot `json:"tasks"`
+	ID             string     `json:"id"`
+	Description    string     `json:"description,omitempty"`
+	Doc            string     `json:"doc,omitempty"`
+	Tags           []string   `json:"tags,omitempty"`
+	Schedule       string     `json:"schedule,omitempty"`
+	Timezone       string     `json:"timezone"`
+	StartDate      *time.Time `json:"startDate,omitempty"`
+	EndDate        *time.Time `json:"endDate,omitempty"`
+	Catchup        bool       `json:"catchup"`
+	MaxActiveRuns  int        `json:"maxActiveRuns"`
+	MaxActiveTasks int        `json:"maxActiveTasks"`
+	RunTimeout     string     `json:"runTimeout,omitempty"`
+	Params         []Param    `json:"params,omitempty"`
+	// Assets and AnyAsset are the asset schedule (ScheduleOnAssets).
+	Assets   []string       `json:"assets,omitempty"`
+	AnyAsset bool           `json:"anyAsset,omitempty"`
+	Tasks    []TaskSnapshot `json:"tasks"`
 }
 
 // TaskSnapshot is a task's definition as data.
@@ -47,13 +50,28 @@ type TaskSnapshot struct {
 	DependsOnPast     bool                `json:"dependsOnPast,omitempty"`
 	WaitForDownstream bool                `json:"waitForDownstream,omitempty"`
 	Executor          task.ExecutorConfig `json:"executor"`
+	// Outlets are the assets the task updates (task.Outlets).
+	Outlets []string `json:"outlets,omitempty"`
+	// Sensor is the sensor's waiting policy (sensors only).
+	Sensor *SensorSnapshot `json:"sensor,omitempty"`
+}
+
+// SensorSnapshot is a sensor's waiting policy as data.
+type SensorSnapshot struct {
+	PokeInterval string `json:"pokeInterval"`
+	Timeout      string `json:"timeout"`
+	SoftFail     bool   `json:"softFail,omitempty"`
+	// Backoff is "exponential up to <max wait>" (or "exponential") under
+	// PokeBackoff, else "".
+	Backoff string `json:"backoff,omitempty"`
 }
 
 // Snapshot returns the DAG's definition as data.
 func (d *DAG) Snapshot() Snapshot {
 	s := Snapshot{ID: d.id, Description: d.description, Doc: d.doc, Tags: slices.Clone(d.tags), Schedule: d.ScheduleString(),
 		Timezone: d.Location().String(), Catchup: d.catchup, MaxActiveRuns: d.maxActiveRuns,
-		MaxActiveTasks: d.maxActiveTasks, Params: d.ParamDecls(), Tasks: []TaskSnapshot{}}
+		MaxActiveTasks: d.maxActiveTasks, Params: d.ParamDecls(), Tasks: []TaskSnapshot{},
+		Assets: slices.Clone(d.assets), AnyAsset: d.anyAsset}
 	if !d.start.IsZero() {
 		t := d.start
 		s.StartDate = &t
@@ -82,6 +100,17 @@ func (d *DAG) Snapshot() Snapshot {
 			ts.Backoff = "exponential up to " + maxDelay.String()
 		}
 		ts.MaxResultSize, ts.PoolSlots, ts.WeightRule = set.MaxResultSize, set.PoolSlots, set.WeightRule
+		ts.Outlets = task.OutletsOf(t)
+		if set.Kind == task.KindSensor {
+			p := task.SensorPolicyOf(t)
+			ts.Sensor = &SensorSnapshot{PokeInterval: p.PokeInterval.String(), Timeout: p.Timeout.String(), SoftFail: p.SoftFail}
+			if p.Backoff {
+				ts.Sensor.Backoff = "exponential"
+				if p.MaxWait > 0 {
+					ts.Sensor.Backoff += " up to " + p.MaxWait.String()
+				}
+			}
+		}
 		for _, u := range task.Upstream(t) {
 			ts.Upstream = append(ts.Upstream, u.ID())
 		}

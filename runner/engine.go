@@ -66,6 +66,14 @@ func (r *Runner) syncDAGs(ctx context.Context, st *store.Store, pauseNew bool) e
 		if err := st.PutDAGVersion(ctx, d.ID(), d.Version(), b); err != nil {
 			return err
 		}
+		// A DAG scheduled on assets consumes the events that come after it
+		// is first seen; registered before anything is served, so that an
+		// event posted at once is not taken for an older one.
+		if uris, _ := d.AssetSchedule(); len(uris) > 0 {
+			if err := st.RegisterAssetConsumer(ctx, d.ID(), uris); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ func (s *Scheduler) loadCron(ctx context.Context) error {
 	if !s.cfg.Cron {
 		return nil
 	}
+	if err := s.registerAssetConsumers(ctx); err != nil {
+		return err
+	}
 	recs, err := s.st.DAGs(ctx)
 	if err != nil {
 		return fmt.Errorf("scheduler: load DAGs: %w", err)
@@ -154,4 +157,5 @@ func (s *Scheduler) adopt(r store.Run, p *plan) {
 	s.runs[r.ID] = rs
 	s.order = append(s.order, r.ID)
 	p.held++
+	s.addDeadlines(rs)
 }

@@ -145,6 +145,9 @@ func (s *Scheduler) handleReport(r executor.Report) {
 			s.batch.PutXCom(rs.rec.ID, r.TaskID, r.Result)
 		}
 		s.succeeded(rs, i, r.Result, end)
+		if rs.tis[i].State == task.StateSuccess {
+			s.recordAssets(rs, i, r.Try)
+		}
 	case executor.Skipped:
 		s.set(rs, i, task.StateSkipped, end)
 	case executor.Failed:

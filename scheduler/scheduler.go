@@ -128,6 +128,9 @@ type Scheduler struct {
 	pokeQueue []startItem
 	// outboxWritten is set when the batch holds outbox entries.
 	outboxWritten bool
+	// assetsWritten: the batch holds asset events; assetsDirty: events may
+	// have arrived since the asset-scheduled DAGs were last looked at.
+	assetsWritten, assetsDirty, assetsRegistered bool
 	events        []Event
 	ready         ready
 	timers        timerHeap
@@ -284,6 +287,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-timerC:
 			s.fireTimers()
 		case <-s.wake:
+			s.assetsDirty = true // the API may have posted an asset event
 			if err := s.reconcile(sctx, false); err != nil {
 				return err
 			}
@@ -322,6 +326,7 @@ func (s *Scheduler) poll(ctx context.Context) error {
 		return nil
 	}
 	s.dataVer = v
+	s.assetsDirty = true // another process may have posted an asset event
 	if err := s.reconcile(ctx, false); err != nil {
 		return err
 	}
@@ -338,7 +343,7 @@ func (s *Scheduler) step(ctx context.Context) error {
 		if err := s.stepOnce(ctx); err != nil {
 			return err
 		}
-		if s.batch.Len() == 0 && !s.pastPending() {
+		if s.batch.Len() == 0 && !s.pastPending() && !(s.assetsDirty && s.cfg.Cron) {
 			return nil
 		}
 	}
@@ -354,6 +359,9 @@ func (s *Scheduler) step(ctx context.Context) error {
 // the batch, and only then starts the tries and publishes the events.
 func (s *Scheduler) stepOnce(ctx context.Context) error {
 	if err := s.createDue(ctx); err != nil {
+		return err
+	}
+	if err := s.createAssetRuns(ctx); err != nil {
 		return err
 	}
 	s.recheckPast(ctx)
@@ -373,7 +381,7 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 		s.cfg.Logger.Warn("state changed under the scheduler; reloading and applying the executor's reports again",
 			"err", err, "reports", len(s.applied))
 		s.batch.Reset()
-		s.outboxWritten = false
+		s.outboxWritten, s.assetsWritten = false, false
 		s.events, s.starts = s.events[:0], s.starts[:0]
 		for id := range s.touched {
 			if rs := s.runs[id]; rs != nil {
@@ -399,6 +407,9 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 		s.cfg.OutboxWritten()
 	}
 	s.outboxWritten = false
+	if s.assetsWritten {
+		s.assetsWritten, s.assetsDirty = false, true
+	}
 	for _, p := range s.plans {
 		p.durable = p.finished
 	}

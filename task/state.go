@@ -113,4 +113,7 @@ const (
 	RunManual    RunType = "manual"    // triggered by a person or the API
 	RunScheduled RunType = "scheduled" // created by the scheduler for a data interval
 	RunBackfill  RunType = "backfill"  // created by dags backfill
+	// RunAssetTriggered: created when the assets a DAG is scheduled on had
+	// new events (Airflow's asset_triggered).
+	RunAssetTriggered RunType = "asset_triggered"
 )

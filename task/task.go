@@ -128,6 +128,7 @@ type Def struct {
 	isolated          bool
 	callbacks         map[EventKind][]Callback
 	sensor            sensorConf
+	outlets           []string
 }
 
 // NewDef returns the Def for a new task of the given kind. Task types call it from

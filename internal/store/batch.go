@@ -17,6 +17,7 @@ type Batch struct {
 	runs   []RunChange
 	xcoms  []xcom
 	outbox []OutboxEntry
+	assets []AssetEvent
 }
 
 // TIChange moves a task instance from state From to the values in TI. It applies
@@ -62,11 +63,13 @@ func (b *Batch) PutXCom(run int64, taskID string, value []byte) {
 func (b *Batch) PutOutbox(e OutboxEntry) { b.outbox = append(b.outbox, e) }
 
 // Len is the number of changes in the batch.
-func (b *Batch) Len() int { return len(b.tis) + len(b.runs) + len(b.xcoms) + len(b.outbox) }
+func (b *Batch) Len() int {
+	return len(b.tis) + len(b.runs) + len(b.xcoms) + len(b.outbox) + len(b.assets)
+}
 
 // Reset empties the batch, keeping its memory.
 func (b *Batch) Reset() {
-	b.tis, b.runs, b.xcoms, b.outbox = b.tis[:0], b.runs[:0], b.xcoms[:0], b.outbox[:0]
+	b.tis, b.runs, b.xcoms, b.outbox, b.assets = b.tis[:0], b.runs[:0], b.xcoms[:0], b.outbox[:0], b.assets[:0]
 }
 
 // ConflictError says which change of a batch did not apply. It wraps ErrConflict.
@@ -120,6 +123,11 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 		}
 		for _, e := range b.outbox {
 			if err := putOutbox(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		for _, e := range b.assets {
+			if _, err := putAssetEvent(ctx, tx, e); err != nil {
 				return err
 			}
 		}

@@ -93,7 +93,7 @@ func TestOpenMigrates(t *testing.T) {
 	if v := userVersion(t, s.r); v != SchemaVersion() {
 		t.Errorf("PRAGMA user_version = %d, want SchemaVersion() = %d", v, SchemaVersion())
 	}
-	want := []string{"audit_log", "dag_runs", "dag_versions", "dags", "outbox", "pools", "task_instances", "task_logs", "task_tries", "xcom"}
+	want := []string{"asset_consumers", "asset_events", "assets", "audit_log", "dag_runs", "dag_versions", "dags", "outbox", "pools", "run_asset_events", "task_instances", "task_logs", "task_tries", "xcom"}
 	if got := tables(t, s.r); !slices.Equal(got, want) {
 		t.Errorf("tables = %v, want %v (every migration's tables)", got, want)
 	}
