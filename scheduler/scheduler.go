@@ -131,13 +131,14 @@ type Scheduler struct {
 	// assetsWritten: the batch holds asset events; assetsDirty: events may
 	// have arrived since the asset-scheduled DAGs were last looked at.
 	assetsWritten, assetsDirty, assetsRegistered bool
-	events        []Event
-	ready         ready
-	timers        timerHeap
-	active        int
-	poolUsed      map[string]int
-	poolSizes     map[string]int // set at run time (Store.SetPoolSlots), read at every reload
-	dataVer       int64
+
+	events    []Event
+	ready     ready
+	timers    timerHeap
+	active    int
+	poolUsed  map[string]int
+	poolSizes map[string]int // set at run time (Store.SetPoolSlots), read at every reload
+	dataVer   int64
 }
 
 type runState struct {
