@@ -2,10 +2,13 @@ package runner
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/template"
 
@@ -15,8 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
+	"github.com/trellisdag/trellis/k8s"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -28,6 +33,29 @@ type manifestOptions struct {
 	tokensSecret           string
 	executor               string
 	workerCommand          []string // this binary's path in the image (Runner.workerCommand)
+	taskRBAC               []taskRBAC
+}
+
+// taskRBAC is a rule a task needs (k8s.RBACTask), with the task's name.
+type taskRBAC struct {
+	task string // dag.task
+	k8s.RBACRule
+}
+
+// taskRBAC returns the rules the DAGs' tasks need (k8s.RBACTask), such as
+// the Kubernetes object sensor's get on its resource.
+func (r *Runner) taskRBAC() []taskRBAC {
+	var out []taskRBAC
+	for _, d := range r.dags {
+		for _, t := range d.Tasks() {
+			if rt, ok := t.(k8s.RBACTask); ok {
+				for _, rule := range rt.KubeRBAC() {
+					out = append(out, taskRBAC{task: d.ID() + "." + t.ID(), RBACRule: rule})
+				}
+			}
+		}
+	}
+	return out
 }
 
 func cmdManifests(_ context.Context, r *Runner, args []string) error {
@@ -74,6 +102,7 @@ func cmdManifests(_ context.Context, r *Runner, args []string) error {
 		o.tokensSecret = o.name + "-tokens"
 	}
 	o.workerCommand = r.workerCommand()
+	o.taskRBAC = r.taskRBAC()
 	out, err := renderManifests(o)
 	if err != nil {
 		return err
@@ -166,21 +195,33 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 		claim.Spec.StorageClassName = &o.storageClass
 	}
 	sa := corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta()}
+	own, others := o.rbacByNamespace()
 	role := rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: meta(),
-		Rules: []rbacv1.PolicyRule{
+		Rules: mergeRules([]rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
 			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}},
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
-		},
+		}, own),
 	}
 	binding := rbacv1.RoleBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
 		ObjectMeta: meta(),
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: o.name},
 		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: o.name, Namespace: o.namespace}},
+	}
+	// Tasks that read objects of other namespaces: a Role and a RoleBinding
+	// to the runner's ServiceAccount in each, named <name>.<namespace> so
+	// that they do not collide with a deployment of the same name there.
+	objs := []any{&sa, &role, &binding}
+	for _, ns := range slices.Sorted(maps.Keys(others)) {
+		m := metav1.ObjectMeta{Name: o.name + "." + o.namespace, Namespace: ns, Labels: labels}
+		r := rbacv1.Role{TypeMeta: role.TypeMeta, ObjectMeta: m, Rules: mergeRules(nil, others[ns])}
+		rb := rbacv1.RoleBinding{TypeMeta: binding.TypeMeta, ObjectMeta: m, Subjects: binding.Subjects,
+			RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: m.Name}}
+		objs = append(objs, &r, &rb)
 	}
 	probe := func(path string, period int32) *corev1.Probe {
 		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http")}},
@@ -258,7 +299,21 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "# The claim %s (%s, ReadWriteOnce) is provisioned by %s; without one, create a\n", o.name, o.storage, class)
 	fmt.Fprintf(&b, "# PersistentVolume for it first. The image is the one `%s manifests --dockerfile` describes.\n", workerBinaryName())
-	for i, obj := range []any{&sa, &role, &binding, &claim, &deploy, &svc} {
+	if len(o.taskRBAC) > 0 {
+		fmt.Fprintf(&b, "# Tasks read objects through the API server as the runner; the Roles grant them:\n")
+		for _, t := range o.taskRBAC {
+			ns := t.Namespace
+			if ns == "" {
+				ns = o.namespace
+			}
+			fmt.Fprintf(&b, "#   %s: %s in namespace %s\n", t.task, describeRule(t.Rule), ns)
+			if !knownNamespace(t.Namespace) {
+				fmt.Fprintf(&b, "#     NOT GRANTED HERE: that namespace is known only at run time; grant it there to ServiceAccount %s/%s.\n", o.namespace, o.name)
+			}
+		}
+	}
+	objs = append(objs, &claim, &deploy, &svc)
+	for i, obj := range objs {
 		y, err := cleanYAML(obj)
 		if err != nil {
 			return nil, fmt.Errorf("manifests: %w", err)
@@ -269,6 +324,136 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 		b.Write(y)
 	}
 	return b.Bytes(), nil
+}
+
+// rbacByNamespace sorts the rules the tasks need by namespace: the runner's
+// own, and other namespaces by name; namespaces known only at run time (a
+// template) are left out (the header names them).
+func (o manifestOptions) rbacByNamespace() (own []rbacv1.PolicyRule, others map[string][]rbacv1.PolicyRule) {
+	others = map[string][]rbacv1.PolicyRule{}
+	for _, t := range o.taskRBAC {
+		switch ns := t.Namespace; {
+		case ns == "" || ns == o.namespace:
+			own = append(own, t.Rule)
+		case knownNamespace(ns):
+			others[ns] = append(others[ns], t.Rule)
+		}
+	}
+	return own, others
+}
+
+// knownNamespace reports whether a rule's namespace is known before the run:
+// "" (the runner's) or a namespace's name, not a template.
+func knownNamespace(ns string) bool {
+	return ns == "" || len(validation.IsDNS1123Label(ns)) == 0
+}
+
+// describeRule says what a rule grants: "get on configmaps (flag)".
+func describeRule(r rbacv1.PolicyRule) string {
+	var res []string
+	for _, g := range r.APIGroups {
+		for _, x := range r.Resources {
+			if g != "" {
+				x += "." + g
+			}
+			res = append(res, x)
+		}
+	}
+	s := strings.Join(r.Verbs, ",") + " on " + strings.Join(res, ", ")
+	if len(r.ResourceNames) > 0 {
+		s += " (" + strings.Join(r.ResourceNames, ", ") + ")"
+	}
+	return s
+}
+
+// ruleAtom is one permission: a verb on a resource of an API group, on one
+// object (name) or on all ("").
+type ruleAtom struct{ group, resource, name, verb string }
+
+func atoms(rules []rbacv1.PolicyRule) []ruleAtom {
+	var out []ruleAtom
+	for _, r := range rules {
+		names := r.ResourceNames
+		if len(names) == 0 {
+			names = []string{""}
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, n := range names {
+					for _, v := range r.Verbs {
+						out = append(out, ruleAtom{g, res, n, v})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// mergeRules returns base followed by the extra rules that base does not
+// grant already, merged: deduplicated, one rule per API group, resource and
+// set of verbs, with the names it is limited to (none: every object), sorted
+// by group and resource, rules on every object first, then by verbs.
+func mergeRules(base, extra []rbacv1.PolicyRule) []rbacv1.PolicyRule {
+	granted := map[ruleAtom]bool{} // by base
+	for _, a := range atoms(base) {
+		granted[a] = true
+	}
+	extraAtoms := atoms(extra)
+	onEvery := map[ruleAtom]bool{} // asked for on every object by an extra rule
+	for _, a := range extraAtoms {
+		if a.name == "" {
+			onEvery[a] = true
+		}
+	}
+	type object struct{ group, resource, name string }
+	verbs := map[object][]string{}
+	for _, a := range extraAtoms {
+		every := ruleAtom{a.group, a.resource, "", a.verb}
+		if granted[a] || granted[every] || (a.name != "" && onEvery[every]) {
+			continue
+		}
+		o := object{a.group, a.resource, a.name}
+		if !slices.Contains(verbs[o], a.verb) {
+			verbs[o] = append(verbs[o], a.verb)
+		}
+	}
+	type key struct {
+		group, resource string
+		every           bool // on every object
+		verbs           string
+	}
+	names := map[key][]string{}
+	for o, vs := range verbs {
+		slices.Sort(vs)
+		k := key{o.group, o.resource, o.name == "", strings.Join(vs, ",")}
+		names[k] = append(names[k], o.name)
+	}
+	keys := slices.Collect(maps.Keys(names))
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.group, b.group); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.resource, b.resource); c != 0 {
+			return c
+		}
+		if a.every != b.every {
+			if a.every {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.verbs, b.verbs)
+	})
+	out := slices.Clone(base)
+	for _, k := range keys {
+		rule := rbacv1.PolicyRule{APIGroups: []string{k.group}, Resources: []string{k.resource}, Verbs: strings.Split(k.verbs, ",")}
+		if !k.every {
+			rule.ResourceNames = slices.Sorted(slices.Values(names[k]))
+		}
+		out = append(out, rule)
+	}
+	return out
 }
 
 // cleanYAML marshals a Kubernetes object without the empty status and null

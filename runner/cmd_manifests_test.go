@@ -3,8 +3,11 @@ package runner_test
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +18,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/k8s"
 	"github.com/trellisdag/trellis/runner"
+	"github.com/trellisdag/trellis/sensors/kubeobject"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -166,5 +171,125 @@ func TestManifestsFollowWorkerCommand(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "name: TRELLIS_WORKER_COMMAND\n          value: /app/team\n") {
 		t.Errorf("manifests do not run workers as /app/team:\n%s", &out)
+	}
+}
+
+// rbacTask is a task that needs more of the API server (k8s.RBACTask).
+type rbacTask struct {
+	*task.GoTask[int]
+	rules []k8s.RBACRule
+}
+
+func (t *rbacTask) KubeRBAC() []k8s.RBACRule { return t.rules }
+
+// TestManifestsTaskRBAC: the Role that manifests prints grants what the DAGs'
+// Kubernetes object sensors (and any k8s.RBACTask) need, merged with the
+// runner's own rules, deduplicated and sorted; other namespaces get a Role
+// and a RoleBinding of their own; a namespace known only at run time is
+// named in a comment. Without such tasks the Role is the runner's alone.
+func TestManifestsTaskRBAC(t *testing.T) {
+	t.Parallel()
+	obj := func(id, group, resource, ns, name string) *kubeobject.Sensor {
+		return kubeobject.Object(id, kubeobject.ObjectSpec{Group: group, Version: "v1", Resource: resource, Namespace: ns, Name: name})
+	}
+	d := dag.New("watch")
+	d.Add(obj("flag", "", "configmaps", "", "flag"),
+		obj("flag2", "", "configmaps", "data", "other-flag"), // the runner's namespace, named
+		obj("job", "batch", "jobs", "", "load-{{ .DS }}"),    // every job
+		obj("pod", "", "pods", "", "p"),                      // the runner's Role has it already
+		obj("model", "serving.example.com", "models", "models", "m"),
+		obj("tmpl", "", "configmaps", "{{ .Params.ns }}", "x"),
+		&rbacTask{task.Go("custom", func(context.Context, *task.Run) (int, error) { return 1, nil }), []k8s.RBACRule{
+			{Rule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods", "secrets"}, Verbs: []string{"patch", "get"}, ResourceNames: []string{"p"}}},
+			{Rule: rbacv1.PolicyRule{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get"}, ResourceNames: []string{"j"}}},
+		}})
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	manifests := func(dags ...*dag.DAG) (string, map[string][]string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		r := runner.New(runner.Config{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}, dags...)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if code := r.Run(ctx, []string{"manifests", "--image", "x:1", "--namespace", "data", "--name", "team"}); code != 0 {
+			t.Fatalf("manifests: exit %d: %s", code, &errb)
+		}
+		docs := map[string][]string{} // kind -> documents
+		for _, doc := range strings.Split(out.String(), "\n---\n") {
+			var tm struct{ Kind string }
+			if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
+				t.Fatalf("document does not parse: %v\n%s", err, doc)
+			}
+			docs[tm.Kind] = append(docs[tm.Kind], doc)
+		}
+		return out.String(), docs
+	}
+	roles := func(docs map[string][]string) map[string]rbacv1.Role {
+		t.Helper()
+		out := map[string]rbacv1.Role{}
+		for _, doc := range docs["Role"] {
+			var role rbacv1.Role
+			if err := yaml.UnmarshalStrict([]byte(doc), &role); err != nil {
+				t.Fatalf("Role: %v\n%s", err, doc)
+			}
+			out[role.Namespace+"/"+role.Name] = role
+		}
+		return out
+	}
+	rule := func(group, resource, verbs string, names ...string) rbacv1.PolicyRule {
+		return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{resource}, Verbs: strings.Split(verbs, ","), ResourceNames: names}
+	}
+	own := []rbacv1.PolicyRule{
+		rule("", "pods", "create,get,list,watch,delete"), rule("", "pods/log", "get"), rule("", "events", "list"),
+		rule("coordination.k8s.io", "leases", "get,create,update"),
+	}
+
+	text, docs := manifests(testDAGs()...)
+	if got := roles(docs); len(got) != 1 || !reflect.DeepEqual(got["data/team"].Rules, own) {
+		t.Errorf("without object sensors: roles %+v, want only the runner's rules %+v", got, own)
+	}
+	if strings.Contains(text, "Tasks read objects") || len(docs["RoleBinding"]) != 1 {
+		t.Errorf("without object sensors the manifests mention task RBAC:\n%s", text)
+	}
+
+	text, docs = manifests(append(testDAGs(), d)...)
+	got := roles(docs)
+	want := append(slices.Clone(own),
+		rule("", "configmaps", "get", "flag", "other-flag"),
+		rule("", "pods", "patch", "p"),
+		rule("", "secrets", "get,patch", "p"),
+		rule("batch", "jobs", "get"))
+	if !reflect.DeepEqual(got["data/team"].Rules, want) {
+		t.Errorf("runner's Role:\n%+v\nwant\n%+v", got["data/team"].Rules, want)
+	}
+	if r := got["models/team.data"].Rules; len(got) != 2 || !reflect.DeepEqual(r, []rbacv1.PolicyRule{rule("serving.example.com", "models", "get", "m")}) {
+		t.Errorf("roles %+v, want the runner's and one in namespace models with get on models (m)", got)
+	}
+	var bindings []rbacv1.RoleBinding
+	for _, doc := range docs["RoleBinding"] {
+		var rb rbacv1.RoleBinding
+		if err := yaml.UnmarshalStrict([]byte(doc), &rb); err != nil {
+			t.Fatalf("RoleBinding: %v\n%s", err, doc)
+		}
+		bindings = append(bindings, rb)
+	}
+	if len(bindings) != 2 || bindings[1].Namespace != "models" || bindings[1].Name != "team.data" || bindings[1].RoleRef.Name != "team.data" ||
+		len(bindings[1].Subjects) != 1 || bindings[1].Subjects[0] != (rbacv1.Subject{Kind: "ServiceAccount", Name: "team", Namespace: "data"}) {
+		t.Errorf("bindings %+v, want the runner's and one in models binding team.data to ServiceAccount data/team", bindings)
+	}
+	for _, line := range []string{
+		"#   watch.flag: get on configmaps (flag) in namespace data\n",
+		"#   watch.job: get on jobs.batch in namespace data\n",
+		"#   watch.model: get on models.serving.example.com (m) in namespace models\n",
+		"#   watch.tmpl: get on configmaps (x) in namespace {{ .Params.ns }}\n" +
+			"#     NOT GRANTED HERE: that namespace is known only at run time; grant it there to ServiceAccount data/team.\n",
+	} {
+		if !strings.Contains(text, line) {
+			t.Errorf("manifests lack %q:\n%s", line, text)
+		}
+	}
+	if len(docs["Deployment"]) != 1 || len(docs["Service"]) != 1 || len(docs["ServiceAccount"]) != 1 || len(docs["PersistentVolumeClaim"]) != 1 {
+		t.Errorf("documents: %v", slices.Collect(maps.Keys(docs)))
 	}
 }
