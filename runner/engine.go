@@ -15,6 +15,7 @@ import (
 	kubeexec "github.com/trellisdag/trellis/executor/kubernetes"
 	"github.com/trellisdag/trellis/executor/local"
 	"github.com/trellisdag/trellis/internal/outbox"
+	"github.com/trellisdag/trellis/k8s"
 	"github.com/trellisdag/trellis/internal/runs"
 	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/scheduler"
@@ -107,7 +108,14 @@ type engineConfig struct {
 func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	e := &engine{st: st}
 	var sched *scheduler.Scheduler
+	ko := r.kubeDefaults()
+	if ec.kube != nil {
+		ko = *ec.kube
+	}
 	e.local = local.New(local.Config{
+		// Tries that call the API server from the runner (sensors) reach the
+		// cluster the runner's flags chose.
+		Values: k8s.WithCluster(context.Background(), k8s.Cluster{Kubeconfig: ko.kubeconfig, Context: ko.context, Namespace: ko.namespace}),
 		// Processes are marked with the database, not the binary: the next
 		// deploy's binary (another name, perhaps) finds a crashed one's.
 		Instance:     "db-" + dbHash(st.Path()),

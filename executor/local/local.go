@@ -20,6 +20,10 @@ import (
 type Config struct {
 	// Report receives every try's start and end. Required.
 	Report executor.ReportFunc
+	// Values is the context every try's context carries the values of (the
+	// runner puts the cluster it talks to there, k8s.WithCluster); its
+	// cancellation is ignored. Nil: none.
+	Values context.Context
 	// Logs opens the log of a try; the executor closes it before reporting the end.
 	// Nil discards logs.
 	Logs func(executor.Key) io.WriteCloser
@@ -81,7 +85,11 @@ func New(cfg Config) *Executor {
 	if cfg.AbandonAfter <= 0 {
 		cfg.AbandonAfter = DefaultAbandonAfter
 	}
-	base, stop := context.WithCancel(context.Background())
+	root := context.Background()
+	if cfg.Values != nil {
+		root = context.WithoutCancel(cfg.Values)
+	}
+	base, stop := context.WithCancel(root)
 	return &Executor{cfg: cfg, base: base, stop: stop, running: map[executor.Key]context.CancelCauseFunc{}}
 }
 
