@@ -206,13 +206,17 @@ type stateCollector struct {
 	mu   sync.Mutex
 	at   time.Time
 	last store.StateCounts
+	// callbacks: delivered, pending and given up (the outbox).
+	callbacks [3]int
 }
 
 var (
-	descRuns     = prometheus.NewDesc("trellis_runs", "DAG runs by state.", []string{"state"}, nil)
-	descTIs      = prometheus.NewDesc("trellis_task_instances", "Task instances by state.", []string{"state"}, nil)
-	descTries    = prometheus.NewDesc("trellis_tries", "Tries by state.", []string{"state"}, nil)
-	descInFlight = prometheus.NewDesc("trellis_tries_in_flight", "Tries queued or running (pods in flight for the kubernetes executor).", nil, nil)
+	descRuns      = prometheus.NewDesc("trellis_runs", "DAG runs by state.", []string{"state"}, nil)
+	descTIs       = prometheus.NewDesc("trellis_task_instances", "Task instances by state.", []string{"state"}, nil)
+	descTries     = prometheus.NewDesc("trellis_tries", "Tries by state.", []string{"state"}, nil)
+	descInFlight  = prometheus.NewDesc("trellis_tries_in_flight", "Tries queued or running (pods in flight for the kubernetes executor).", nil, nil)
+	descCallbacks = prometheus.NewDesc("trellis_callbacks", "Callback deliveries in the outbox by state: delivered, pending (waiting or to retry), "+
+		"given_up (failed every attempt; the error is logged and kept).", []string{"state"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -220,6 +224,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descTIs
 	ch <- descTries
 	ch <- descInFlight
+	ch <- descCallbacks
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -228,12 +233,18 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if time.Since(c.at) > time.Second {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		counts, err := c.st.CountStates(ctx)
-		cancel()
 		if err != nil {
+			cancel()
 			ch <- prometheus.NewInvalidMetric(descRuns, err)
 			return
 		}
-		c.last, c.at = counts, time.Now()
+		d, p, g, err := c.st.OutboxStats(ctx)
+		cancel()
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(descCallbacks, err)
+			return
+		}
+		c.last, c.callbacks, c.at = counts, [3]int{d, p, g}, time.Now()
 	}
 	for _, s := range []task.RunState{task.RunQueued, task.RunRunning, task.RunSuccess, task.RunFailed} {
 		ch <- prometheus.MustNewConstMetric(descRuns, prometheus.GaugeValue, float64(c.last.Runs[s]), string(s))
@@ -248,6 +259,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	inFlight := c.last.TaskInstances[task.StateQueued] + c.last.TaskInstances[task.StateRunning]
 	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(inFlight))
+	for i, s := range []string{"delivered", "pending", "given_up"} {
+		ch <- prometheus.MustNewConstMetric(descCallbacks, prometheus.GaugeValue, float64(c.callbacks[i]), s)
+	}
 }
 
 func (s *Server) metricsHandler() http.Handler {

@@ -105,6 +105,7 @@ func TestHealthAndMetrics(t *testing.T) {
 		`trellis_task_instances{state="success"}`:                     3,
 		`trellis_tries{state="success"}`:                              3,
 		`trellis_tries_in_flight`:                                     0,
+		`trellis_callbacks{state="given_up"}`:                         0,
 		`trellis_handoff_seconds_count{dag="etl"}`:                    2,
 		`trellis_try_queued_to_running_seconds_count{dag="etl"}`:      3,
 		`trellis_run_queued_to_running_seconds_count{dag="etl"}`:      1,
