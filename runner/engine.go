@@ -15,9 +15,9 @@ import (
 	kubeexec "github.com/trellisdag/trellis/executor/kubernetes"
 	"github.com/trellisdag/trellis/executor/local"
 	"github.com/trellisdag/trellis/internal/outbox"
-	"github.com/trellisdag/trellis/k8s"
 	"github.com/trellisdag/trellis/internal/runs"
 	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/k8s"
 	"github.com/trellisdag/trellis/scheduler"
 	"github.com/trellisdag/trellis/task"
 )

@@ -3,6 +3,7 @@ package runner_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +58,37 @@ func TestHelpListsFlags(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestREADMECommandTable: every command the binary has is in the README's
+// command table, so the table stays complete.
+func TestREADMECommandTable(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := setup(t)
+	c.run("help")
+	_, list, _ := strings.Cut(c.stdout.String()+c.stderr.String(), "commands:\n")
+	list, _, _ = strings.Cut(list, "\n\n")
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		name := f[0]
+		if len(f) > 1 && (name == "dags" || name == "tasks" || name == "pools" || name == "assets" || name == "runs" || name == "db") {
+			name += " " + f[1]
+		}
+		n++
+		if !strings.Contains(string(readme), "| `"+name) && !strings.Contains(string(readme), " / `"+name) {
+			t.Errorf("command %q is not in the README's command table", name)
+		}
+	}
+	if n < 20 {
+		t.Fatalf("read %d commands from help:\n%s", n, list)
 	}
 }
