@@ -133,6 +133,27 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 	if len(snap.Tags) > 0 {
 		fmt.Fprintf(out, "  tags:       %s\n", strings.Join(snap.Tags, ", "))
 	}
+	if len(snap.Assets) > 0 {
+		rule := "all of"
+		if snap.AnyAsset {
+			rule = "any of"
+		}
+		fmt.Fprintf(out, "  assets:     runs on new events of %s %s\n", rule, strings.Join(snap.Assets, ", "))
+	}
+	if shown == d.Version() { // callbacks are code: only this binary's are known
+		var cbs []string
+		for _, k := range []task.EventKind{task.EventRunSuccess, task.EventRunFailure} {
+			if n := len(d.Callbacks(k)); n > 0 {
+				cbs = append(cbs, fmt.Sprintf("%d on %s", n, k))
+			}
+		}
+		for _, dl := range d.Deadlines() {
+			cbs = append(cbs, dl.String())
+		}
+		if len(cbs) > 0 {
+			fmt.Fprintf(out, "  callbacks:  %s\n", strings.Join(cbs, "; "))
+		}
+	}
 	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TASK\tKIND\tTRIGGER RULE\tRETRIES\tRETRY DELAY\tTIMEOUT\tPRIORITY\tPOOL\tEXECUTOR\tPAST\tDOWNSTREAM")
@@ -176,6 +197,32 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 	}
 	if err := w.Flush(); err != nil {
 		return err
+	}
+	for _, t := range snap.Tasks {
+		if t.Sensor != nil {
+			fmt.Fprintf(out, "\nsensor %s: pokes every %s for at most %s", t.ID, t.Sensor.PokeInterval, t.Sensor.Timeout)
+			if t.Sensor.Backoff != "" {
+				fmt.Fprintf(out, ", backoff %s", t.Sensor.Backoff)
+			}
+			if t.Sensor.SoftFail {
+				fmt.Fprint(out, ", skipped on timeout (soft fail)")
+			}
+			fmt.Fprintln(out)
+		}
+		if len(t.Outlets) > 0 {
+			fmt.Fprintf(out, "\n%s updates %s\n", t.ID, strings.Join(t.Outlets, ", "))
+		}
+		if cur, ok := d.Task(t.ID); ok && shown == d.Version() {
+			var cbs []string
+			for _, k := range []task.EventKind{task.EventTaskSuccess, task.EventTaskRetry, task.EventTaskFailure} {
+				if n := len(task.CallbacksOf(cur, k)); n > 0 {
+					cbs = append(cbs, fmt.Sprintf("%d on %s", n, k))
+				}
+			}
+			if len(cbs) > 0 {
+				fmt.Fprintf(out, "\n%s callbacks: %s\n", t.ID, strings.Join(cbs, "; "))
+			}
+		}
 	}
 	if snap.Doc != "" {
 		fmt.Fprintf(out, "\n%s\n", snap.Doc)

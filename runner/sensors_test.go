@@ -135,3 +135,31 @@ func TestFileAndHTTPSensors(t *testing.T) {
 		t.Errorf("up's log (one try, every poke):\n%s%s", &c.stdout, &c.stderr)
 	}
 }
+
+// TestDagsShowWaiting: dags show prints a DAG's asset schedule, its sensors'
+// waiting policy, the assets its tasks update and its callbacks.
+func TestDagsShowWaiting(t *testing.T) {
+	t.Parallel()
+	noop := func(context.Context, task.Event) error { return nil }
+	d := dag.New("w", dag.ScheduleOnAnyAsset("s3://a", "s3://b"), dag.OnFailure(noop), dag.AlertAfter(time.Hour, dag.FromQueued, noop))
+	s := task.Sensor("s", func(context.Context, *task.Run) (bool, error) { return true, nil },
+		task.PokeInterval(30*time.Second), task.SensorTimeout(time.Hour), task.SoftFail(), task.PokeBackoff(5*time.Minute))
+	out := task.Go("out", func(context.Context, *task.Run) (int, error) { return 0, nil }, task.Outlets("s3://c"), task.OnFailure(noop), task.OnRetry(noop))
+	d.Add(s, out)
+	s.Then(out)
+	c := &cli{t: t, db: filepath.Join(t.TempDir(), "trellis.db"), dags: []*dag.DAG{d}}
+	if code := c.run("dags", "show", "w"); code != 0 {
+		t.Fatal(c.stderr.String())
+	}
+	for _, want := range []string{
+		"assets:     runs on new events of any of s3://a, s3://b",
+		"callbacks:  1 on run_failure; alert when not finished 1h0m0s after queued",
+		"sensor s: pokes every 30s for at most 1h0m0s, backoff exponential up to 5m0s, skipped on timeout (soft fail)",
+		"out updates s3://c",
+		"out callbacks: 1 on task_retry; 1 on task_failure",
+	} {
+		if !strings.Contains(c.stdout.String(), want) {
+			t.Errorf("dags show lacks %q:\n%s", want, &c.stdout)
+		}
+	}
+}
