@@ -185,3 +185,57 @@ func TestTryLog(t *testing.T) {
 		}
 	})
 }
+
+// TestLogPageBefore: a reader starts at the tail and pages back to the start,
+// each page bounded, the pages together the whole log in order.
+func TestLogPageBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, _ := setup(t)
+	run := mkRun(t, st, "r1", "t")
+	w := st.TryLog(run.ID, "t", 1)
+	var want strings.Builder
+	for i := range 5000 {
+		line := fmt.Sprintf("line %05d\n", i)
+		want.WriteString(line)
+		if _, err := io.WriteString(w, line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var pages []string
+	before := int64(0)
+	tailLast := int64(0)
+	for {
+		data, first, last, more, err := st.LogPageBefore(ctx, run.ID, "t", 1, before, 8<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tailLast == 0 {
+			tailLast = last
+		}
+		if len(data) > 8<<10+64<<10 {
+			t.Fatalf("a page of %d bytes", len(data))
+		}
+		pages = append([]string{string(data)}, pages...)
+		if !more {
+			break
+		}
+		before = first
+		if len(pages) > 1000 {
+			t.Fatal("paging never ends")
+		}
+	}
+	if got := strings.Join(pages, ""); got != want.String() {
+		t.Errorf("pages joined: %d bytes, want %d (the whole log in order)", len(got), want.Len())
+	}
+	if !strings.HasSuffix(pages[len(pages)-1], "line 04999\n") {
+		t.Errorf("the first page read is not the tail")
+	}
+	// Following the tail: nothing after its last chunk.
+	if data, _, more, err := st.LogPage(ctx, run.ID, "t", 1, tailLast, 1<<20); err != nil || len(data) != 0 || more {
+		t.Errorf("after the tail: %q, %v, %v", data, more, err)
+	}
+}
