@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -155,6 +157,38 @@ func cmdDagsNext(ctx context.Context, r *Runner, args []string) error {
 	}
 	if shown < *count {
 		fmt.Fprintln(out, "No further runs (end date reached, or @once done).")
+	}
+	return nil
+}
+
+// logCatchup warns, for every unpaused DAG whose catchup would create more
+// than one run at once, how many (serve logs it before it schedules).
+func (r *Runner) logCatchup(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	now := time.Now()
+	for _, d := range r.dags {
+		if !d.Scheduled() || !d.CatchupEnabled() {
+			continue
+		}
+		rec, err := st.DAG(ctx, d.ID())
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if rec.Paused {
+			continue
+		}
+		var last *dag.DataInterval
+		if !rec.LastIntervalStart.IsZero() || !rec.LastIntervalEnd.IsZero() {
+			last = &dag.DataInterval{Start: rec.LastIntervalStart, End: rec.LastIntervalEnd}
+		}
+		if due, first := dueNow(d, last, now); due > 1 {
+			n := strconv.Itoa(due)
+			if due >= maxDueCount {
+				n = "at least " + n
+			}
+			log.Warn("catchup: runs are due now and are created at once (up to the DAG's max active runs run at a time); "+
+				"pause the DAG, set a later start date or turn catchup off to avoid it", "dag", d.ID(), "runs", n,
+				"from", first.UTC().Format(time.RFC3339))
+		}
 	}
 	return nil
 }

@@ -222,6 +222,9 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 	if err := r.syncDAGs(lctx, st, o.pauseNew); err != nil {
 		return err
 	}
+	if err := r.logCatchup(lctx, st, log); err != nil {
+		return err
+	}
 	var sched *scheduler.Scheduler
 	var ws *web.Server
 	if o.listen != "" {

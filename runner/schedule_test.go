@@ -185,3 +185,19 @@ func TestDagsNextCountsCatchup(t *testing.T) {
 		t.Errorf("bounded count: exit %d:\n%s", code, out)
 	}
 }
+
+// TestServeLogsCatchup: serve says, before it schedules, how many catchup
+// runs a DAG is about to get at once.
+func TestServeLogsCatchup(t *testing.T) {
+	t.Parallel()
+	start := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -10)
+	d := dag.New("behind", dag.Schedule("@daily"), dag.StartDate(start))
+	d.Add(task.Go("t", func(context.Context, *task.Run) (int, error) { return 0, nil }))
+	c := &cli{t: t, db: filepath.Join(t.TempDir(), "trellis.db"), dags: []*dag.DAG{d}}
+	if code := c.run("serve", "--until-idle", "--listen", ""); code != 0 {
+		t.Fatalf("serve: %d\n%s", code, &c.stderr)
+	}
+	if !strings.Contains(c.stderr.String(), "catchup: runs are due now") || !strings.Contains(c.stderr.String(), `"runs":"10"`) {
+		t.Errorf("serve's log does not announce the 10 catchup runs:\n%s", &c.stderr)
+	}
+}
