@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"os/exec"
@@ -20,9 +19,7 @@ func TestCallbackDeliveredAfterKill9(t *testing.T) {
 	bin := buildTestdata(t, "cbdag")
 	dir := t.TempDir()
 	db := filepath.Join(dir, "trellis.db")
-	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyc := fifo(t, dir, "fifo")
 	env := append(os.Environ(), "CB_DIR="+dir)
 	first := exec.Command(bin, "dags", "trigger", "cb", "--wait", "--logical-date", "2024-05-01", "--db", db)
 	first.Env = env
@@ -31,17 +28,6 @@ func TestCallbackDeliveredAfterKill9(t *testing.T) {
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	keyc := make(chan string, 1)
-	go func() {
-		f, err := os.Open(filepath.Join(dir, "fifo")) // blocks until the callback opens it
-		if err != nil {
-			keyc <- ""
-			return
-		}
-		defer f.Close()
-		line, _ := bufio.NewReader(f).ReadString('\n')
-		keyc <- strings.TrimSpace(line)
-	}()
 	var key string
 	select {
 	case key = <-keyc:

@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -23,10 +22,9 @@ func TestClearFromAnotherProcessWhileATaskRuns(t *testing.T) {
 	bin := buildTestdata(t, "racedag")
 	dir := t.TempDir()
 	db := filepath.Join(dir, "trellis.db")
-	for _, f := range []string{"started", "release"} {
-		if err := syscall.Mkfifo(filepath.Join(dir, f), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	started := fifo(t, dir, "started")
+	if err := syscall.Mkfifo(filepath.Join(dir, "release"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	env := append(os.Environ(), "RACE_DIR="+dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -49,17 +47,6 @@ func TestClearFromAnotherProcessWhileATaskRuns(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- serve.Wait() }()
 
-	started := make(chan string, 1)
-	go func() {
-		f, err := os.Open(filepath.Join(dir, "started")) // blocks until s1 opens it
-		if err != nil {
-			started <- "open: " + err.Error()
-			return
-		}
-		defer f.Close()
-		line, _ := bufio.NewReader(f).ReadString('\n')
-		started <- strings.TrimSpace(line)
-	}()
 	select {
 	case line := <-started:
 		if line != "try 1" {

@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -21,9 +20,7 @@ func TestSensorWaitSurvivesKill9(t *testing.T) {
 	bin := buildTestdata(t, "waitdag")
 	dir := t.TempDir()
 	db := filepath.Join(dir, "trellis.db")
-	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	said := fifo(t, dir, "fifo")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := func(args ...string) *exec.Cmd {
@@ -40,17 +37,6 @@ func TestSensorWaitSurvivesKill9(t *testing.T) {
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	said := make(chan string, 1)
-	go func() {
-		f, err := os.Open(filepath.Join(dir, "fifo")) // blocks until the sensor opens it
-		if err != nil {
-			said <- err.Error()
-			return
-		}
-		defer f.Close()
-		line, _ := bufio.NewReader(f).ReadString('\n')
-		said <- strings.TrimSpace(line)
-	}()
 	select {
 	case s := <-said:
 		if s != "deferred" {
