@@ -99,6 +99,87 @@ func BenchmarkGraphSVG(b *testing.B) {
 	}
 }
 
+// BenchmarkGraphLayout lays out a 200-task DAG (what layoutOf caches per DAG,
+// and what a run of an older version costs per request), and a DAG whose 60
+// tasks each depend on the first one and on the one before (long edges across
+// up to 58 columns: 1,711 dummy points).
+func BenchmarkGraphLayout(b *testing.B) {
+	wide := wideDAG("wide", 200, 10, noop)
+	var nodes []node
+	for _, t := range wide.Tasks() {
+		nd := node{id: t.ID(), kind: task.SettingsOf(t).Kind}
+		for _, u := range task.Upstream(t) {
+			nd.up = append(nd.up, u.ID())
+		}
+		nodes = append(nodes, nd)
+	}
+	chain := make([]node, 60)
+	for i := range chain {
+		chain[i] = node{id: fmt.Sprintf("c%02d", i)}
+		if i > 1 {
+			chain[i].up = []string{"c00", fmt.Sprintf("c%02d", i-1)}
+		} else if i == 1 {
+			chain[i].up = []string{"c00"}
+		}
+	}
+	b.Run("wide200", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			computeLayout(nodes)
+		}
+	})
+	b.Run("longEdges60", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			computeLayout(chain)
+		}
+	})
+}
+
+// BenchmarkDAGList is the server time of the DAG list of 50 DAGs with 40 runs
+// each, through the handler, with the response cache dropped every time (as
+// a change does).
+func BenchmarkDAGList(b *testing.B) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, b.TempDir()+"/bench.db", store.Options{Sync: store.SyncNormal})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	var ds []*dag.DAG
+	for i := range 50 {
+		d := dag.New(fmt.Sprintf("dag%02d", i), dag.Schedule("@hourly"), dag.StartDate(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)),
+			dag.Tags("team"+fmt.Sprint(i%5)), dag.Description("benchmark DAG"))
+		d.Add(task.Go("t", noop))
+		if err := d.Validate(); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, d)
+		for r := range 40 {
+			if _, err := runs.Create(ctx, st, d, runs.Spec{Type: task.RunManual, LogicalDate: time.Date(2024, 2, 1, r, i, 0, 0, time.UTC)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	srv, err := New(Config{Store: st, DAGs: ds})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	srv.SetReady(nil)
+	h := srv.Handler()
+	req := httptest.NewRequest("GET", "http://127.0.0.1/api/v1/dags", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		srv.cache.invalidate()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 || w.Body.Len() < 50*1000 {
+			b.Fatalf("list: %d, %d bytes", w.Code, w.Body.Len())
+		}
+	}
+}
+
 // BenchmarkTaskInstancesUnderLoad sends task-instance listings of a 1,000-task
 // run at a fixed 1,000 requests per second over loopback HTTP for 5 seconds
 // (open loop: latency is measured from each request's planned send time), while

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/png"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,36 +41,59 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// browserDAGs adds a wider DAG to the test DAGs, for the graph and Gantt views.
+// failMinute: a warehouse run whose logical date is at this minute of an hour
+// fails (its sensor errs), for the calendar's red day and a "why".
+const failMinute = 7
+
+// browserDAGs adds to the test DAGs: warehouse, a wider DAG scheduled in
+// Europe/Paris with tags and a doc, whose sensor feeds the last task across
+// three columns (the graph routes that edge around the boxes); marts, tagged;
+// vendor_sftp, whose sensor waits an hour between pokes; and report (typed
+// params).
 func browserDAGs(s *stack) []*dag.DAG {
 	ds := testDAGs(s)
-	wh := dag.New("warehouse", dag.Schedule("0 3 * * *"), dag.StartDate(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)),
-		dag.Catchup(false), dag.Description("nightly warehouse load"), dag.DefaultRetries(0, 0))
+	wh := dag.New("warehouse", dag.Schedule("0 3 * * *"), dag.TimezoneName("Europe/Paris"), dag.StartDate(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)),
+		dag.Catchup(false), dag.Description("nightly warehouse load"), dag.DefaultRetries(0, 0), dag.Tags("warehouse", "nightly"),
+		dag.Doc("Loads the shop's tables into the warehouse, builds the facts and publishes them.\nOwner: data-platform <data@example.com>\nRunbook: rerun a failed load; publish waits for the partner feed."))
 	start := task.Go("start", func(ctx context.Context, r *task.Run) (int, error) { return 0, nil })
-	publish := operators.Bash("publish", `echo published`)
-	wh.Add(start, publish)
+	feed := task.Sensor("partner_feed", func(ctx context.Context, r *task.Run) (bool, error) {
+		if r.LogicalDate().Minute() == failMinute {
+			return false, errors.New("partner feed rejected: checksum mismatch in orders.csv")
+		}
+		return true, nil
+	}, task.PokeInterval(time.Second))
+	publish := operators.Bash("publish", `echo published`, task.Trigger(task.NoneFailed))
+	wh.Add(start, feed, publish)
+	feed.Then(publish)
 	var loads []task.Task
 	for _, src := range []string{"orders", "customers", "products", "payments", "shipments", "returns"} {
-		l := operators.Bash("load_"+src, `for i in 1 2 3; do echo "loading `+src+` batch $i"; done; sleep 0.$((RANDOM % 4 + 1))`)
+		l := operators.Bash("load_"+src, `for i in 1 2 3; do echo "loading `+src+` batch $i"; done; sleep 0.$((RANDOM % 3 + 1))`, task.Pool("warehouse_db"))
 		wh.Add(l)
 		start.Then(l)
 		loads = append(loads, l)
 	}
 	for i, name := range []string{"fact_sales", "dim_customer", "fact_returns"} {
-		tr := operators.Bash("build_"+name, `echo building `+name+`; sleep 0.2`)
+		tr := operators.Bash("build_"+name, `echo building `+name+`; sleep 0.1`)
 		wh.Add(tr)
 		for _, l := range loads[i*2 : i*2+3-(i/2)] {
 			l.Then(tr)
 		}
 		tr.Then(publish)
 	}
-	return append(ds, wh, reportDAG())
+	marts := dag.New("marts", dag.Description("data marts for the BI dashboards"), dag.Tags("warehouse", "bi"), dag.DefaultRetries(0, 0))
+	marts.Add(task.Go("refresh_marts", func(ctx context.Context, r *task.Run) (int, error) { return 0, nil }))
+	vendor := dag.New("vendor_sftp", dag.Description("waits for the vendor's daily file"), dag.Tags("ingest"), dag.DefaultRetries(0, 0))
+	landed := task.Sensor("file_landed", func(ctx context.Context, r *task.Run) (bool, error) { return false, nil }, task.PokeInterval(time.Hour))
+	ingest := task.Go("ingest", func(ctx context.Context, r *task.Run) (int, error) { return 0, nil })
+	vendor.Add(landed, ingest)
+	landed.Then(ingest)
+	return append(ds, wh, marts, vendor, reportDAG())
 }
 
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	exe := chromium(t)
-	s := newStack(t, stackOpts{dags: browserDAGs})
+	s := newStack(t, stackOpts{dags: browserDAGs, pools: map[string]int{"warehouse_db": 3}})
 	// Screenshots are checked in a temporary directory; TRELLIS_SCREENSHOTS=1
 	// writes them to docs/screenshots (for the README) instead.
 	shots := t.TempDir()
@@ -78,13 +103,43 @@ func TestBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// History for the grid: a few runs of etl, one warehouse run.
+	// History: a few runs of etl; warehouse on seven past days (the one at
+	// failMinute fails), for the grid, the calendar and the durations; a
+	// vendor_sftp run whose sensor waits.
 	for i := 0; i < 4; i++ {
 		r := s.trigger("etl", fmt.Sprintf(`{"limit": %d}`, i+1))
 		s.waitRun("etl", r.RunID, task.RunSuccess)
 	}
-	wh := s.trigger("warehouse", "")
-	s.waitRun("warehouse", wh.RunID, task.RunSuccess)
+	now := time.Now().UTC()
+	noon := time.Date(now.Year(), now.Month(), now.Day(), 12, 0, 0, 0, time.UTC)
+	var whRuns []Run
+	var failed Run
+	for _, ago := range []int{13, 9, 6, 4, 3, 2, 1} {
+		ld := noon.AddDate(0, 0, -ago)
+		if ago == 4 {
+			ld = ld.Add(failMinute * time.Minute)
+		}
+		var r Run
+		if res := s.do("POST", "/api/v1/dags/warehouse/runs", `{"logicalDate":"`+ld.Format(time.RFC3339)+`"}`, &r); res.StatusCode != 201 {
+			t.Fatalf("trigger warehouse at %s: %d", ld, res.StatusCode)
+		}
+		if ago == 4 {
+			failed = r
+		} else {
+			whRuns = append(whRuns, r)
+		}
+	}
+	vendor := s.trigger("vendor_sftp", "")
+	for _, r := range whRuns {
+		s.waitRun("warehouse", r.RunID, task.RunSuccess)
+	}
+	s.waitRun("warehouse", failed.RunID, task.RunFailed)
+	wh := whRuns[len(whRuns)-1]
+	s.waitFor("vendor_sftp's sensor to be deferred", 30*time.Second, func() bool {
+		var ti TaskInstance
+		s.do("GET", runPath("vendor_sftp", vendor.RunID)+"/tasks/file_landed", nil, &ti)
+		return ti.State == task.StateDeferred
+	})
 
 	// Not t.TempDir: Chromium's helper processes may still write to the
 	// profile for a moment after the browser exits, and t.TempDir's removal
@@ -116,12 +171,22 @@ func TestBrowser(t *testing.T) {
 			t.Logf("chromedp: %s", msg)
 		}
 	}
-	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithErrorf(quiet))
+	bctx, cancelC := chromedp.NewContext(actx, chromedp.WithErrorf(quiet))
 	defer cancelC()
-	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancelT := context.WithTimeout(bctx, 2*time.Minute)
 	defer cancelT()
+	// text reads an element's text in one step: a live refresh may replace the
+	// element between the two steps of chromedp.Text.
+	text := func(sel string, out *string) chromedp.Action {
+		return chromedp.Evaluate(`document.querySelector(`+strconv.Quote(sel)+`).textContent`, out)
+	}
+	// click clicks an element in one step, for elements a live refresh
+	// rebuilds (chromedp.Click finds the node, then clicks where it was).
+	click := func(sel string) chromedp.Action {
+		return chromedp.Evaluate(`document.querySelector(`+strconv.Quote(sel)+`).click()`, nil)
+	}
 	poll := func(expr string) chromedp.Action {
-		return chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(45*time.Second))
+		return chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(20*time.Second))
 	}
 	shot := func(name string) chromedp.Action {
 		return chromedp.ActionFunc(func(ctx context.Context) error {
@@ -146,22 +211,124 @@ func TestBrowser(t *testing.T) {
 		})
 	}
 	base := s.hs.URL + "/"
+	// fatal ends the test after a failed step, with what the page showed:
+	// its text in the log and a screenshot (failed-<step>.png) next to the
+	// others.
+	fatal := func(step string, err error) {
+		t.Helper()
+		var text string
+		var buf []byte
+		dctx, cancel := context.WithTimeout(bctx, 5*time.Second)
+		defer cancel()
+		if chromedp.Run(dctx, chromedp.Evaluate(`location.hash + "\n" + document.getElementById("main").innerText`, &text), chromedp.CaptureScreenshot(&buf)) == nil {
+			_ = os.WriteFile(filepath.Join(shots, "failed-"+step+".png"), buf, 0o644)
+			if len(text) > 3000 {
+				text = text[:3000] + "…"
+			}
+		}
+		t.Fatalf("%s: %v\nthe page showed:\n%s", step, err, text)
+	}
 
-	// The DAG list.
+	// The DAG list: run counts by state; the search and the tag filter narrow
+	// it and live in the URL, so a link shows the same list.
+	rows := `[...document.querySelectorAll("table.dags tbody tr[data-dag]")].map((tr) => tr.dataset.dag).join(",")`
+	var counts map[string]string
 	err = chromedp.Run(ctx,
 		chromedp.Navigate(base+"#/"),
 		chromedp.WaitVisible(`button[aria-label="Trigger etl"]`),
 		poll(`document.getElementById("live").textContent === "live"`),
+		poll(rows+` === "etl,flaky,marts,report,slow,vendor_sftp,warehouse"`),
+		chromedp.Evaluate(`Object.fromEntries([...document.querySelectorAll("table.dags tbody tr[data-dag]")].map((tr) =>
+			[tr.dataset.dag, [...tr.querySelectorAll(".cnt")].map((c) => c.dataset.state + "=" + c.firstChild.textContent).join(" ")]))`, &counts),
+	)
+	if err != nil {
+		fatal("DAG-list", err)
+	}
+	if counts["etl"] != "queued=0 running=0 success=4 failed=0" || counts["vendor_sftp"] != "queued=0 running=1 success=0 failed=0" ||
+		!strings.HasSuffix(counts["warehouse"], "failed=1") || counts["marts"] != "queued=0 running=0 success=0 failed=0" {
+		t.Errorf("run counts = %v", counts)
+	}
+	var nextRun, searchValue string
+	err = chromedp.Run(ctx,
+		text(`tr[data-dag="warehouse"] td.next .time`, &nextRun),
+		chromedp.SendKeys(`#dag-search`, "ware"),
+		poll(rows+` === "warehouse" && location.hash === "#/?search=ware" && document.getElementById("dag-count").textContent === "1 of 7 DAG(s) match"`),
+		chromedp.Evaluate(`(() => { const i = document.getElementById("dag-search"); i.value = ""; i.dispatchEvent(new Event("input")); })()`, nil),
+		poll(rows+`.split(",").length === 7`),
+		click(`button.chip[data-tag="warehouse"]`),
+		poll(rows+` === "marts,warehouse" && location.hash === "#/?tag=warehouse" && document.querySelector('button.chip[data-tag="warehouse"]').getAttribute("aria-pressed") === "true"`),
+		click(`tr[data-dag="marts"] button.chip`), // the row's own tag chip: warehouse again, which unsets it
+		poll(rows+`.split(",").length === 7 && location.hash === "#/"`),
+		chromedp.Navigate(base+"#/?tag=nightly&search=LOAD"),
+		poll(rows+` === "warehouse" && document.querySelector('button.chip[data-tag="nightly"]').getAttribute("aria-pressed") === "true"`),
+		chromedp.Value(`#dag-search`, &searchValue),
+		chromedp.Navigate(base+"#/"),
+		poll(rows+`.split(",").length === 7`),
 		shot("dags.png"),
 	)
 	if err != nil {
-		t.Fatalf("DAG list: %v", err)
+		fatal("DAG-list-search-and-tags", err)
+	}
+	if !strings.HasSuffix(nextRun, " UTC") || searchValue != "LOAD" {
+		t.Errorf("warehouse's next run shows %q (want a UTC time); the search box from the URL holds %q", nextRun, searchValue)
+	}
+
+	// The DAG page: doc, tags, zone, schedule, next run, version; a bar per run
+	// above the grid, which takes the page's width; the time zone switch.
+	var page struct {
+		Doc, Zone, Next, Version, Tags string
+		Bars, Columns                  int
+		BarLabel                       string
+		GridWidth, MainWidth           float64
+		FirstLabel                     string
+	}
+	pageJS := `(() => ({
+		doc: document.getElementById("dag-doc").textContent,
+		zone: document.getElementById("dag-zone").textContent,
+		next: document.querySelector("#next-run .time").textContent,
+		version: document.getElementById("dag-version").textContent,
+		tags: [...document.querySelectorAll("#dag-tags .chip")].map((c) => c.textContent).join(","),
+		bars: document.querySelectorAll("table.grid .dbar").length,
+		columns: document.querySelectorAll("table.grid thead .labels th a").length,
+		barLabel: document.querySelector("table.grid .dbar").getAttribute("aria-label"),
+		gridWidth: document.querySelector("table.grid").getBoundingClientRect().width,
+		mainWidth: document.getElementById("main").getBoundingClientRect().width,
+		firstLabel: document.querySelector("table.grid thead .labels th a").textContent,
+	}))()`
+	var tzStored string
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"#/dags/warehouse"),
+		poll(`!!document.getElementById("dag-doc") && document.querySelectorAll("table.grid .dbar").length === document.querySelectorAll("table.grid thead .labels th a").length && document.querySelectorAll("table.grid .dbar").length >= 7`),
+		chromedp.Evaluate(pageJS, &page),
+		shot("grid.png"),
+		chromedp.Click(`#tz button[data-tz="dag"]`),
+		poll(`/ GMT\+[12]$/.test(document.querySelector("#next-run .time").textContent) && document.getElementById("tz-dag").textContent === "DAG: Europe/Paris"`),
+		chromedp.Evaluate(`localStorage.getItem("trellis.tz")`, &tzStored),
+		chromedp.Reload(),
+		poll(`document.querySelector("#next-run .time") && / GMT\+[12]$/.test(document.querySelector("#next-run .time").textContent) && `+
+			`document.querySelector('#tz button[data-tz="dag"]').getAttribute("aria-pressed") === "true"`),
+		chromedp.Click(`#tz button[data-tz="utc"]`),
+		poll(`/ UTC$/.test(document.querySelector("#next-run .time").textContent)`),
+	)
+	if err != nil {
+		fatal("DAG-page", err)
+	}
+	var detail DAGDetail
+	s.do("GET", "/api/v1/dags/warehouse", nil, &detail)
+	if !strings.Contains(page.Doc, "Owner: data-platform <data@example.com>") || page.Zone != "Europe/Paris" || !strings.HasSuffix(page.Next, " UTC") ||
+		page.Version != detail.Version || page.Tags != "warehouse,nightly" || page.Bars != page.Columns ||
+		!strings.Contains(page.BarLabel, ": success, ") || !strings.HasSuffix(page.FirstLabel, " UTC") || page.GridWidth < 0.95*page.MainWidth-32 {
+		t.Errorf("DAG page = %+v", page)
+	}
+	if tzStored != "dag" {
+		t.Errorf("the switch stored %q", tzStored)
 	}
 
 	// Trigger etl with conf through the dialog; its grid cells turn green.
 	var runsBefore RunList
 	s.do("GET", "/api/v1/dags/etl/runs", nil, &runsBefore)
 	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"#/"),
 		chromedp.Click(`button[aria-label="Trigger etl"]`),
 		chromedp.WaitVisible(`#trigger-form input[name="limit"]`),
 		chromedp.SetValue(`#trigger-form input[name="limit"]`, "42"),
@@ -170,10 +337,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(`table.grid`),
 		poll(fmt.Sprintf(`document.querySelectorAll("table.grid thead th a").length === %d`, runsBefore.Total+1)),
 		poll(`[...document.querySelectorAll("table.grid tbody tr")].every(tr => tr.lastElementChild.querySelector("a.cell").dataset.state === "success")`),
-		shot("grid.png"),
 	)
 	if err != nil {
-		t.Fatalf("trigger and grid: %v", err)
+		fatal("trigger-and-grid", err)
 	}
 	var runs RunList
 	s.do("GET", "/api/v1/dags/etl/runs?limit=1", nil, &runs)
@@ -210,7 +376,7 @@ func TestBrowser(t *testing.T) {
 		})()`, &form),
 	)
 	if err != nil {
-		t.Fatalf("typed trigger form: %v", err)
+		fatal("typed-trigger-form", err)
 	}
 	if strings.Join(form.Region, ",") != "SELECT,eu*,us,apac" || strings.Join(form.Days, ",") != "number,1,31,1,7" || form.DryRun ||
 		strings.Join(form.Email, ",") != "text,true," || form.Focused != "region" ||
@@ -236,7 +402,7 @@ func TestBrowser(t *testing.T) {
 		poll(`!document.getElementById("dialog").open`),
 	)
 	if err != nil {
-		t.Fatalf("typed trigger: %v", err)
+		fatal("typed-trigger", err)
 	}
 	var reportRuns RunList
 	s.do("GET", "/api/v1/dags/report/runs?limit=1", nil, &reportRuns)
@@ -264,13 +430,14 @@ func TestBrowser(t *testing.T) {
 		chromedp.SetValue(sel("email"), "raw@example.com"),
 		chromedp.Click(`details.raw summary`),
 		chromedp.WaitVisible(`#conf`),
+		poll(`document.getElementById("conf").value !== ""`), // filled by the toggle event, which comes a moment later
 		chromedp.Value(`#conf`, &rawConf),
 		chromedp.SetValue(`#conf`, `{"email": "raw@example.com", "days": 2}`),
 		chromedp.Click(`dialog button[type=submit]`),
 		poll(`!document.getElementById("dialog").open`),
 	)
 	if err != nil {
-		t.Fatalf("raw JSON trigger: %v", err)
+		fatal("raw-JSON-trigger", err)
 	}
 	var fromForm map[string]any
 	if err := json.Unmarshal([]byte(rawConf), &fromForm); err != nil || fromForm["email"] != "raw@example.com" || fromForm["days"] != 7.0 || fromForm["region"] != "eu" {
@@ -281,26 +448,110 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the raw JSON trigger made %+v", reportRuns)
 	}
 
-	// The graph of the warehouse DAG, coloured by its run.
+	// The graph of the warehouse DAG, coloured by its run: every box shows its
+	// kind, and its trigger rule when it is not all_success.
+	var subs map[string]string
 	err = chromedp.Run(ctx,
 		chromedp.Navigate(base+"#/dags/warehouse/graph?run="+url.QueryEscape(wh.RunID)),
 		chromedp.WaitVisible(`.graph svg`),
-		poll(`document.querySelectorAll(".graph svg a.node").length === 11`),
+		poll(`document.querySelectorAll(".graph svg a.node").length === 12`),
+		chromedp.Evaluate(`Object.fromEntries([...document.querySelectorAll(".graph svg a.node")].map((n) => [n.dataset.task, n.querySelector("text.sub").textContent]))`, &subs),
 		shot("graph.png"),
 	)
 	if err != nil {
-		t.Fatalf("graph: %v", err)
+		fatal("graph", err)
+	}
+	if subs["start"] != "go" || subs["partner_feed"] != "sensor" || subs["load_orders"] != "bash" || subs["publish"] != "bash · none_failed" {
+		t.Errorf("graph node kinds and rules = %v", subs)
 	}
 
 	// Gantt of the warehouse run.
 	err = chromedp.Run(ctx,
 		chromedp.Navigate(base+"#/dags/warehouse/runs/"+url.PathEscape(wh.RunID)),
 		chromedp.WaitVisible(`.gantt`),
-		poll(`document.querySelectorAll(".gantt a.b").length === 11`),
+		poll(`document.querySelectorAll(".gantt a.b").length === 12`),
 		shot("gantt.png"),
 	)
 	if err != nil {
-		t.Fatalf("gantt: %v", err)
+		fatal("gantt", err)
+	}
+
+	// The calendar: a cell per day, coloured by its runs (the failed run's day
+	// red), in the zone of the switch (UTC here).
+	var cal Calendar
+	s.do("GET", "/api/v1/dags/warehouse/calendar?tz=UTC", nil, &cal)
+	failDay := failed.LogicalDate.UTC().Format(time.DateOnly)
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"#/dags/warehouse/calendar"),
+		poll(fmt.Sprintf(`document.querySelectorAll(".cal .day[data-state]:not([data-state=''])").length === %d && `+
+			`document.querySelector('.cal .day[data-date="%s"]').dataset.state === "failed" && document.querySelectorAll(".cal .day.today").length === 1`, len(cal.Days), failDay)),
+		shot("calendar.png"),
+	)
+	if err != nil {
+		t.Fatalf("calendar (%d days with runs, failed on %s): %v", len(cal.Days), failDay, err)
+	}
+	if len(cal.Days) < 7 {
+		t.Errorf("calendar has %d days with runs, want at least 7", len(cal.Days))
+	}
+
+	// Task durations: a row per task, a bar per finished try.
+	var durs TaskDurations
+	s.do("GET", "/api/v1/dags/warehouse/durations", nil, &durs)
+	bars := 0
+	for _, ts := range durs.Tasks {
+		for _, d := range ts.Durations {
+			if d != nil {
+				bars++
+			}
+		}
+	}
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"#/dags/warehouse/durations"),
+		poll(fmt.Sprintf(`document.querySelectorAll(".durations-table tbody tr").length === 12 && document.querySelectorAll(".durations-table a.tbar").length === %d && `+
+			`document.querySelectorAll('.durations-table tr[data-task="publish"] .slot.empty').length === 1`, bars)),
+		shot("durations.png"),
+	)
+	if err != nil {
+		t.Fatalf("task durations (%d bars): %v", bars, err)
+	}
+
+	// Why: the failed sensor's error; publish, not run, names its trigger
+	// rule and the upstream task that failed; a deferred sensor's next poke;
+	// a task that waits for it.
+	var why struct{ Feed, Publish, Poke, Waiting string }
+	fp := base + "#/dags/warehouse/runs/" + url.PathEscape(failed.RunID) + "/tasks/"
+	vp := base + "#/dags/vendor_sftp/runs/" + url.PathEscape(vendor.RunID) + "/tasks/"
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(fp+"partner_feed"),
+		poll(`!!document.getElementById("why-error")`),
+		text(`#why-error`, &why.Feed),
+		chromedp.Navigate(fp+"publish"),
+		poll(`!!document.getElementById("why") && document.getElementById("why").textContent.includes("upstream")`),
+		text(`#why`, &why.Publish),
+		chromedp.Navigate(vp+"file_landed"),
+		poll(`!!document.getElementById("why-poke")`),
+		text(`#why-poke`, &why.Poke),
+		chromedp.Navigate(vp+"ingest"),
+		poll(`!!document.getElementById("waiting")`),
+		text(`#waiting`, &why.Waiting),
+	)
+	if err != nil {
+		fatal("why", err)
+	}
+	if !strings.Contains(why.Feed, "checksum mismatch") || !strings.Contains(why.Publish, "trigger rule none_failed") ||
+		!strings.Contains(why.Publish, "partner_feed (failed)") || !strings.Contains(why.Poke, "after 1 poke(s); next poke at ") ||
+		!strings.Contains(why.Poke, " UTC") || why.Waiting != "upstream not done: file_landed" {
+		t.Errorf("why = %+v", why)
+	}
+
+	// The pools page.
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"#/pools"),
+		poll(`!!document.querySelector('tr[data-pool="warehouse_db"]')`),
+		shot("pools.png"),
+	)
+	if err != nil {
+		fatal("pools", err)
 	}
 
 	// A failed try: trigger flaky, open boom's failed try and its log, clear it,
@@ -315,6 +566,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(`#log`),
 		poll(`document.getElementById("log").textContent.includes("about to fail")`),
 		poll(`document.querySelector("dd.error") && document.querySelector("dd.error").textContent.includes("source not ready")`),
+		poll(`document.getElementById("why-error") && document.getElementById("why-error").textContent === "source not ready"`),
 		shot("task-log.png"),
 		chromedp.Click(`#clear-failed`),
 		chromedp.Click(`#clear-down`),
@@ -324,7 +576,7 @@ func TestBrowser(t *testing.T) {
 		poll(`document.getElementById("log") && document.getElementById("log").textContent.includes("the source is ready")`),
 	)
 	if err != nil {
-		t.Fatalf("failed try, clear, rerun: %v", err)
+		fatal("failed-try-clear-rerun", err)
 	}
 	s.waitRun("flaky", fl.RunID, task.RunSuccess)
 
@@ -335,7 +587,7 @@ func TestBrowser(t *testing.T) {
 		shot("audit.png"),
 	)
 	if err != nil {
-		t.Fatalf("audit: %v", err)
+		fatal("audit", err)
 	}
 
 	// A phone-sized screen: the DAG list still fits.
@@ -347,7 +599,7 @@ func TestBrowser(t *testing.T) {
 		shot("dags-phone.png"),
 	)
 	if err != nil {
-		t.Fatalf("phone: %v", err)
+		fatal("phone", err)
 	}
 }
 

@@ -51,6 +51,7 @@ type stackOpts struct {
 	tokens bool
 	dags   func(s *stack) []*dag.DAG
 	pools  map[string]int
+	cron   bool // the scheduler creates scheduled and asset-triggered runs
 }
 
 type syncBuffer struct {
@@ -140,6 +141,11 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		if err := st.PutDAG(ctx, d.ID(), b, false); err != nil {
 			t.Fatal(err)
 		}
+		if uris, _ := d.AssetSchedule(); len(uris) > 0 { // as the runner does before it serves
+			if err := st.RegisterAssetConsumer(ctx, d.ID(), uris); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	var toks *Tokens
 	if o.tokens {
@@ -159,7 +165,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		Report: func(r executor.Report) { sched.Report(r) },
 		Logs:   func(k executor.Key) io.WriteCloser { return st.TryLog(k.Run, k.TaskID, k.Try) },
 	})
-	sched, err = scheduler.New(scheduler.Config{Store: st, DAGs: dags, Local: loc, PollInterval: -1,
+	sched, err = scheduler.New(scheduler.Config{Store: st, DAGs: dags, Local: loc, PollInterval: -1, Cron: o.cron,
 		Observe: func(e scheduler.Event) {
 			srv.Observe(e)
 			s.mu.Lock()

@@ -1,10 +1,9 @@
 package web
 
 import (
-	"bytes"
 	"fmt"
-	"html"
 	"net/url"
+	"strconv"
 
 	"github.com/trellisdag/trellis/task"
 )
@@ -25,52 +24,175 @@ var stateColor = map[task.State][2]string{
 	task.StateRemoved:        {"#eaeef2", "#57606a"},
 }
 
-// Graph geometry, in SVG user units (pixels at 100%).
+// Graph geometry, in SVG user units (pixels at 100%). Keep the heights even:
+// the layout halves them.
 const (
-	gNodeW  = 184
-	gNodeH  = 28
-	gColW   = 240
-	gRowH   = 38
-	gMargin = 16
-	gMaxLen = 26 // characters of a task id shown in its box
+	gNodeW     = 200 // a task's box
+	gNodeH     = 42
+	gColW      = 272 // from one column to the next: the box and the gap edges run in
+	gRowGap    = 12  // between two boxes of a column
+	gLane      = 12  // the height a long edge takes where it crosses a column
+	gPortStep  = 6   // between the ends of two edges on a box's side
+	gPortInset = 6   // no edge ends closer than this to a box's corner
+	gMargin    = 16
+	gMaxLen    = 25 // characters of a task id shown in its box
+	gMaxSub    = 32 // characters of the kind and trigger rule line
 )
+
+// nodeSubtitle is the second line of a task's box: its kind, and its trigger
+// rule unless it is the default (all_success).
+func nodeSubtitle(kind task.Kind, rule task.TriggerRule) string {
+	s := kindName(kind)
+	if rule != "" && rule != task.AllSuccess {
+		s += " · " + string(rule)
+	}
+	return s
+}
+
+// clip shortens s to at most n characters (runes), ending it with "…".
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// segment is one piece of an edge's path: a cubic Bézier curve in the gap
+// between two columns (c1 and c2 its control points), or a straight line
+// through a column (line true).
+type segment struct {
+	a, c1, c2, b point
+	line         bool
+}
+
+// segments are the pieces of the edge's path, as drawn.
+func (e edgeRoute) segments() []segment {
+	out := make([]segment, 0, len(e.pts)-1)
+	for k := 0; k+1 < len(e.pts); k++ {
+		a, b := e.pts[k], e.pts[k+1]
+		if k%2 == 1 { // through a dummy's column
+			out = append(out, segment{a: a, b: b, line: true})
+			continue
+		}
+		dx := (b.x - a.x) / 2
+		out = append(out, segment{a: a, c1: point{a.x + dx, a.y}, c2: point{b.x - dx, b.y}, b: b})
+	}
+	return out
+}
+
+// at is the point of the segment at parameter t in [0, 1].
+func (s segment) at(t float64) point {
+	if s.line {
+		return point{s.a.x + t*(s.b.x-s.a.x), s.a.y + t*(s.b.y-s.a.y)}
+	}
+	u := 1 - t
+	w0, w1, w2, w3 := u*u*u, 3*u*u*t, 3*u*t*t, t*t*t
+	return point{w0*s.a.x + w1*s.c1.x + w2*s.c2.x + w3*s.b.x, w0*s.a.y + w1*s.c1.y + w2*s.c2.y + w3*s.b.y}
+}
+
+// appendNum appends f with at most one decimal, as SVG coordinates are
+// written: exact enough, short, and fast (no shortest-float search).
+func appendNum(b []byte, f float64) []byte {
+	if f < 0 {
+		b = append(b, '-')
+		f = -f
+	}
+	t := int64(f*10 + 0.5)
+	b = strconv.AppendInt(b, t/10, 10)
+	if d := t % 10; d != 0 {
+		b = append(b, '.', byte('0'+d))
+	}
+	return b
+}
+
+func appendPt(b []byte, p point) []byte {
+	b = appendNum(b, p.x)
+	b = append(b, ',')
+	return appendNum(b, p.y)
+}
+
+// appendAttr appends name="value" (escaped) with a leading space.
+func appendAttr(b []byte, name, value string) []byte {
+	b = append(b, ' ')
+	b = append(b, name...)
+	b = append(b, `="`...)
+	b = appendEscaped(b, value)
+	return append(b, '"')
+}
+
+// appendNumAttr appends name="f" with a leading space.
+func appendNumAttr(b []byte, name string, f float64) []byte {
+	b = append(b, ' ')
+	b = append(b, name...)
+	b = append(b, `="`...)
+	b = appendNum(b, f)
+	return append(b, '"')
+}
+
+// appendEscaped appends s escaped for XML text and attribute values.
+func appendEscaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '<':
+			b = append(b, "&lt;"...)
+		case '>':
+			b = append(b, "&gt;"...)
+		case '&':
+			b = append(b, "&amp;"...)
+		case '"':
+			b = append(b, "&#34;"...)
+		case '\'':
+			b = append(b, "&#39;"...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// pathData is the SVG path of an edge.
+func (e edgeRoute) pathData(b []byte) []byte {
+	b = append(b, 'M')
+	b = appendPt(b, e.pts[0])
+	for _, s := range e.segments() {
+		if s.line {
+			b = append(b, " H"...)
+			b = appendNum(b, s.b.x)
+			continue
+		}
+		b = append(b, " C"...)
+		b = appendPt(b, s.c1)
+		b = append(b, ' ')
+		b = appendPt(b, s.c2)
+		b = append(b, ' ')
+		b = appendPt(b, s.b)
+	}
+	return b
+}
 
 // renderGraph draws the tasks of DAG dagID as laid out by lay, left to right,
 // one column per topological level, each task coloured by its state in states
-// (white when it has none). With a run, a task links to its task instance in
-// the UI.
+// (white when it has none) and showing its kind and trigger rule. With a run,
+// a task links to its task instance in the UI.
 func renderGraph(dagID string, lay *layout, title, runID string, states map[string]task.State) []byte {
-	rows := 0
-	for _, idx := range lay.levels {
-		rows = max(rows, len(idx))
+	b := make([]byte, 0, 600*(len(lay.ids)+1))
+	b = fmt.Appendf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-labelledby="graph-title" font-family="system-ui, sans-serif" font-size="12">`,
+		lay.width, lay.height, lay.width, lay.height)
+	b = append(b, `<title id="graph-title">`...)
+	b = appendEscaped(b, title)
+	b = append(b, `</title><defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="#57606a"/></marker></defs>`...)
+	b = append(b, `<g class="edges" fill="none" stroke="#6e7781" stroke-width="1.2">`...)
+	for _, e := range lay.edges {
+		b = append(b, `<path d="`...)
+		b = e.pathData(b)
+		b = append(b, `" marker-end="url(#arrow)"><title>`...)
+		b = appendEscaped(b, lay.ids[e.from])
+		b = append(b, " → "...)
+		b = appendEscaped(b, lay.ids[e.to])
+		b = append(b, `</title></path>`...)
 	}
-	width := 2*gMargin + max(0, len(lay.levels)-1)*gColW + gNodeW
-	height := 2*gMargin + max(1, rows)*gRowH - (gRowH - gNodeH)
-	x := make([]int, len(lay.ids))
-	y := make([]int, len(lay.ids))
-	for lv, idx := range lay.levels {
-		off := (rows - len(idx)) * gRowH / 2
-		for p, i := range idx {
-			x[i] = gMargin + lv*gColW
-			y[i] = gMargin + off + p*gRowH
-		}
-	}
-	var b bytes.Buffer
-	b.Grow(400 * (len(lay.ids) + 1))
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-labelledby="graph-title" font-family="system-ui, sans-serif" font-size="12">`,
-		width, height, width, height)
-	fmt.Fprintf(&b, `<title id="graph-title">%s</title>`, html.EscapeString(title))
-	b.WriteString(`<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="#57606a"/></marker></defs>`)
-	b.WriteString(`<g class="edges" fill="none" stroke="#8c959f" stroke-width="1.2">`)
-	for i := range lay.ids {
-		for _, u := range lay.up[i] {
-			x1, y1 := x[u]+gNodeW, y[u]+gNodeH/2
-			x2, y2 := x[i], y[i]+gNodeH/2
-			dx := (x2 - x1) / 2
-			fmt.Fprintf(&b, `<path d="M%d,%d C%d,%d %d,%d %d,%d" marker-end="url(#arrow)"/>`, x1, y1, x1+dx, y1, x2-dx, y2, x2, y2)
-		}
-	}
-	b.WriteString(`</g><g class="nodes">`)
+	b = append(b, `</g><g class="nodes">`...)
 	for _, i := range lay.order {
 		id := lay.ids[i]
 		st, ok := states[id]
@@ -81,26 +203,58 @@ func renderGraph(dagID string, lay *layout, title, runID string, states map[stri
 		if !ok {
 			col = stateColor[task.StateNone]
 		}
-		label := id
-		if len(label) > gMaxLen {
-			label = label[:gMaxLen-1] + "…"
+		desc := id + ": " + string(st) + "; kind " + kindName(lay.kind[i])
+		if r := lay.rule[i]; r != "" && r != task.AllSuccess {
+			desc += "; trigger rule " + string(r)
 		}
-		desc := fmt.Sprintf("%s: %s", id, st)
 		if runID != "" {
 			href := "#/dags/" + url.PathEscape(dagID) + "/runs/" + url.PathEscape(runID) + "/tasks/" + url.PathEscape(id)
-			fmt.Fprintf(&b, `<a href="%s" class="node st-%s" aria-label="%s">`, html.EscapeString(href), st, html.EscapeString(desc))
+			b = append(b, `<a`...)
+			b = appendAttr(b, "href", href)
+			b = appendAttr(b, "class", "node st-"+string(st))
 		} else {
-			fmt.Fprintf(&b, `<g class="node" aria-label="%s">`, html.EscapeString(desc))
+			b = append(b, `<g class="node"`...)
 		}
-		fmt.Fprintf(&b, `<title>%s</title><rect x="%d" y="%d" width="%d" height="%d" rx="4" fill="%s" stroke="#57606a"/>`,
-			html.EscapeString(desc), x[i], y[i], gNodeW, gNodeH, col[0])
-		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`, x[i]+8, y[i]+gNodeH/2+4, col[1], html.EscapeString(label))
+		b = appendAttr(b, "data-task", id)
+		b = appendAttr(b, "data-kind", string(lay.kind[i]))
+		b = appendAttr(b, "data-rule", string(lay.rule[i]))
+		b = appendAttr(b, "aria-label", desc)
+		b = append(b, `><title>`...)
+		b = appendEscaped(b, desc)
+		x, y := lay.x[i], lay.y[i]
+		b = append(b, `</title><rect`...)
+		b = appendNumAttr(b, "x", x)
+		b = appendNumAttr(b, "y", y)
+		b = appendNumAttr(b, "width", gNodeW)
+		b = appendNumAttr(b, "height", gNodeH)
+		b = append(b, ` rx="4"`...)
+		b = appendAttr(b, "fill", col[0])
+		b = append(b, ` stroke="#57606a"/><text`...)
+		b = appendNumAttr(b, "x", x+8)
+		b = appendNumAttr(b, "y", y+17)
+		b = appendAttr(b, "fill", col[1])
+		b = append(b, ` font-weight="600">`...)
+		b = appendEscaped(b, clip(id, gMaxLen))
+		b = append(b, `</text><text class="sub"`...)
+		b = appendNumAttr(b, "x", x+8)
+		b = appendNumAttr(b, "y", y+33)
+		b = appendAttr(b, "fill", col[1])
+		b = append(b, ` font-size="11">`...)
+		b = appendEscaped(b, clip(nodeSubtitle(lay.kind[i], lay.rule[i]), gMaxSub))
 		if runID != "" {
-			b.WriteString(`</a>`)
+			b = append(b, `</text></a>`...)
 		} else {
-			b.WriteString(`</g>`)
+			b = append(b, `</text></g>`...)
 		}
 	}
-	b.WriteString(`</g></svg>`)
-	return b.Bytes()
+	b = append(b, `</g></svg>`...)
+	return b
+}
+
+// kindName is a task's kind, "task" when the definition does not say.
+func kindName(k task.Kind) string {
+	if k == "" {
+		return "task"
+	}
+	return string(k)
 }

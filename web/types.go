@@ -25,8 +25,27 @@ type DAGSummary struct {
 	// run, absent for a paused DAG or one without a schedule.
 	NextRun *time.Time `json:"nextRun,omitempty"`
 	// NextRunAt is when the scheduler creates that run (its interval's end).
-	NextRunAt  *time.Time `json:"nextRunAt,omitempty"`
-	LatestRuns []Run      `json:"latestRuns"`
+	NextRunAt *time.Time `json:"nextRunAt,omitempty"`
+	// Timezone is the IANA name of the zone of the DAG's schedule ("UTC" when
+	// it sets none); the UI can show times in it.
+	Timezone string `json:"timezone"`
+	// LatestRuns are the latest runs (at most 10), newest first.
+	LatestRuns []Run `json:"latestRuns"`
+	// RunCounts counts the latest runs (at most RecentRuns) by state.
+	RunCounts RunCounts `json:"runCounts"`
+}
+
+// RecentRuns is how many of a DAG's latest runs DAGSummary.RunCounts counts.
+const RecentRuns = 25
+
+// RunCounts counts a DAG's latest runs by state.
+type RunCounts struct {
+	// Of is how many runs were counted: the DAG's latest, at most RecentRuns.
+	Of      int `json:"of"`
+	Queued  int `json:"queued"`
+	Running int `json:"running"`
+	Success int `json:"success"`
+	Failed  int `json:"failed"`
 }
 
 // DAGDetail is one DAG: its summary and its full definition.
@@ -35,10 +54,17 @@ type DAGDetail struct {
 	Definition dag.Snapshot `json:"definition"`
 }
 
-// DAGList is the answer of GET /dags.
+// DAGList is the answer of GET /dags: the DAGs that match its search and
+// tag filters, by id.
 type DAGList struct {
-	DAGs  []DAGSummary `json:"dags"`
-	Total int          `json:"total"`
+	DAGs []DAGSummary `json:"dags"`
+	// Total is how many DAGs match (all of them in DAGs).
+	Total int `json:"total"`
+	// All is how many DAGs the binary has, filters aside.
+	All int `json:"all"`
+	// Tags are the tags of every DAG of the binary, sorted, filters aside (for
+	// a tag filter's choices).
+	Tags []string `json:"tags"`
 }
 
 // Run is a DAG run.
@@ -88,9 +114,14 @@ type TaskInstance struct {
 	Host      string     `json:"host,omitempty"`
 	Pod       string     `json:"pod,omitempty"`
 	// Waiting says what a task that has not started waits for (its upstream
-	// tasks, its previous run, a free slot, a paused DAG, ...), in the run's
-	// task list.
+	// tasks, its previous run, a free slot, a paused DAG, ...), and for a
+	// deferred sensor when it pokes next, in the run's task list and the task
+	// instance.
 	Waiting string `json:"waiting,omitempty"`
+	// Pokes is how many times the current try of a sensor has poked.
+	Pokes int `json:"pokes,omitempty"`
+	// NextPoke is when a deferred sensor pokes next.
+	NextPoke *time.Time `json:"nextPoke,omitempty"`
 	// Removed is true for a task the run has but the DAG no longer does.
 	Removed bool `json:"removed,omitempty"`
 }
@@ -134,6 +165,11 @@ type LogChunk struct {
 	// Finished is true when the try has ended and this page reached the end
 	// of its log, so nothing more will come.
 	Finished bool `json:"finished"`
+	// Prev is the position of this page's first part: pass it as before to
+	// read the page that precedes it (with tail or before); Earlier is true
+	// when such a page exists.
+	Prev    int64 `json:"prev,omitempty"`
+	Earlier bool  `json:"earlier,omitempty"`
 }
 
 // XCom is a task's stored result.
@@ -203,6 +239,65 @@ type GridTask struct {
 type Cell struct {
 	State task.State `json:"s"`
 	Try   int        `json:"t,omitempty"`
+}
+
+// Calendar is a DAG's runs by day of their logical date, for the calendar
+// view: the days from the first of a month some months ago to today, in a
+// time zone.
+type Calendar struct {
+	DAGID string `json:"dagId"`
+	// Timezone is the zone whose days these are (an IANA name).
+	Timezone string `json:"timezone"`
+	// From is the first day covered, the first of a month (YYYY-MM-DD).
+	From string `json:"from"`
+	// Today is today in Timezone, the last day with runs (YYYY-MM-DD).
+	Today string `json:"today"`
+	// Days are the days with at least one run, oldest first.
+	Days []CalendarDay `json:"days"`
+	// Planned are the days after today, to the end of the month, on which
+	// the schedule plans a run (none for a paused or unscheduled DAG).
+	Planned []string `json:"planned"`
+	// Truncated is true when the DAG has more runs in these months than one
+	// calendar reads (the newest 10,000): the days before the oldest one read
+	// are then missing or incomplete.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// CalendarDay is the runs of one day.
+type CalendarDay struct {
+	Date    string `json:"date"` // YYYY-MM-DD in the calendar's time zone
+	Total   int    `json:"total"`
+	Queued  int    `json:"queued"`
+	Running int    `json:"running"`
+	Success int    `json:"success"`
+	Failed  int    `json:"failed"`
+	// State is the day's outcome: failed when a run failed, else running when
+	// one is queued or running, else success.
+	State task.RunState `json:"state"`
+}
+
+// TaskDurations is how long each task's latest try took in each of a DAG's
+// recent runs, for the task duration view.
+type TaskDurations struct {
+	DAGID string `json:"dagId"`
+	// Runs are the runs, oldest first.
+	Runs []Run `json:"runs"`
+	// Tasks are the DAG's tasks in topological order.
+	Tasks []TaskDurationSeries `json:"tasks"`
+}
+
+// TaskDurationSeries is one task's durations, one per run of TaskDurations.Runs.
+type TaskDurationSeries struct {
+	TaskID string    `json:"taskId"`
+	Kind   task.Kind `json:"kind"`
+	// Durations are in seconds; null where the task has no finished try in
+	// that run.
+	Durations []*float64 `json:"durations"`
+	// States are the task instance's state in each run ("" where the run
+	// has no instance of the task).
+	States []task.State `json:"states"`
+	// Tries are the number of its latest try in each run (0: none).
+	Tries []int `json:"tries"`
 }
 
 // Gantt is the tries of a run on a time axis.
@@ -277,9 +372,14 @@ func runOf(r store.Run) Run {
 }
 
 func tiOf(r store.Run, kind task.Kind, ti store.TaskInstance) TaskInstance {
-	return TaskInstance{DAGID: r.DAGID, RunID: r.RunID, TaskID: ti.TaskID, Kind: kind, State: ti.State, Try: ti.Try,
+	out := TaskInstance{DAGID: r.DAGID, RunID: r.RunID, TaskID: ti.TaskID, Kind: kind, State: ti.State, Try: ti.Try,
 		MaxTries: ti.MaxTries, Started: tp(ti.Started), Ended: tp(ti.Ended), Duration: dur(ti.Started, ti.Ended),
-		NextRetry: tp(ti.NextRetry), ExitCode: ti.ExitCode, Error: ti.Error, Executor: ti.Executor, Host: ti.Host, Pod: ti.Pod}
+		NextRetry: tp(ti.NextRetry), ExitCode: ti.ExitCode, Error: ti.Error, Executor: ti.Executor, Host: ti.Host, Pod: ti.Pod,
+		Pokes: ti.Pokes}
+	if ti.State == task.StateDeferred {
+		out.NextPoke = tp(ti.NextRetry) // a deferred sensor's next poke is kept as its next retry time
+	}
+	return out
 }
 
 func tryOf(t store.Try) Try {

@@ -3,7 +3,7 @@
 "use strict";
 
 const STATES = ["none", "scheduled", "queued", "running", "deferred", "success", "failed", "up_for_retry", "upstream_failed", "skipped", "removed"];
-const GLYPH = { success: "✓", failed: "✕", running: "▶", deferred: "⏸", queued: "…", scheduled: "·", up_for_retry: "↻", upstream_failed: "!", skipped: "–", removed: "∅", none: "" };
+const GLYPH = { success: "✓", failed: "✕", running: "▶", deferred: "‖", queued: "…", scheduled: "·", up_for_retry: "↻", upstream_failed: "!", skipped: "–", removed: "∅", none: "" };
 const RUN_STATES = ["queued", "running", "success", "failed"];
 
 let session = null;      // {name, role, authRequired, csrfToken}
@@ -11,16 +11,20 @@ let current = null;      // {refresh(), destroy()} of the view on screen
 let refreshTimer = 0;
 
 // ---- DOM helpers ----
+// h builds an element: attrs set attributes ("text" the text, "class" the
+// class, "on…" listeners, "style" an object of CSSOM properties: the CSP
+// forbids style attributes), children are nodes or text.
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k === "class") el.className = v;
     else if (k === "text") el.textContent = v;
+    else if (k === "style") Object.assign(el.style, v);
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -28,13 +32,84 @@ function h(tag, attrs, ...children) {
 }
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent;
-function fmtTime(s) {
-  if (!s) return "–";
-  const d = new Date(s);
-  return d.toLocaleString(undefined, { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const SVGNS = "http://www.w3.org/2000/svg";
+
+// ---- time zones: every time is shown with its zone, in UTC (the default),
+// the DAG's zone or the browser's, as the header's switch says (kept in
+// localStorage) ----
+const TZ_KEY = "trellis.tz";
+const LOCAL_ZONE = (() => { try { return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"; } catch (e) { return "UTC"; } })();
+let tzMode = (() => { try { const m = localStorage.getItem(TZ_KEY); return ["utc", "dag", "local"].includes(m) ? m : "utc"; } catch (e) { return "utc"; } })();
+let dagZone = "";            // the zone of the DAG on screen ("" when none)
+const dagInfos = new Map();  // DAG id -> its detail (zone, definition), as last read
+const zones = new Map();     // DAG id -> its time zone
+
+// zoneOf is the zone times are shown in; dz is the zone of the DAG the time
+// belongs to, when it is not the one on screen.
+function zoneOf(dz) {
+  if (tzMode === "local") return LOCAL_ZONE;
+  if (tzMode === "dag") return dz || dagZone || "UTC";
+  return "UTC";
 }
+const formats = new Map();
+function formatter(zone) {
+  let f = formats.get(zone);
+  if (!f) {
+    const o = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short" };
+    try { f = new Intl.DateTimeFormat("en-US", Object.assign({ timeZone: zone }, o)); }
+    catch (e) { f = new Intl.DateTimeFormat("en-US", Object.assign({ timeZone: "UTC" }, o)); }
+    formats.set(zone, f);
+  }
+  return f;
+}
+function timeParts(s, dz) {
+  const p = {};
+  for (const x of formatter(zoneOf(dz)).formatToParts(new Date(s))) p[x.type] = x.value;
+  return p;
+}
+// fmtTime is a time as 2024-01-31 03:00:00 UTC (or CET, GMT+2, ...).
+function fmtTime(s, dz) {
+  if (!s) return "–";
+  const p = timeParts(s, dz);
+  return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second + " " + p.timeZoneName;
+}
+// fmtShort is a time as 01-31 03:00 UTC, for axes.
+function fmtShort(s, dz) {
+  if (!s) return "–";
+  const p = timeParts(s, dz);
+  return p.month + "-" + p.day + " " + p.hour + ":" + p.minute + " " + p.timeZoneName;
+}
+function zoneLabel(zone) { return zone === "UTC" ? "UTC" : zone.replace(/_/g, " "); }
+function setTzMode(m) {
+  tzMode = m;
+  try { localStorage.setItem(TZ_KEY, m); } catch (e) { /* private mode: not kept */ }
+  showTzSwitch();
+  if (current && current.refresh) current.refresh().catch(showError);
+}
+function showTzSwitch() {
+  for (const b of document.querySelectorAll("#tz button")) b.setAttribute("aria-pressed", b.dataset.tz === tzMode ? "true" : "false");
+  const d = $("tz-dag");
+  d.textContent = dagZone ? "DAG: " + zoneLabel(dagZone) : "DAG zone";
+  d.title = dagZone ? "Times in this DAG's time zone, " + dagZone : "Times in each DAG's own time zone";
+  $("tz-local").title = "Times in this browser's time zone, " + LOCAL_ZONE;
+}
+// dagInfo is a DAG's detail (its zone, its definition), read once: info
+// when the view has just read it.
+async function dagInfo(dag, info) {
+  if (info) dagInfos.set(dag, info);
+  if (!dagInfos.has(dag)) dagInfos.set(dag, await api("GET", "/dags/" + enc(dag)));
+  zones.set(dag, dagInfos.get(dag).timezone || "UTC");
+  return dagInfos.get(dag);
+}
+// showDAG makes a DAG the one on screen: its zone is the switch's "DAG" zone.
+function showDAG(info) {
+  dagZone = info.timezone || "UTC";
+  showTzSwitch();
+}
+
 function fmtDur(sec) {
   if (sec === undefined || sec === null) return "–";
+  if (sec < 0.0005) return "< 1 ms";
   if (sec < 1) return (sec * 1000).toFixed(0) + " ms";
   if (sec < 120) return sec.toFixed(1) + " s";
   if (sec < 7200) return (sec / 60).toFixed(1) + " min";
@@ -51,6 +126,8 @@ function flash(msg, ok) {
   clearTimeout(flash.t);
   flash.t = setTimeout(() => { f.hidden = true; }, ok ? 4000 : 10000);
 }
+// sr is text for screen readers only.
+function sr(text) { return h("span", { class: "sr", text }); }
 
 // ---- API ----
 class APIError extends Error {
@@ -167,10 +244,11 @@ function showLogin(msg) {
   input.focus();
 }
 
+
 // ---- router ----
 function route() {
   if (flash.keep) flash.keep = false; else $("flash").hidden = true;
-  if (current && current.destroy) current.destroy();
+  if (current) { current.gone = true; if (current.destroy) current.destroy(); }
   current = null;
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query] = hash.split("?");
@@ -180,12 +258,16 @@ function route() {
   for (const n of ["dags", "pools", "audit"]) {
     if (n === section) $("nav-" + n).setAttribute("aria-current", "page"); else $("nav-" + n).removeAttribute("aria-current");
   }
+  dagZone = p[0] === "dags" && p[1] ? zones.get(p[1]) || "" : "";
+  showTzSwitch();
   let v;
-  if (p.length === 0) v = dagsView();
+  if (p.length === 0) v = dagsView(q);
   else if (p[0] === "audit") v = auditView();
   else if (p[0] === "pools") v = poolsView();
   else if (p[0] === "dags" && p.length === 2) v = gridView(p[1]);
   else if (p[0] === "dags" && p[2] === "graph") v = graphView(p[1], q.get("run") || "");
+  else if (p[0] === "dags" && p[2] === "calendar" && p.length === 3) v = calendarView(p[1]);
+  else if (p[0] === "dags" && p[2] === "durations" && p.length === 3) v = durationsView(p[1]);
   else if (p[0] === "dags" && p[2] === "runs" && p.length === 4) v = runView(p[1], p[3]);
   else if (p[0] === "dags" && p[2] === "runs" && p[4] === "tasks") v = tryView(p[1], p[3], p[5], p[7] ? Number(p[7]) : 0);
   else v = { refresh: async () => { $("main").replaceChildren(h("h1", { text: "Not found" }), h("p", {}, h("a", { href: "#/", text: "Back to the DAGs" }))); } };
@@ -193,51 +275,120 @@ function route() {
   v.refresh().then(() => { if (v.focus !== false) { const h1 = $("main").querySelector("h1"); if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); } } v.focus = false; }).catch(showError);
 }
 
-function legend() {
-  return h("ul", { class: "legend", "aria-label": "Legend of task states" },
-    STATES.map((s) => h("li", {}, h("span", { class: "sw st-" + s, "aria-hidden": "true", text: GLYPH[s] }), s.replace(/_/g, " "))));
+function legend(states, label) {
+  return h("ul", { class: "legend", "aria-label": label || "Legend of task states" },
+    (states || STATES).map((s) => h("li", {}, h("span", { class: "sw st-" + s, "aria-hidden": "true", text: GLYPH[s] || "" }), s.replace(/_/g, " "))));
 }
 
 function dagTabs(dag, which, run) {
   const g = run ? "?run=" + enc(run) : "";
+  const tab = (key, href, text) => h("a", { href: "#/dags/" + enc(dag) + href, "aria-current": which === key ? "page" : null, text });
   return h("nav", { class: "tabs", "aria-label": "DAG views" },
-    h("a", { href: "#/dags/" + enc(dag), "aria-current": which === "grid" ? "page" : null, text: "Grid" }),
-    h("a", { href: "#/dags/" + enc(dag) + "/graph" + g, "aria-current": which === "graph" ? "page" : null, text: "Graph" }));
+    tab("grid", "", "Grid"), tab("graph", "/graph" + g, "Graph"), tab("calendar", "/calendar", "Calendar"), tab("durations", "/durations", "Task durations"));
+}
+function crumbs(dag, ...rest) {
+  return h("div", { class: "crumbs" }, h("a", { href: "#/", text: "DAGs" }), " / ",
+    rest.length ? [h("a", { href: "#/dags/" + enc(dag), text: dag }), rest.map((r) => [" / ", r])] : dag);
 }
 
-// ---- DAG list ----
-function dagsView() {
-  return {
+// ---- DAG list: search, tag filter, run counts, next run ----
+function dagsView(q) {
+  let search = q.get("search") || "";
+  let tag = q.get("tag") || "";
+  let data = null;
+  const input = h("input", { type: "search", id: "dag-search", name: "search", autocomplete: "off", spellcheck: "false", placeholder: "id or description",
+    "aria-describedby": "dag-count", oninput: () => { search = input.value; keep(); show(); } });
+  input.value = search;
+  const chips = h("div", { class: "chips", role: "group", "aria-labelledby": "tags-label" });
+  const count = h("p", { class: "hint", id: "dag-count", role: "status" });
+  const table = h("div", { class: "scroll" });
+  // The filters live in the URL (#/?search=…&tag=…), so a link shows the same
+  // list; replaceState keeps typing from adding history entries.
+  const keep = () => {
+    const p = new URLSearchParams();
+    if (search) p.set("search", search);
+    if (tag) p.set("tag", tag);
+    const s = p.toString();
+    history.replaceState(null, "", "#/" + (s ? "?" + s : ""));
+  };
+  const setTag = (t) => { tag = tag === t ? "" : t; keep(); show(); };
+  const matches = (d) => {
+    const s = search.trim().toLowerCase();
+    if (s && !d.id.toLowerCase().includes(s) && !(d.description || "").toLowerCase().includes(s)) return false;
+    return !tag || (d.tags || []).includes(tag);
+  };
+  function show() {
+    if (!data) return;
+    // A refresh rebuilds the chips and rows: keep the focus on the same control.
+    const f = document.activeElement;
+    let again = null;
+    if (f && chips.contains(f) && f.dataset.tag) again = 'button.chip[data-tag="' + CSS.escape(f.dataset.tag) + '"]';
+    else if (f && table.contains(f) && f.getAttribute("aria-label")) again = f.tagName.toLowerCase() + '[aria-label="' + CSS.escape(f.getAttribute("aria-label")) + '"]';
+    const tags = data.tags.includes(tag) || !tag ? data.tags : data.tags.concat([tag]);
+    chips.replaceChildren(...tags.map((t) => h("button", { type: "button", class: "chip", "aria-pressed": t === tag ? "true" : "false", "data-tag": t, text: t, onclick: () => setTag(t) })));
+    const shown = data.dags.filter(matches);
+    count.textContent = shown.length === data.all ? data.all + " DAG(s)" : shown.length + " of " + data.all + " DAG(s) match";
+    const rows = shown.map((d) => dagRow(d, setTag));
+    table.replaceChildren(h("table", { class: "dags" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "DAG" }), h("th", { scope: "col", class: "hide-sm", text: "Schedule" }),
+        h("th", { scope: "col", class: "hide-sm", text: "State" }), h("th", { scope: "col", title: "States of the latest 25 runs" }, "Runs ", h("span", { class: "hint", text: "(latest 25)" })),
+        h("th", { scope: "col", class: "hide-sm", text: "Recent runs" }), h("th", { scope: "col", class: "hide-sm", text: "Next run" }),
+        h("th", { scope: "col", text: "Actions" }))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "7", class: "muted", text: "No DAG matches." })))));
+    if (again) { const el = $("main").querySelector(again); if (el) el.focus({ preventScroll: true }); }
+  }
+  const v = {
     refresh: async () => {
-      const data = await api("GET", "/dags");
-      const rows = data.dags.map((d) => {
-        const runs = d.latestRuns.slice().reverse().map((r) =>
-          h("a", { href: "#/dags/" + enc(d.id) + "/runs/" + enc(r.runId), class: "dot st-" + r.state, title: r.runId + ": " + r.state, "aria-label": "run " + r.runId + ": " + r.state }));
-        const pause = h("button", { type: "button", class: "btn", disabled: !can(), "aria-pressed": d.paused ? "true" : "false",
-          text: d.paused ? "Unpause" : "Pause", "aria-label": (d.paused ? "Unpause " : "Pause ") + d.id,
-          onclick: async () => {
-            try { await api("PATCH", "/dags/" + enc(d.id), { paused: !d.paused }); flash((d.paused ? "Unpaused " : "Paused ") + d.id, true); current.refresh(); }
-            catch (e) { showError(e); }
-          } });
-        const trig = h("button", { type: "button", class: "btn primary", disabled: !can(), text: "Trigger", "aria-label": "Trigger " + d.id, onclick: () => triggerDialog(d) });
-        return h("tr", {},
-          h("th", { scope: "row" }, h("a", { href: "#/dags/" + enc(d.id), text: d.id }), d.description ? h("div", { class: "hint", text: d.description }) : null),
-          h("td", { class: "hide-sm" }, d.schedule ? h("code", { text: d.schedule }) : h("span", { class: "muted", text: "manual" })),
-          h("td", {}, d.paused ? h("span", { class: "pill", text: "paused" }) : h("span", { class: "muted", text: "active" })),
-          h("td", {}, h("div", { class: "runs" }, runs.length ? runs : h("span", { class: "muted", text: "no runs" }))),
-          h("td", { class: "hide-sm" }, d.nextRun ? [fmtTime(d.nextRun), h("div", { class: "hint", text: "created " + fmtTime(d.nextRunAt) })] : h("span", { class: "muted", text: d.paused && d.schedule ? "paused" : "–" })),
-          h("td", {}, h("div", { class: "actions" }, trig, pause)));
-      });
-      $("main").replaceChildren(
-        h("h1", { text: "DAGs" }),
-        h("div", { class: "scroll" }, h("table", {},
-          h("caption", { class: "hint", text: data.total + " DAG(s) in this binary" }),
-          h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "DAG" }), h("th", { scope: "col", class: "hide-sm", text: "Schedule" }),
-            h("th", { scope: "col", text: "State" }), h("th", { scope: "col", text: "Recent runs" }), h("th", { scope: "col", class: "hide-sm", text: "Next run" }),
-            h("th", { scope: "col", text: "Actions" }))),
-          h("tbody", {}, rows))));
+      const got = await api("GET", "/dags");
+      if (v.gone) return;
+      data = got;
+      for (const d of data.dags) zones.set(d.id, d.timezone);
+      if (!input.isConnected) {
+        $("main").replaceChildren(
+          h("h1", { text: "DAGs" }),
+          h("div", { class: "toolbar" },
+            h("div", { class: "field" }, h("label", { for: "dag-search", text: "Search" }), input),
+            h("div", { class: "field" }, h("span", { class: "label", id: "tags-label", text: "Tags" }), chips),
+            h("div", { class: "field runs-legend" }, h("span", { class: "label", text: "Runs" }),
+              h("ul", { class: "counts", "aria-label": "The run states counted, in order" }, RUN_STATES.map((s) => h("li", { class: "cnt key st-" + s, text: s }))))),
+          count, table);
+      }
+      show();
     },
   };
+  return v;
+}
+
+function runCounts(d) {
+  const c = d.runCounts || { of: 0 };
+  const label = c.of ? "Latest " + c.of + " runs: " + RUN_STATES.map((s) => c[s] + " " + s).join(", ") : "No runs";
+  return h("ul", { class: "counts", "aria-label": label, title: label },
+    RUN_STATES.map((s) => h("li", { class: "cnt " + (c[s] ? "st-" + s : "zero"), "data-state": s }, h("span", { text: String(c[s] || 0) }), sr(" " + s))));
+}
+
+function dagRow(d, setTag) {
+  const runs = d.latestRuns.slice().reverse().map((r) =>
+    h("a", { href: "#/dags/" + enc(d.id) + "/runs/" + enc(r.runId), class: "dot st-" + r.state, title: r.runId + ": " + r.state, "aria-label": "run " + r.runId + ": " + r.state }));
+  const pause = h("button", { type: "button", class: "btn", disabled: !can(), "aria-pressed": d.paused ? "true" : "false",
+    text: d.paused ? "Unpause" : "Pause", "aria-label": (d.paused ? "Unpause " : "Pause ") + d.id,
+    onclick: async () => {
+      try { await api("PATCH", "/dags/" + enc(d.id), { paused: !d.paused }); flash((d.paused ? "Unpaused " : "Paused ") + d.id, true); current.refresh(); }
+      catch (e) { showError(e); }
+    } });
+  const trig = h("button", { type: "button", class: "btn primary", disabled: !can(), text: "Trigger", "aria-label": "Trigger " + d.id, onclick: () => triggerDialog(d) });
+  const tags = (d.tags || []).length ? h("div", { class: "tags" }, d.tags.map((t) => h("button", { type: "button", class: "chip small", text: t,
+    "aria-label": "Show only the DAGs tagged " + t, onclick: () => setTag(t) }))) : null;
+  return h("tr", { "data-dag": d.id },
+    h("th", { scope: "row" }, h("a", { href: "#/dags/" + enc(d.id), text: d.id }), d.paused ? h("span", { class: "pill show-sm", text: "paused" }) : null,
+      d.description ? h("div", { class: "hint", text: d.description }) : null, tags),
+    h("td", { class: "hide-sm" }, d.schedule ? h("code", { text: d.schedule }) : h("span", { class: "muted", text: "manual" }),
+      d.schedule ? h("div", { class: "hint", text: zoneLabel(d.timezone || "UTC") }) : null),
+    h("td", { class: "hide-sm" }, d.paused ? h("span", { class: "pill", text: "paused" }) : h("span", { class: "muted", text: "active" })),
+    h("td", {}, runCounts(d)),
+    h("td", { class: "hide-sm" }, h("div", { class: "runs" }, runs.length ? runs : h("span", { class: "muted", text: "no runs" }))),
+    h("td", { class: "hide-sm next" }, d.nextRun ? [h("span", { class: "time", text: fmtTime(d.nextRun, d.timezone) }), h("div", { class: "hint", text: "created " + fmtTime(d.nextRunAt, d.timezone) })]
+      : h("span", { class: "muted", text: d.paused && d.schedule ? "paused" : "–" })),
+    h("td", {}, h("div", { class: "actions" }, trig, pause)));
 }
 
 // ---- trigger: a form built from the DAG's params (GET /dags/{dag}/params, a JSON Schema) ----
@@ -365,15 +516,58 @@ function paramField(name, s, required, i) {
   return f;
 }
 
-// ---- grid ----
+
+// ---- a DAG's header: doc, tags, zone, schedule, next run, version ----
+function dagHeader(info) {
+  const facts = [
+    ["Schedule", info.schedule ? h("code", { text: info.schedule }) : h("span", { class: "muted", text: "manual only" })],
+    ["Time zone", h("span", { id: "dag-zone", text: info.timezone || "UTC" })],
+    ["Next run", info.nextRun ? h("span", { id: "next-run" }, h("span", { class: "time", text: fmtTime(info.nextRun) }),
+      h("span", { class: "hint", text: " created " + fmtTime(info.nextRunAt) })) : h("span", { id: "next-run", class: "muted", text: info.paused && info.schedule ? "none while paused" : "–" })],
+    ["Version", h("code", { id: "dag-version", text: info.version || "–" })],
+    ["Tasks", String(info.tasks)],
+    ["Tags", (info.tags || []).length ? h("span", { class: "tags", id: "dag-tags" }, info.tags.map((t) => h("a", { class: "chip small", href: "#/?tag=" + enc(t), text: t }))) : h("span", { class: "muted", text: "none" })],
+  ];
+  const doc = info.definition && info.definition.doc;
+  return h("section", { class: "dag-head", "aria-label": "About " + info.id },
+    h("div", { class: "actions" },
+      info.paused ? h("span", { class: "pill", text: "paused" }) : null,
+      info.description ? h("span", { class: "desc", text: info.description }) : null,
+      h("button", { type: "button", class: "btn primary", disabled: !can(), text: "Trigger", onclick: () => triggerDialog(info) })),
+    h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("dt", { text: k }), h("dd", {}, v)))),
+    doc ? h("details", { class: "doc", open: doc.length < 600 }, h("summary", { text: "Documentation" }), h("pre", { id: "dag-doc", text: doc })) : null);
+}
+
+// runSeconds is a run's duration, or how long it has run so far.
+function runSeconds(r) {
+  if (r.duration !== undefined && r.duration !== null) return r.duration;
+  if (r.started) return Math.max(0, (Date.now() - Date.parse(r.started)) / 1000);
+  return null;
+}
+
+// ---- grid: runs as columns (with their durations as bars above), tasks as rows ----
 function gridView(dag) {
-  return {
+  const v = {
     dag,
     refresh: async () => {
       const [g, info] = await Promise.all([api("GET", "/dags/" + enc(dag) + "/grid"), api("GET", "/dags/" + enc(dag))]);
-      const head = h("tr", {}, h("th", { scope: "col", class: "task" }, h("span", { class: "hint", text: "task \\ run" })),
-        g.runs.map((r) => h("th", { scope: "col" }, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(r.runId), title: r.runId + " (" + r.state + ")",
-          "aria-label": "run " + r.runId + ", " + r.state }, h("span", { class: "bar st-" + r.state }), " " + shortDate(r.logicalDate)))));
+      await dagInfo(dag, info);
+      if (v.gone) return;
+      showDAG(info);
+      const secs = g.runs.map(runSeconds);
+      const top = Math.max(0, ...secs.filter((x) => x !== null));
+      const runHref = (r) => "#/dags/" + enc(dag) + "/runs/" + enc(r.runId);
+      const bars = h("tr", { class: "durations" },
+        h("th", { scope: "row", class: "task" }, h("span", { class: "axis-label", text: "Run duration" }), h("span", { class: "hint", id: "dur-max", text: "max " + fmtDur(top) })),
+        g.runs.map((r, c) => {
+          const label = "run " + r.runId + ": " + r.state + ", " + (secs[c] === null ? "not started" : fmtDur(secs[c]) + (r.duration === undefined ? " so far" : ""));
+          const bar = h("a", { class: "dbar st-" + r.state, href: runHref(r), title: label, "aria-label": label, "data-run": r.runId,
+            style: { height: (secs[c] === null || top === 0 ? 0 : Math.max(3, 100 * secs[c] / top)).toFixed(1) + "%" } });
+          return h("td", {}, h("div", { class: "dcol" }, bar));
+        }));
+      const head = h("tr", { class: "labels" }, h("th", { scope: "col", class: "task" }, h("span", { class: "hint", text: "task \\ run" })),
+        g.runs.map((r) => h("th", { scope: "col" }, h("a", { href: runHref(r), title: r.runId + " (" + r.state + ")",
+          "aria-label": "run " + r.runId + ", " + r.state }, h("span", { class: "bar st-" + r.state }), " " + fmtShort(r.logicalDate)))));
       const body = g.tasks.map((t, i) => h("tr", {},
         h("th", { scope: "row", class: "task", title: t.id, text: t.id }),
         g.runs.map((r, c) => {
@@ -383,35 +577,26 @@ function gridView(dag) {
           return h("td", {}, h("a", { class: "cell st-" + s, href, "data-task": t.id, "data-run": r.runId, "data-state": s,
             title: t.id + " · " + r.runId + " · " + s, "aria-label": t.id + " in run " + r.runId + ": " + s.replace(/_/g, " "), text: GLYPH[s] }));
         })));
+      const grid = h("table", { class: "grid", "aria-label": "Runs (columns, oldest first, with their durations as bars) by task (rows)", style: { minWidth: "calc(12em + " + (g.runs.length * 22) + "px)" } },
+        h("thead", {}, bars, head), h("tbody", {}, body));
       $("main").replaceChildren(
-        h("div", { class: "crumbs" }, h("a", { href: "#/", text: "DAGs" }), " / " + dag),
+        crumbs(dag),
         h("h1", { text: dag }),
-        dagActions(info),
+        dagHeader(info),
         dagTabs(dag, "grid", g.runs.length ? g.runs[g.runs.length - 1].runId : ""),
         legend(),
-        g.runs.length === 0 ? h("p", { class: "muted", text: "No runs yet. Trigger one." }) :
-          h("div", { class: "scroll" }, h("table", { class: "grid", "aria-label": "Runs (columns, oldest first) by task (rows)" }, h("thead", {}, head), h("tbody", {}, body))));
+        g.runs.length === 0 ? h("p", { class: "muted", text: "No runs yet. Trigger one." }) : h("div", { class: "scroll grid-box" }, grid));
     },
   };
-}
-function shortDate(s) {
-  const d = new Date(s);
-  return d.toLocaleDateString(undefined, { month: "2-digit", day: "2-digit" }) + " " + d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-}
-function dagActions(info) {
-  return h("div", { class: "actions" },
-    info.schedule ? h("span", { class: "pill", text: "schedule " + info.schedule }) : h("span", { class: "pill", text: "manual" }),
-    info.paused ? h("span", { class: "pill", text: "paused" }) : null,
-    h("span", { class: "muted", text: info.tasks + " tasks" }),
-    h("button", { type: "button", class: "btn primary", disabled: !can(), text: "Trigger", onclick: () => triggerDialog(info) }));
+  return v;
 }
 
 // ---- graph ----
 function graphView(dag, run) {
-  return {
+  const v = {
     dag,
     refresh: async () => {
-      const runs = await api("GET", "/dags/" + enc(dag) + "/runs?limit=50");
+      const [runs, info] = await Promise.all([api("GET", "/dags/" + enc(dag) + "/runs?limit=50"), dagInfo(dag)]);
       const sel = h("select", { id: "graph-run", onchange: () => { location.hash = "#/dags/" + enc(dag) + "/graph?run=" + enc(sel.value); } },
         h("option", { value: "", text: "(no run: the definition only)" }),
         runs.runs.map((r) => h("option", { value: r.runId, selected: r.runId === run, text: r.runId + " – " + r.state })));
@@ -419,27 +604,144 @@ function graphView(dag, run) {
       if (!res.ok) throw new Error("graph: HTTP " + res.status);
       const doc = new DOMParser().parseFromString(await res.text(), "image/svg+xml");
       const svg = document.importNode(doc.documentElement, true);
+      if (v.gone) return;
+      showDAG(info);
       const box = h("div", { class: "graph", tabindex: "0", "aria-label": "Graph, scrollable" }, svg);
       const old = $("main").querySelector(".graph");
       const keep = old ? [old.scrollLeft, old.scrollTop] : null;
       $("main").replaceChildren(
-        h("div", { class: "crumbs" }, h("a", { href: "#/", text: "DAGs" }), " / ", h("a", { href: "#/dags/" + enc(dag), text: dag }), " / graph"),
+        crumbs(dag, "graph"),
         h("h1", { text: dag + " – graph" }),
         dagTabs(dag, "graph", run),
         h("label", { for: "graph-run", text: "Colour by run" }), sel,
-        legend(), box);
+        legend(),
+        h("p", { class: "hint", text: "Each box shows the task's kind (go, bash, pod, branch, short_circuit, sensor) and its trigger rule when it is not all_success." }),
+        box);
       if (keep) { box.scrollLeft = keep[0]; box.scrollTop = keep[1]; }
     },
   };
+  return v;
 }
+
+// ---- calendar: a cell per day, coloured by that day's runs ----
+const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const WEEKDAYS = [["Mon", "Monday"], ["Tue", "Tuesday"], ["Wed", "Wednesday"], ["Thu", "Thursday"], ["Fri", "Friday"], ["Sat", "Saturday"], ["Sun", "Sunday"]];
+function calendarView(dag) {
+  const v = {
+    dag,
+    refresh: async () => {
+      const info = await dagInfo(dag);
+      const zone = zoneOf(info.timezone);
+      const c = await api("GET", "/dags/" + enc(dag) + "/calendar?months=12&tz=" + enc(zone));
+      if (v.gone) return;
+      showDAG(info);
+      const byDay = new Map(c.days.map((d) => [d.date, d]));
+      const planned = new Set(c.planned);
+      const [fy, fm] = c.from.split("-").map(Number);
+      const [ty, tm] = c.today.split("-").map(Number);
+      const months = [];
+      for (let y = fy, m = fm; y < ty || (y === ty && m <= tm); m === 12 ? (y++, m = 1) : m++) months.push(calMonth(y, m, byDay, planned, c.today));
+      const runs = c.days.reduce((n, d) => n + d.total, 0);
+      const failedDays = c.days.filter((d) => d.failed > 0).length;
+      $("main").replaceChildren(
+        crumbs(dag, "calendar"),
+        h("h1", { text: dag + " – calendar" }),
+        dagTabs(dag, "calendar"),
+        h("p", { class: "hint", id: "cal-summary" }, runs + " run(s) on " + c.days.length + " day(s) since " + c.from + (failedDays ? ", " + failedDays + " day(s) with a failed run" : "") +
+          ". Days of the logical date in " + zoneLabel(c.timezone) + " (the time zone switch above)." + (c.truncated ? " Only the newest 10,000 runs are counted." : "")),
+        h("ul", { class: "legend", "aria-label": "Legend of the calendar" },
+          [["success", "all runs succeeded"], ["failed", "a run failed"], ["running", "a run is queued or running"]].map(([s, t]) => h("li", {}, h("span", { class: "sw st-" + s, "aria-hidden": "true" }), t)),
+          h("li", {}, h("span", { class: "sw planned", "aria-hidden": "true" }), "planned"), h("li", {}, h("span", { class: "sw", "aria-hidden": "true" }), "no run")),
+        h("div", { class: "calendar" }, months));
+    },
+  };
+  return v;
+}
+function calMonth(y, m, byDay, planned, today) {
+  const pad = (n) => String(n).padStart(2, "0");
+  const days = new Date(Date.UTC(y, m, 0)).getUTCDate();
+  const lead = (new Date(Date.UTC(y, m - 1, 1)).getUTCDay() + 6) % 7; // Monday first
+  const cells = [];
+  for (let k = 0; k < lead; k++) cells.push(h("td", { class: "pad" }));
+  for (let d = 1; d <= days; d++) {
+    const date = y + "-" + pad(m) + "-" + pad(d);
+    const info = byDay.get(date);
+    let label = d + " " + MONTHS[m - 1] + " " + y + ": ";
+    let cls = "day";
+    if (info) {
+      label += info.total + " run(s), " + RUN_STATES.filter((s) => info[s]).map((s) => info[s] + " " + s).join(", ");
+      cls += " st-" + info.state;
+    } else if (planned.has(date)) {
+      label += "a run is planned"; cls += " planned";
+    } else {
+      label += date > today ? "in the future" : "no run";
+      if (date > today) cls += " future";
+    }
+    if (planned.has(date) && info) { label += "; another is planned"; cls += " planned"; }
+    if (date === today) { cls += " today"; label += " (today)"; }
+    cells.push(h("td", {}, h("span", { class: cls, "data-date": date, "data-state": info ? info.state : "", title: label, "aria-label": label, role: "img", text: String(d) })));
+  }
+  const rows = [];
+  for (let k = 0; k < cells.length; k += 7) rows.push(h("tr", {}, cells.slice(k, k + 7)));
+  return h("table", { class: "cal" }, h("caption", { text: MONTHS[m - 1] + " " + y }),
+    h("thead", {}, h("tr", {}, WEEKDAYS.map(([s, l]) => h("th", { scope: "col" }, h("abbr", { title: l, text: s.slice(0, 2) }))))), h("tbody", {}, rows));
+}
+
+// ---- task durations: per task, its latest try's duration in each recent run ----
+function durationsView(dag) {
+  const v = {
+    dag,
+    refresh: async () => {
+      const [d, info] = await Promise.all([api("GET", "/dags/" + enc(dag) + "/durations?runs=25"), dagInfo(dag)]);
+      if (v.gone) return;
+      showDAG(info);
+      const rows = d.tasks.map((t) => {
+        const vals = t.durations.filter((x) => x !== null);
+        const top = Math.max(0, ...vals);
+        const mean = vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : null;
+        const bars = d.runs.map((r, c) => {
+          const v = t.durations[c], s = t.states[c] || "none";
+          const label = t.taskId + " in run " + r.runId + " (" + fmtShort(r.logicalDate) + "): " + s.replace(/_/g, " ") + (v === null ? "" : ", " + fmtDur(v));
+          if (v === null) return h("span", { class: "slot empty", title: label, "aria-label": label, role: "img" });
+          const href = "#/dags/" + enc(dag) + "/runs/" + enc(r.runId) + "/tasks/" + enc(t.taskId) + (t.tries[c] ? "/tries/" + t.tries[c] : "");
+          return h("span", { class: "slot" }, h("a", { class: "tbar st-" + s, href, title: label, "aria-label": label, "data-run": r.runId,
+            style: { height: (top > 0 ? Math.max(4, 100 * v / top) : 4).toFixed(1) + "%" } }));
+        });
+        return h("tr", { "data-task": t.taskId },
+          h("th", { scope: "row" }, t.taskId, h("div", { class: "hint", text: t.kind || "" })),
+          h("td", { class: "spark-cell" }, h("div", { class: "spark", role: "group", "aria-label": "Durations of " + t.taskId + ", oldest run first; the tallest bar is " + fmtDur(top) }, bars)),
+          h("td", { class: "num", text: fmtDur(vals.length ? vals[vals.length - 1] : null) }),
+          h("td", { class: "num hide-sm", text: fmtDur(mean) }),
+          h("td", { class: "num", text: fmtDur(vals.length ? top : null) }));
+      });
+      const span = d.runs.length ? fmtShort(d.runs[0].logicalDate) + " → " + fmtShort(d.runs[d.runs.length - 1].logicalDate) : "";
+      $("main").replaceChildren(
+        crumbs(dag, "task durations"),
+        h("h1", { text: dag + " – task durations" }),
+        dagTabs(dag, "durations"),
+        ...(d.runs.length === 0 ? [h("p", { class: "muted", text: "No runs yet." })] : [
+          h("p", { class: "hint", id: "dur-summary", text: "The latest try of each task in the latest " + d.runs.length + " run(s), oldest first (" + span + "). Each row has its own scale: the tallest bar is its Max. A gap: the task did not finish a try in that run." }),
+          legend(["success", "failed", "up_for_retry", "running", "skipped"], "Legend of the bars' colours"),
+          h("div", { class: "scroll" }, h("table", { class: "durations-table" },
+            h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Task" }), h("th", { scope: "col", text: "Duration per run" }), h("th", { scope: "col", class: "num", text: "Last" }),
+              h("th", { scope: "col", class: "num hide-sm", text: "Mean" }), h("th", { scope: "col", class: "num", text: "Max" }))),
+            h("tbody", {}, rows)))]));
+    },
+  };
+  return v;
+}
+
 
 // ---- run: details, Gantt, task instances ----
 function runView(dag, run) {
-  return {
+  const v = {
     dag,
     refresh: async () => {
       const base = "/dags/" + enc(dag) + "/runs/" + enc(run);
       const [g, tis, info] = await Promise.all([api("GET", base + "/gantt"), api("GET", base + "/tasks"), api("GET", "/dags/" + enc(dag))]);
+      await dagInfo(dag, info);
+      if (v.gone) return;
+      showDAG(info);
       const r = g.run;
       const version = !r.dagVersion ? "-" : r.dagVersion === info.version ? r.dagVersion
         : r.dagVersion + " (this binary's is " + info.version + "; the graph shows the run's)";
@@ -449,9 +751,10 @@ function runView(dag, run) {
         h("td", {}, pill(ti.state)),
         h("td", { text: ti.try + "/" + ti.maxTries }),
         h("td", { class: "hide-sm", text: fmtTime(ti.started) }),
-        h("td", { text: fmtDur(ti.duration) })));
+        h("td", { text: fmtDur(ti.duration) }),
+        h("td", { class: "hide-sm why-cell" + (ti.error ? " error" : ""), text: ti.waiting || ti.error || "" })));
       $("main").replaceChildren(
-        h("div", { class: "crumbs" }, h("a", { href: "#/", text: "DAGs" }), " / ", h("a", { href: "#/dags/" + enc(dag), text: dag }), " / run"),
+        crumbs(dag, "run"),
         h("h1", { text: run }),
         h("div", { class: "actions" }, pill(r.state),
           h("a", { class: "btn", href: "#/dags/" + enc(dag) + "/graph?run=" + enc(run), text: "Graph" }),
@@ -460,14 +763,16 @@ function runView(dag, run) {
           h("dt", { text: "Logical date" }), h("dd", { text: fmtTime(r.logicalDate) }),
           h("dt", { text: "Data interval" }), h("dd", { text: fmtTime(r.dataIntervalStart) + " → " + fmtTime(r.dataIntervalEnd) }),
           h("dt", { text: "Started" }), h("dd", { text: fmtTime(r.started) }),
+          h("dt", { text: "Ended" }), h("dd", { text: fmtTime(r.ended) }),
           h("dt", { text: "Duration" }), h("dd", { text: fmtDur(r.duration) }),
           h("dt", { text: "DAG version" }), h("dd", { class: "run-version", text: version }),
           h("dt", { text: "Conf" }), h("dd", {}, h("code", { text: r.conf ? JSON.stringify(r.conf) : "{}" }))),
         h("h2", { text: "Gantt" }), gantt(dag, run, g),
         h("h2", { text: "Task instances" }),
-        h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["Task", "State", "Try", "Started", "Duration"].map((c, i) => h("th", { scope: "col", class: i === 3 ? "hide-sm" : null, text: c })))), h("tbody", {}, rows))));
+        h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["Task", "State", "Try", "Started", "Duration", "Why"].map((c, i) => h("th", { scope: "col", class: i === 3 || i === 5 ? "hide-sm" : null, text: c })))), h("tbody", {}, rows))));
     },
   };
+  return v;
 }
 
 function gantt(dag, run, g) {
@@ -481,19 +786,17 @@ function gantt(dag, run, g) {
   const rows = tries.map((t) => {
     const q = Date.parse(t.queued || t.started), s = t.started ? Date.parse(t.started) : null, e = t.ended ? Date.parse(t.ended) : now;
     const track = h("div", { class: "track" });
-    const qb = h("div", { class: "q" }); qb.style.left = pct(q); qb.style.width = (100 * ((s || e) - q) / span).toFixed(3) + "%";
-    track.append(qb);
+    track.append(h("div", { class: "q", style: { left: pct(q), width: (100 * ((s || e) - q) / span).toFixed(3) + "%" } }));
     if (s) {
-      const b = h("a", { class: "b st-" + t.state, href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(t.taskId) + "/tries/" + t.try,
-        title: t.taskId + " try " + t.try + ": " + t.state + ", " + fmtDur((e - s) / 1000), "aria-label": t.taskId + " try " + t.try + ": " + t.state + ", " + fmtDur((e - s) / 1000) });
-      b.style.left = pct(s); b.style.width = (100 * (e - s) / span).toFixed(3) + "%";
-      track.append(b);
+      const label = t.taskId + " try " + t.try + ": " + t.state + ", " + fmtDur((e - s) / 1000) + ", from " + fmtTime(t.started);
+      track.append(h("a", { class: "b st-" + t.state, href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(t.taskId) + "/tries/" + t.try,
+        title: label, "aria-label": label, style: { left: pct(s), width: (100 * (e - s) / span).toFixed(3) + "%" } }));
     }
     return h("div", { class: "row" }, h("div", { class: "name", title: t.taskId, text: t.taskId + (t.try > 1 ? " #" + t.try : "") }), track);
   });
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => h("span", { text: "+" + fmtDur(f * span / 1000) }));
-  return h("div", { class: "scroll" }, h("div", { class: "gantt", role: "group", "aria-label": "Gantt chart of the run's tries" },
-    rows, h("div", { class: "axis" }, h("span", {}), h("div", { class: "ticks" }, ticks))));
+  return h("div", { class: "scroll" }, h("div", { class: "gantt", role: "group", "aria-label": "Gantt chart of the run's tries, from " + fmtTime(new Date(t0).toISOString()) },
+    rows, h("div", { class: "axis" }, h("span", { text: fmtShort(new Date(t0).toISOString()) }), h("div", { class: "ticks" }, ticks))));
 }
 
 async function doClear(dag, run, body) {
@@ -504,6 +807,33 @@ async function doClear(dag, run, body) {
   } catch (e) { showError(e); }
 }
 
+// whyOf says why a task instance is in its state: the try's error, what it
+// waits for, a deferred sensor's next poke, the upstream tasks that failed.
+function whyOf(ti, tr, def, tis) {
+  const out = [];
+  const st = tr ? tr.state : ti.state;
+  const err = (tr && tr.error) || ti.error;
+  if (st === "failed" || st === "up_for_retry") {
+    out.push(["This try failed", h("span", { class: "error", id: "why-error", text: err || "no error message" }),
+      tr && tr.exitCode !== undefined ? " (exit code " + tr.exitCode + ")" : null]);
+  }
+  if (ti.state === "up_for_retry" && ti.nextRetry && (!tr || tr.try === ti.try)) out.push(["Next try", "try " + (ti.try + 1) + " of " + ti.maxTries + " at " + fmtTime(ti.nextRetry)]);
+  if (ti.state === "deferred") {
+    out.push(["Deferred sensor", h("span", { id: "why-poke" }, "condition not met after " + (ti.pokes || 0) + " poke(s); next poke at ", h("strong", { text: fmtTime(ti.nextPoke || ti.nextRetry) }), " (it holds no slot meanwhile)")]);
+  }
+  if (ti.waiting && ti.state !== "deferred") out.push(["Waiting for", h("span", { id: "waiting", text: ti.waiting })]);
+  const rule = def ? def.triggerRule || "all_success" : "";
+  if ((ti.state === "upstream_failed" || ti.state === "skipped") && def && tis) {
+    const by = new Map(tis.taskInstances.map((x) => [x.taskId, x.state]));
+    const ups = (def.upstream || []).map((u) => u + " (" + (by.get(u) || "none").replace(/_/g, " ") + ")");
+    out.push([ti.state === "skipped" ? "Skipped" : "Not run",
+      (ti.state === "skipped" ? "a branch or short circuit upstream skipped it, or its trigger rule " + rule + " did"
+        : "its trigger rule " + rule + " cannot be met") + (ups.length ? "; upstream: " + ups.join(", ") : "")]);
+  }
+  if (ti.removed) out.push(["Removed", "this DAG no longer has the task; its tries, log and result stay readable"]);
+  return out;
+}
+
 // ---- task try ----
 function tryView(dag, run, taskId, tryNo) {
   let follow = 0, logPos = 0, logTry = 0;
@@ -512,9 +842,13 @@ function tryView(dag, run, taskId, tryNo) {
     dag,
     destroy: () => { clearTimeout(follow); },
     refresh: async () => {
-      const [ti, tries, xcom] = await Promise.all([api("GET", base), api("GET", base + "/tries"), api("GET", base + "/xcom")]);
+      const [ti, tries, xcom, info, tis] = await Promise.all([api("GET", base), api("GET", base + "/tries"), api("GET", base + "/xcom"), dagInfo(dag),
+        api("GET", "/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks")]);
+      if (v.gone) return;
+      showDAG(info);
       const n = tryNo || ti.try;
       const tr = tries.tries.find((t) => t.try === n);
+      const def = ((info.definition && info.definition.tasks) || []).find((t) => t.id === taskId);
       const diff = logTry !== n;
       const pre = diff ? h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "Log of try " + n, "aria-live": "off" }) : $("log");
       if (diff) { logPos = 0; logTry = n; }
@@ -532,6 +866,7 @@ function tryView(dag, run, taskId, tryNo) {
       const details = h("dl", { class: "kv" },
         h("dt", { text: "State" }), h("dd", {}, pill(tr ? tr.state : ti.state), tr && ti.state !== tr.state ? h("span", { class: "muted", text: " (task instance: " + ti.state + ")" }) : null),
         h("dt", { text: "Kind" }), h("dd", { text: ti.kind || "–" }),
+        h("dt", { text: "Trigger rule" }), h("dd", { text: def ? def.triggerRule || "all_success" : "–" }),
         h("dt", { text: "Try" }), h("dd", { text: n + " of " + ti.maxTries }),
         h("dt", { text: "Queued" }), h("dd", { text: fmtTime(tr && tr.queued) }),
         h("dt", { text: "Started" }), h("dd", { text: fmtTime(tr ? tr.started : ti.started) }),
@@ -539,16 +874,18 @@ function tryView(dag, run, taskId, tryNo) {
         h("dt", { text: "Duration" }), h("dd", { text: fmtDur(tr ? tr.duration : ti.duration) }),
         h("dt", { text: "Exit code" }), h("dd", { text: tr && tr.exitCode !== undefined ? String(tr.exitCode) : "–" }),
         h("dt", { text: "Error" }), h("dd", { class: (tr && tr.error) || ti.error ? "error" : "", text: (tr ? tr.error : ti.error) || "–" }),
-        ti.waiting ? h("dt", { text: "Waiting for" }) : null, ti.waiting ? h("dd", { id: "waiting", text: ti.waiting }) : null,
         h("dt", { text: "Executor" }), h("dd", { text: (tr && tr.executor) || ti.executor || "–" }),
         h("dt", { text: "Host" }), h("dd", { text: (tr && tr.host) || "–" }),
         h("dt", { text: "Pod" }), h("dd", { text: (tr && tr.pod) || "–" }));
+      const why = whyOf(ti, tr, def, tis);
+      const whyBox = why.length ? h("section", { class: "why", id: "why", "aria-labelledby": "why-title" }, h("h2", { id: "why-title", text: "Why" }),
+        h("dl", { class: "kv" }, why.map(([k, ...v]) => [h("dt", { text: k }), h("dd", {}, v)]))) : null;
       const podBox = h("div", { id: "pod" });
       $("main").replaceChildren(
-        h("div", { class: "crumbs" }, h("a", { href: "#/", text: "DAGs" }), " / ", h("a", { href: "#/dags/" + enc(dag), text: dag }), " / ",
-          h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run), text: run })),
+        crumbs(dag, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run), text: run })),
         h("h1", { text: taskId }),
         h("div", { class: "actions" }, tryLinks.length ? tryLinks : h("span", { class: "muted", text: "No try yet (" + ti.state + ")" })),
+        whyBox,
         h("div", { class: "two" }, h("div", {}, h("h2", { text: "Try" }), details),
           h("div", {}, h("h2", { text: "Result (XCom)" }), xcom.present ? h("pre", { class: "code", id: "xcom", text: JSON.stringify(xcom.value, null, 2) }) : h("p", { class: "muted", id: "xcom", text: "No result stored." }),
             h("h2", { text: "Pod" }), podBox)),
@@ -560,6 +897,7 @@ function tryView(dag, run, taskId, tryNo) {
         await followLog(n);
       } else {
         pre.textContent = "No try yet.";
+        podBox.replaceChildren(h("p", { class: "muted", text: "No try yet." }));
       }
     },
   };
@@ -591,9 +929,10 @@ function tryView(dag, run, taskId, tryNo) {
 
 // ---- pools ----
 function poolsView() {
-  return {
+  const v = {
     refresh: async () => {
       const list = await api("GET", "/pools");
+      if (v.gone) return;
       const rows = list.pools.map((pl) => {
         const pct = pl.slots > 0 ? Math.min(100, Math.round(100 * pl.inUse / pl.slots)) : (pl.inUse > 0 ? 100 : 0);
         const input = h("input", { type: "number", min: "0", step: "1", value: String(pl.slots), "aria-label": "Slots of pool " + pl.name, disabled: !can(), class: "slots" });
@@ -609,7 +948,7 @@ function poolsView() {
           h("th", { scope: "row", text: pl.name }),
           h("td", {}, input, " ", save, pl.setAtRunTime ? h("span", { class: "muted", text: " (set at run time; declared " + pl.declared + ")" }) : null),
           h("td", {}, h("div", { class: "meter", role: "meter", "aria-valuemin": "0", "aria-valuemax": String(pl.slots), "aria-valuenow": String(pl.inUse), "aria-label": pl.name + ": " + pl.inUse + " of " + pl.slots + " slots in use" },
-            h("span", { style: "width:" + pct + "%" })), " " + pl.inUse + " / " + pl.slots),
+            h("span", { style: { width: pct + "%" } })), " " + pl.inUse + " / " + pl.slots),
           h("td", { text: String(pl.tasks) }));
       });
       $("main").replaceChildren(h("h1", { text: "Pools" }),
@@ -617,24 +956,28 @@ function poolsView() {
         h("div", { class: "scroll" }, h("table", { class: "pools" }, h("thead", {}, h("tr", {}, ["Pool", "Slots", "In use", "Tasks"].map((c) => h("th", { scope: "col", text: c })))), h("tbody", {}, rows))));
     },
   };
+  return v;
 }
 
 // ---- audit ----
 function auditView() {
-  return {
+  const v = {
     refresh: async () => {
       const a = await api("GET", "/audit?limit=200");
+      if (v.gone) return;
+      const zone = (id) => zones.get(id) || "";
       const rows = a.entries.map((e) => h("tr", {},
-        h("td", { text: fmtTime(e.at) }), h("td", { text: e.actor + (e.role ? " (" + e.role + ")" : "") }),
+        h("td", { class: "time", text: fmtTime(e.at, zone(e.dagId)) }), h("td", { text: e.actor + (e.role ? " (" + e.role + ")" : "") }),
         h("td", {}, h("code", { text: e.action })),
         h("td", {}, e.dagId ? h("a", { href: "#/dags/" + enc(e.dagId), text: e.dagId }) : "", e.runId ? [" / ", h("a", { href: "#/dags/" + enc(e.dagId) + "/runs/" + enc(e.runId), text: e.runId })] : "", e.taskId ? " / " + e.taskId : ""),
         h("td", { class: "hide-sm", text: e.detail || "" }),
         h("td", { class: e.outcome === "ok" ? "" : "error", text: e.outcome })));
       $("main").replaceChildren(h("h1", { text: "Audit log" }),
         h("p", { class: "hint", text: a.total + " action(s) recorded; newest first." }),
-        h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["When", "Who", "Action", "Target", "Detail", "Outcome"].map((c, i) => h("th", { scope: "col", class: i === 4 ? "hide-sm" : null, text: c })))), h("tbody", {}, rows))));
+        h("div", { class: "scroll" }, h("table", { class: "audit" }, h("thead", {}, h("tr", {}, ["When", "Who", "Action", "Target", "Detail", "Outcome"].map((c, i) => h("th", { scope: "col", class: i === 4 ? "hide-sm" : null, text: c })))), h("tbody", {}, rows))));
     },
   };
+  return v;
 }
 
 // ---- start ----
@@ -645,6 +988,8 @@ document.addEventListener("DOMContentLoaded", async () => {
     session = null; if (es) { es.close(); es = null; }
     $("who").textContent = ""; $("logout").hidden = true; showLogin("");
   });
+  for (const b of document.querySelectorAll("#tz button")) b.addEventListener("click", () => setTzMode(b.dataset.tz));
+  showTzSwitch();
   try {
     if (await loadSession()) { startLive(); route(); } else showLogin("");
   } catch (e) { showError(e); }
