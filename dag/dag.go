@@ -37,8 +37,9 @@ type DAG struct {
 	assets         []string // scheduled on these assets (see ScheduleOnAssets)
 	anyAsset       bool
 
-	tasks []task.Task
-	errs  []error
+	tasks  []task.Task
+	groups []*task.Group // given to Add (groups of tasks are found from the tasks too)
+	errs   []error
 }
 
 // Option sets one of a DAG's settings.
@@ -176,18 +177,29 @@ func Isolated() Option { return func(d *DAG) { d.isolated = true } }
 // IsolatedTasks reports whether the DAG runs its Go tasks in child processes.
 func (d *DAG) IsolatedTasks() bool { return d.isolated }
 
-// Add adds tasks to the DAG and returns it. A task belongs to one DAG only.
-func (d *DAG) Add(tasks ...task.Task) *DAG {
-	for _, t := range tasks {
-		if t == nil {
+// Add adds tasks and groups to the DAG and returns it: a group (task.Group)
+// adds every task in it, nested groups included, so add it once its tasks are
+// in it. A task belongs to one DAG only.
+func (d *DAG) Add(nodes ...task.Node) *DAG {
+	for _, n := range nodes {
+		var ts []task.Task
+		switch n := n.(type) {
+		case nil:
 			d.fail("Add: nil task")
 			continue
+		case *task.Group:
+			d.groups = append(d.groups, n)
+			ts = n.Tasks()
+		case task.Task:
+			ts = []task.Task{n}
 		}
-		if err := task.Adopt(t, d.id); err != nil {
-			d.fail("task %q: %w", t.ID(), err)
-			continue
+		for _, t := range ts {
+			if err := task.Adopt(t, d.id); err != nil {
+				d.fail("task %q: %w", t.ID(), err)
+				continue
+			}
+			d.tasks = append(d.tasks, t)
 		}
-		d.tasks = append(d.tasks, t)
 	}
 	return d
 }
@@ -283,7 +295,7 @@ func (d *DAG) DocText() string { return d.doc }
 // Validate returns every problem of the DAG at once (joined with errors.Join), each
 // naming the DAG and, where it applies, the task: invalid ids, duplicate tasks,
 // edges to tasks outside the DAG, cycles (with their path), invalid options and
-// schedules.
+// schedules, misused groups, setups and teardowns.
 func (d *DAG) Validate() error {
 	var errs []error
 	add := func(err error) { errs = append(errs, fmt.Errorf("dag %q: %w", d.id, err)) }
@@ -309,6 +321,9 @@ func (d *DAG) Validate() error {
 		for _, e := range task.Problems(t, d.id) {
 			add(fmt.Errorf("task %q: %w", id, e))
 		}
+	}
+	for _, e := range d.groupProblems() {
+		add(e)
 	}
 	if cyc := d.cycle(); cyc != nil {
 		add(fmt.Errorf("cycle: %s", strings.Join(cyc, " -> ")))

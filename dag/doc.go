@@ -18,4 +18,9 @@
 //		etl.Add(extract, total, publish)
 //		task.Chain(extract, total, publish)
 //	}
+//
+// Add takes tasks and task groups (task.Group, whose tasks it adds); Groups and
+// the Snapshot list the groups, for the CLI and the UI. ClearScope says what a
+// clear resets: the chosen tasks, optionally their downstream tasks, and the
+// setups and teardowns of their scope (task.AsSetup, task.AsTeardown).
 package dag

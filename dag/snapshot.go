@@ -27,6 +27,16 @@ type Snapshot struct {
 	Assets   []string       `json:"assets,omitempty"`
 	AnyAsset bool           `json:"anyAsset,omitempty"`
 	Tasks    []TaskSnapshot `json:"tasks"`
+	// Groups are the task groups (task.Group), outer groups first; a task
+	// names its group in TaskSnapshot.Group.
+	Groups []GroupSnapshot `json:"groups,omitempty"`
+}
+
+// GroupSnapshot is a task group as data: its full id ("quality.deep") and the
+// full id of the group it is nested in ("quality"; "" at the top).
+type GroupSnapshot struct {
+	ID     string `json:"id"`
+	Parent string `json:"parent,omitempty"`
 }
 
 // TaskSnapshot is a task's definition as data.
@@ -54,6 +64,13 @@ type TaskSnapshot struct {
 	Outlets []string `json:"outlets,omitempty"`
 	// Sensor is the sensor's waiting policy (sensors only).
 	Sensor *SensorSnapshot `json:"sensor,omitempty"`
+	// Group is the full id of the task's innermost group ("" when none).
+	Group string `json:"group,omitempty"`
+	// Setup and Teardown say the task is a setup or a teardown; FailRun that
+	// the teardown's failure fails the run.
+	Setup    bool `json:"setup,omitempty"`
+	Teardown bool `json:"teardown,omitempty"`
+	FailRun  bool `json:"failRun,omitempty"`
 }
 
 // SensorSnapshot is a sensor's waiting policy as data.
@@ -101,6 +118,7 @@ func (d *DAG) Snapshot() Snapshot {
 		}
 		ts.MaxResultSize, ts.PoolSlots, ts.WeightRule = set.MaxResultSize, set.PoolSlots, set.WeightRule
 		ts.Outlets = task.OutletsOf(t)
+		ts.Group, ts.Setup, ts.Teardown, ts.FailRun = set.Group, set.Setup, set.Teardown, set.FailRun
 		if set.Kind == task.KindSensor {
 			p := task.SensorPolicyOf(t)
 			ts.Sensor = &SensorSnapshot{PokeInterval: p.PokeInterval.String(), Timeout: p.Timeout.String(), SoftFail: p.SoftFail}
@@ -118,6 +136,13 @@ func (d *DAG) Snapshot() Snapshot {
 			ts.Downstream = append(ts.Downstream, x.ID())
 		}
 		s.Tasks = append(s.Tasks, ts)
+	}
+	for _, g := range d.Groups() {
+		gs := GroupSnapshot{ID: g.ID()}
+		if p := g.Parent(); p != nil {
+			gs.Parent = p.ID()
+		}
+		s.Groups = append(s.Groups, gs)
 	}
 	return s
 }

@@ -192,10 +192,22 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 		if t.PoolSlots > 1 {
 			pool += fmt.Sprintf(" (%d slots)", t.PoolSlots)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.TriggerRule, t.Retries, delay, timeout,
+		kind := string(t.Kind)
+		switch {
+		case t.Setup:
+			kind += " (setup)"
+		case t.Teardown && t.FailRun:
+			kind += " (teardown, fails run)"
+		case t.Teardown:
+			kind += " (teardown)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, kind, t.TriggerRule, t.Retries, delay, timeout,
 			prio, pool, ex, past, down)
 	}
 	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := printGroups(out, snap); err != nil {
 		return err
 	}
 	for _, t := range snap.Tasks {

@@ -120,9 +120,9 @@ func cmdTasksClear(ctx context.Context, r *Runner, args []string) error {
 	if len(only) == 0 {
 		chosen = d.Tasks()
 	}
-	if *downstream {
-		chosen = d.WithDownstream(chosen)
-	}
+	// With the setups and teardowns of the chosen tasks' scope, as in Airflow
+	// (the API's clear does the same).
+	chosen = d.ClearScope(chosen, *downstream)
 	ro, err := openRead(ctx, *f.db)
 	if err != nil {
 		return err

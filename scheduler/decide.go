@@ -12,10 +12,10 @@ import (
 	"github.com/trellisdag/trellis/task"
 )
 
-// evaluate applies a task's trigger rule to its upstream counts; the task must be
-// in state none.
+// evaluate applies a task's trigger rule to its upstream counts, and the setup
+// constraint (see decide); the task must be in state none.
 func (s *Scheduler) evaluate(rs *runState, i int) {
-	switch rs.plan.settings[i].TriggerRule.Evaluate(rs.tis[i].counts) {
+	switch rs.plan.decide(rs, i) {
 	case task.DecideRun:
 		if !s.pastOK(context.Background(), rs, i) {
 			rs.waitPast = append(rs.waitPast, i)
@@ -44,11 +44,22 @@ func (s *Scheduler) propagate(rs *runState) {
 				s.evaluate(rs, d)
 			}
 		}
+		// A setup also decides the tasks of its scope that are not directly
+		// downstream of it (Airflow's setup constraint).
+		if rs.plan.watchers != nil {
+			for _, d := range rs.plan.watchers[i] {
+				if rs.tis[d].State == task.StateNone {
+					s.evaluate(rs, d)
+				}
+			}
+		}
 	}
 }
 
 // maybeFinish ends a running run whose tasks have all finished: failed if a leaf
-// task failed or is upstream_failed, else success (Airflow's rule).
+// task failed or is upstream_failed, else success (Airflow's rule). Teardowns
+// are not leaves unless they fail the run (plan.leaf), so a run whose work
+// failed stays failed although its cleanup succeeded.
 func (s *Scheduler) maybeFinish(rs *runState) {
 	if rs.unfinished > 0 || rs.rec.State != task.RunRunning {
 		return
@@ -243,7 +254,9 @@ func (s *Scheduler) succeeded(rs *runState, i int, result []byte, end func(*stor
 						continue
 					}
 					seen[d] = true
-					if rs.tis[d].State == task.StateNone {
+					// A teardown still runs (Airflow's ShortCircuitOperator
+					// leaves teardowns to their trigger rule).
+					if rs.tis[d].State == task.StateNone && !p.settings[d].Teardown {
 						s.set(rs, d, task.StateSkipped, func(t *store.TaskInstance) { t.Error = "short-circuited by " + p.tasks[i].ID() })
 					}
 					skip(d)

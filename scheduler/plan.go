@@ -20,7 +20,14 @@ type plan struct {
 	pool     []string
 	policy   []task.Policy
 	settings []task.Settings
-	leaf     []bool
+	// leaf marks the tasks whose states decide the run's (Airflow's effective
+	// leaves: teardowns are ignored unless they fail the run); see setup.go
+	// with upSetups, indirect and watchers.
+	leaf []bool
+	// upSetups are each task's direct upstream setups; indirect its relevant
+	// setups that are not direct upstream tasks (the setup constraint), and
+	// watchers the reverse of indirect.
+	upSetups, indirect, watchers [][]int
 
 	cron   *cron // nil for DAGs without a schedule, or when Config.Cron is off
 	paused bool  // a paused DAG creates no runs and starts no tasks
@@ -57,7 +64,6 @@ func compile(d *dag.DAG) *plan {
 		for _, x := range task.Downstream(t) {
 			p.down[i] = append(p.down[i], p.index[x.ID()])
 		}
-		p.leaf[i] = len(p.down[i]) == 0
 		p.settings[i] = task.SettingsOf(t)
 		p.policy[i] = task.PolicyOf(t, defaults)
 		p.pool[i] = p.settings[i].Pool
@@ -65,6 +71,7 @@ func compile(d *dag.DAG) *plan {
 			p.pool[i] = DefaultPool
 		}
 	}
+	p.compileSetups()
 	// Effective weights, by each task's weight rule (Airflow's): its own weight,
 	// plus that of every task downstream of it (the default: long paths start
 	// first) or upstream of it (runs further along finish first).

@@ -32,5 +32,31 @@
 // Options set a task's retries, retry delay and backoff, execution timeout, trigger
 // rule, priority weight, pool, executor (ExecutorConfig: local or kubernetes, a pod
 // template file and a *corev1.Pod override), depends_on_past and wait_for_downstream.
-// What a task does not set comes from its DAG's defaults.
+// What a task does not set comes from its group's defaults, then its DAG's.
+//
+// # Groups
+//
+// A Group (Airflow's TaskGroup) prefixes the ids of its tasks with its own
+// ("quality.check_nulls"), gives them default options, nests (Group.Group), and
+// stands in an edge like a task: Then, After and Chain take a Node, a task or a
+// group, and an edge into a group links to its roots, out of it from its leaves:
+//
+//	quality := task.NewGroup("quality", task.Retries(3), task.Pool("warehouse"))
+//	quality.Add(checkNulls, checkRange)
+//	etl.Add(extract, quality, load) // adds the group's tasks
+//	task.Chain(extract, quality, load)
+//
+// # Setup and teardown
+//
+// A teardown (AsTeardown) removes what its setups (AsSetup) made, with Airflow
+// 2.7's semantics: it runs once the work between them is done, whatever its
+// outcome, if one of its setups succeeded (the trigger rule
+// AllDoneSetupSuccess); its own outcome does not decide the run's state unless
+// FailRunOnTeardownFailure is given, so a run whose work failed stays failed
+// although its cleanup succeeded; and clearing a task also clears its setups and
+// teardowns:
+//
+//	create := task.Go("create_cluster", createCluster)
+//	del := task.Go("delete_cluster", deleteCluster, task.AsTeardown(create))
+//	task.Chain(create, train, del)
 package task

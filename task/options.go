@@ -68,13 +68,16 @@ func Trigger(r TriggerRule) Option {
 			d.fail("unknown trigger rule %q", r)
 		}
 		d.trigger = r
+		d.set |= setTrigger
 	}
 }
 
 // Priority sets the task's priority weight (default 1). Among ready tasks, the one
 // with the highest effective weight starts first; WeightRule says how the
 // effective weight is computed (default WeightDownstream).
-func Priority(weight int) Option { return func(d *Def) { d.priority = weight } }
+func Priority(weight int) Option {
+	return func(d *Def) { d.priority = weight; d.set |= setPriority }
+}
 
 // A WeightRule computes a task's effective priority weight from the priority
 // weights of the DAG's tasks, as Airflow's weight_rule.
@@ -122,20 +125,25 @@ func Executor(c ExecutorConfig) Option {
 			d.errs = append(d.errs, err)
 		}
 		d.exec = c
+		d.set |= setExecutor
 	}
 }
 
 // DependsOnPast makes a try wait until the same task succeeded (or was skipped) in
 // the previous DAG run.
-func DependsOnPast(on bool) Option { return func(d *Def) { d.dependsOnPast = on } }
+func DependsOnPast(on bool) Option {
+	return func(d *Def) { d.dependsOnPast = on; d.set |= setDependsOnPast }
+}
 
 // WaitForDownstream makes a try also wait until the direct downstream tasks of the
 // same task in the previous DAG run have finished. It implies DependsOnPast.
 func WaitForDownstream(on bool) Option {
 	return func(d *Def) {
 		d.waitForDownstream = on
+		d.set |= setWaitForDownstream
 		if on {
 			d.dependsOnPast = true
+			d.set |= setDependsOnPast
 		}
 	}
 }
@@ -191,14 +199,27 @@ type Settings struct {
 	WeightRule WeightRule
 	// Isolated runs tries in a child process (see Isolated).
 	Isolated bool
+	// Group is the full id of the task's group ("quality.checks"), "" when none.
+	Group string
+	// Setup and Teardown say the task is a setup (AsSetup) or a teardown
+	// (AsTeardown); FailRun that a teardown's failure fails the run
+	// (FailRunOnTeardownFailure).
+	Setup, Teardown, FailRun bool
 }
 
 // Settings returns the task's settings.
 func (d *Def) Settings() Settings {
-	return Settings{Kind: d.kind, Doc: d.doc, TriggerRule: d.trigger, Priority: d.priority,
+	s := Settings{Kind: d.kind, Doc: d.doc, TriggerRule: d.trigger, Priority: d.priority,
 		Pool: d.pool, Executor: d.exec, DependsOnPast: d.dependsOnPast, WaitForDownstream: d.waitForDownstream,
 		MaxResultSize: d.maxResult, PoolSlots: max(d.poolSlots, 1), WeightRule: cmp.Or(d.weightRule, WeightDownstream),
-		Isolated: d.isolated}
+		Isolated: d.isolated, Setup: d.setup, Teardown: d.teardown, FailRun: d.failRun}
+	if d.group != nil {
+		s.Group = d.group.ID()
+	}
+	if d.teardown {
+		s.TriggerRule = AllDoneSetupSuccess // a teardown's rule, whatever else was set (Validate reports a conflict)
+	}
+	return s
 }
 
 // Policy returns the task's retry and timeout policy: the values set on the task,
@@ -250,6 +271,7 @@ func Adopt(t Task, dagID string) error {
 		return fmt.Errorf("%w (%q)", ErrOtherDAG, d.owner)
 	}
 	d.owner, d.self = dagID, t
+	d.bind()
 	return nil
 }
 
@@ -273,7 +295,7 @@ func Problems(t Task, dagID string) []error {
 	for _, x := range d.down {
 		check("downstream", x)
 	}
-	return errs
+	return append(errs, d.setupProblems()...)
 }
 
 // SettingsOf returns the settings of any task.

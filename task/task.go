@@ -14,14 +14,13 @@ import (
 // settings and edges) and implements Execute. The unexported method means only
 // types that embed Def are tasks, so every task carries the same settings.
 type Task interface {
-	// ID is the task's id, unique within its DAG.
-	ID() string
+	// Node gives the task its id (unique within its DAG; "group.task" for a
+	// task of a Group) and Then.
+	Node
 	// Execute runs one try of the task in this process and returns its result encoded
 	// as JSON (nil when the task has no result). It returns ErrSkip (possibly wrapped)
 	// to skip itself. Execute must stop when ctx is done.
 	Execute(ctx context.Context, r *Run) ([]byte, error)
-	// Then makes each of next a direct downstream of this task and returns the last.
-	Then(next ...Task) Task
 	def() *Def
 }
 
@@ -129,6 +128,11 @@ type Def struct {
 	callbacks         map[EventKind][]Callback
 	sensor            sensorConf
 	outlets           []string
+	set               setFlags // settings given by an option (see Group's defaults)
+	group             *Group   // the group the task is in, if any
+	setup, teardown   bool     // AsSetup, AsTeardown
+	failRun           bool     // FailRunOnTeardownFailure
+	pendingSetups     []Task   // AsTeardown's setups, linked by bind once d has its final address
 }
 
 // NewDef returns the Def for a new task of the given kind. Task types call it from
@@ -148,32 +152,39 @@ func (d *Def) def() *Def { return d }
 func (d *Def) ID() string { return d.id }
 
 // Then makes each of next a direct downstream of this task and returns the last
-// of them, so chains read left to right: a.Then(b).Then(c).
-func (d *Def) Then(next ...Task) Task {
-	var last Task
+// of them, so chains read left to right: a.Then(b).Then(c). A Group in next
+// links this task to the group's roots.
+func (d *Def) Then(next ...Node) Node {
+	var last Node
 	for _, n := range next {
 		if n == nil {
 			d.errs = append(d.errs, errors.New("Then: nil task"))
 			continue
 		}
-		link(d, n.def())
+		connect(d, n, &d.errs)
 		last = n
 	}
 	return last
 }
 
-// After makes each of prev a direct upstream of this task.
-func (d *Def) After(prev ...Task) {
+// After makes each of prev a direct upstream of this task. A Group in prev
+// links the group's leaves to this task.
+func (d *Def) After(prev ...Node) {
 	for _, p := range prev {
 		if p == nil {
 			d.errs = append(d.errs, errors.New("After: nil task"))
 			continue
 		}
-		link(p.def(), d)
+		connect(p, d, &d.errs)
 	}
 }
 
+// ends: an edge into or out of a task links the task itself.
+func (d *Def) ends() (roots, leaves []*Def) { return []*Def{d}, []*Def{d} }
+
 func link(up, down *Def) {
+	up.bind()
+	down.bind()
 	if !contains(up.down, down) {
 		up.down = append(up.down, down)
 		down.up = append(down.up, up)
@@ -189,13 +200,16 @@ func contains(s []*Def, d *Def) bool {
 	return false
 }
 
-// Chain links tasks one after the other: Chain(a, b, c) is a.Then(b); b.Then(c).
-func Chain(tasks ...Task) {
-	for i := 1; i < len(tasks); i++ {
-		if tasks[i-1] == nil {
+// Chain links tasks and groups one after the other: Chain(a, b, c) is
+// a.Then(b); b.Then(c). A group links through its roots and leaves:
+// Chain(extract, quality, load) runs quality's roots after extract and load
+// after quality's leaves.
+func Chain(nodes ...Node) {
+	for i := 1; i < len(nodes); i++ {
+		if nodes[i-1] == nil {
 			continue
 		}
-		tasks[i-1].def().Then(tasks[i])
+		nodes[i-1].Then(nodes[i])
 	}
 }
 

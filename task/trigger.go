@@ -20,11 +20,16 @@ const (
 	NoneFailedMinOneSuccess TriggerRule = "none_failed_min_one_success" // none failed and at least one succeeded
 	NoneSkipped             TriggerRule = "none_skipped"                // every upstream finished and none was skipped
 	Always                  TriggerRule = "always"                      // runs at once, whatever the upstream states
+	// AllDoneSetupSuccess is a teardown's rule (Airflow's all_done_setup_success):
+	// every upstream finished and, when some of them are setups, at least one
+	// setup succeeded; skipped when all its setups were skipped, upstream_failed
+	// when none succeeded.
+	AllDoneSetupSuccess TriggerRule = "all_done_setup_success"
 )
 
 // TriggerRules lists every trigger rule.
 var TriggerRules = []TriggerRule{AllSuccess, AllFailed, AllDone, AllSkipped, OneSuccess,
-	OneFailed, OneDone, NoneFailed, NoneFailedMinOneSuccess, NoneSkipped, Always}
+	OneFailed, OneDone, NoneFailed, NoneFailedMinOneSuccess, NoneSkipped, Always, AllDoneSetupSuccess}
 
 // Valid reports whether r is one of the defined rules.
 func (r TriggerRule) Valid() bool {
@@ -43,6 +48,10 @@ type UpstreamCounts struct {
 	Failed         int
 	UpstreamFailed int
 	Skipped        int
+	// Setups counts the direct upstream tasks that are setups (AsSetup), and
+	// SetupSuccess and SetupSkipped those of them that succeeded or were
+	// skipped (also counted above). Only AllDoneSetupSuccess reads them.
+	Setups, SetupSuccess, SetupSkipped int
 }
 
 // Done is the number of upstream tasks in a finished state.
@@ -168,6 +177,16 @@ func (r TriggerRule) Evaluate(u UpstreamCounts) Decision {
 		case u.Skipped > 0:
 			return DecideSkip
 		case done:
+			return DecideRun
+		}
+	case AllDoneSetupSuccess:
+		switch {
+		case !done:
+		case u.Setups > 0 && u.SetupSkipped >= u.Setups:
+			return DecideSkip
+		case u.Setups > 0 && u.SetupSuccess == 0:
+			return DecideUpstreamFailed
+		default:
 			return DecideRun
 		}
 	}

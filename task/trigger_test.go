@@ -12,12 +12,19 @@ func u(total, success, failed, upFailed, skipped int) task.UpstreamCounts {
 	return task.UpstreamCounts{Total: total, Success: success, Failed: failed, UpstreamFailed: upFailed, Skipped: skipped}
 }
 
+// setups adds to c that n of its upstream tasks are setups, of which success
+// succeeded and skipped were skipped.
+func setups(c task.UpstreamCounts, n, success, skipped int) task.UpstreamCounts {
+	c.Setups, c.SetupSuccess, c.SetupSkipped = n, success, skipped
+	return c
+}
+
 const (
 	wait            = task.DecideWait
 	run             = task.DecideRun
 	skip            = task.DecideSkip
 	upFail          = task.DecideUpstreamFailed
-	numTriggerRules = 11
+	numTriggerRules = 12
 )
 
 // TestTriggerRuleCases spells out, rule by rule, what Airflow 2.10's TriggerRuleDep
@@ -110,6 +117,17 @@ func TestTriggerRuleCases(t *testing.T) {
 		{task.Always, "nothing done: runs at once", u(3, 0, 0, 0, 0), run},
 		{task.Always, "all failed", u(2, 0, 2, 0, 0), run},
 		{task.Always, "all skipped", u(2, 0, 0, 0, 2), run},
+
+		// A teardown's rule (setup -> work -> teardown, setup -> teardown).
+		{task.AllDoneSetupSuccess, "setup succeeded, work running", setups(u(2, 1, 0, 0, 0), 1, 1, 0), wait},
+		{task.AllDoneSetupSuccess, "setup succeeded, work failed: runs", setups(u(2, 1, 1, 0, 0), 1, 1, 0), run},
+		{task.AllDoneSetupSuccess, "setup succeeded, work skipped: runs", setups(u(2, 1, 0, 0, 1), 1, 1, 0), run},
+		{task.AllDoneSetupSuccess, "setup failed, work upstream_failed", setups(u(2, 0, 1, 1, 0), 1, 0, 0), upFail},
+		{task.AllDoneSetupSuccess, "setup failed, work still pending", setups(u(2, 0, 1, 0, 0), 1, 0, 0), wait},
+		{task.AllDoneSetupSuccess, "setup skipped", setups(u(2, 0, 0, 0, 2), 1, 0, 1), skip},
+		{task.AllDoneSetupSuccess, "one of two setups succeeded", setups(u(3, 1, 1, 1, 0), 2, 1, 0), run},
+		{task.AllDoneSetupSuccess, "one setup skipped, the other failed", setups(u(3, 0, 1, 1, 1), 2, 0, 1), upFail},
+		{task.AllDoneSetupSuccess, "no setups: all_done", u(2, 0, 2, 0, 0), run},
 	}
 	covered := map[task.TriggerRule]map[task.Decision]bool{}
 	for _, c := range cases {
@@ -144,7 +162,7 @@ func reachable(r task.TriggerRule, d task.Decision) bool {
 		return r != task.AllDone && r != task.NoneFailed && r != task.Always
 	case upFail:
 		switch r {
-		case task.AllSuccess, task.OneSuccess, task.NoneFailed, task.NoneFailedMinOneSuccess:
+		case task.AllSuccess, task.OneSuccess, task.NoneFailed, task.NoneFailedMinOneSuccess, task.AllDoneSetupSuccess:
 			return true
 		}
 	}
@@ -152,8 +170,8 @@ func reachable(r task.TriggerRule, d task.Decision) bool {
 }
 
 // airflow210 is a transliteration of TriggerRuleDep._evaluate_direct_relatives in
-// Airflow 2.10 (no mapped tasks, no setup/teardown, flag_upstream_failed set): the
-// new state it sets, else whether the dependency passes.
+// Airflow 2.10 (no mapped tasks, flag_upstream_failed set): the new state it
+// sets, else whether the dependency passes.
 func airflow210(rule task.TriggerRule, c task.UpstreamCounts) task.Decision {
 	upstream, success, failed, upstreamFailed, skipped := c.Total, c.Success, c.Failed, c.UpstreamFailed, c.Skipped
 	done := success + failed + upstreamFailed + skipped
@@ -205,6 +223,13 @@ func airflow210(rule task.TriggerRule, c task.UpstreamCounts) task.Decision {
 		if success > 0 || failed > 0 || upstreamFailed > 0 {
 			newState = skip
 		}
+	case task.AllDoneSetupSuccess:
+		upstreamSetup, successSetup, skippedSetup := c.Setups, c.SetupSuccess, c.SetupSkipped
+		if upstreamDone && upstreamSetup > 0 && skippedSetup >= upstreamSetup {
+			newState = skip
+		} else if upstreamDone && upstreamSetup > 0 && successSetup == 0 {
+			newState = upFail
+		}
 	}
 	if newState != -1 {
 		return newState
@@ -229,6 +254,8 @@ func airflow210(rule task.TriggerRule, c task.UpstreamCounts) task.Decision {
 		passed = upstreamDone && skipped == 0
 	case task.AllSkipped:
 		passed = upstream-skipped <= 0
+	case task.AllDoneSetupSuccess:
+		passed = upstreamDone && !(c.Setups > 0 && c.SetupSuccess == 0)
 	}
 	if passed {
 		return run
@@ -247,10 +274,18 @@ func TestTriggerRulesMatchAirflow(t *testing.T) {
 				for f := 0; s+f <= total; f++ {
 					for uf := 0; s+f+uf <= total; uf++ {
 						for sk := 0; s+f+uf+sk <= total; sk++ {
-							c := u(total, s, f, uf, sk)
-							n++
-							if got, want := r.Evaluate(c), airflow210(r, c); got != want {
-								t.Errorf("%s.Evaluate(%+v) = %s, Airflow 2.10 decides %s", r, c, got, want)
+							// Some upstream tasks are setups: ss of them succeeded,
+							// ssk were skipped, the others failed or are pending.
+							for ns := 0; ns <= total; ns++ {
+								for ss := 0; ss <= min(s, ns); ss++ {
+									for ssk := 0; ssk <= min(sk, ns-ss); ssk++ {
+										c := setups(u(total, s, f, uf, sk), ns, ss, ssk)
+										n++
+										if got, want := r.Evaluate(c), airflow210(r, c); got != want {
+											t.Errorf("%s.Evaluate(%+v) = %s, Airflow 2.10 decides %s", r, c, got, want)
+										}
+									}
+								}
 							}
 						}
 					}
@@ -270,7 +305,7 @@ func TestTriggerRulesList(t *testing.T) {
 	}
 	// The values are Airflow's spellings.
 	want := []string{"all_success", "all_failed", "all_done", "all_skipped", "one_success", "one_failed",
-		"one_done", "none_failed", "none_failed_min_one_success", "none_skipped", "always"}
+		"one_done", "none_failed", "none_failed_min_one_success", "none_skipped", "always", "all_done_setup_success"}
 	seen := map[task.TriggerRule]bool{}
 	for i, r := range task.TriggerRules {
 		if string(r) != want[i] {
@@ -287,7 +322,7 @@ func TestTriggerRulesList(t *testing.T) {
 			t.Errorf("%q with no upstream = %s, want run", r, got)
 		}
 	}
-	for _, bad := range []task.TriggerRule{"", "dummy", "none_failed_or_skipped", "ALL_SUCCESS", "all_done_setup_success"} {
+	for _, bad := range []task.TriggerRule{"", "dummy", "none_failed_or_skipped", "ALL_SUCCESS", "all_done_min_one_success"} {
 		if bad.Valid() {
 			t.Errorf("%q.Valid() = true", bad)
 		}

@@ -661,9 +661,7 @@ func (s *Server) clearTasks(w http.ResponseWriter, r *http.Request, p *Principal
 	if len(req.Tasks) == 0 {
 		chosen = d.Tasks()
 	}
-	if req.Downstream {
-		chosen = d.WithDownstream(chosen)
-	}
+	chosen = d.ClearScope(chosen, req.Downstream) // with the setups and teardowns of their scope
 	tis, err := s.st.TaskInstances(r.Context(), run.ID)
 	if err != nil {
 		return err
