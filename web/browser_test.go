@@ -544,6 +544,24 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("why = %+v", why)
 	}
 
+	// The assets page: an event posted through the API is listed with its
+	// asset, and the asset's page lists its events.
+	if res := s.do("POST", "/api/v1/assets/events", `{"uri":"s3://lake/orders","extra":{"rows":42}}`, nil); res.StatusCode != 201 {
+		t.Fatalf("post an asset event: %d", res.StatusCode)
+	}
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"#/assets"),
+		poll(`!!document.querySelector('#assets tr[data-asset="s3://lake/orders"]')`),
+		poll(`document.querySelector('#assets tr[data-asset="s3://lake/orders"]').textContent.includes("1")`),
+		chromedp.Click(`#assets tr[data-asset="s3://lake/orders"] a`),
+		poll(`location.hash.includes("uri=s3")`),
+		poll(`document.querySelectorAll('#asset-events tbody tr').length === 1 && document.querySelector('#asset-events').textContent.includes('{"rows":42}')`),
+		shot("assets.png"),
+	)
+	if err != nil {
+		fatal("assets", err)
+	}
+
 	// The pools page.
 	err = chromedp.Run(ctx,
 		chromedp.Navigate(base+"#/pools"),
@@ -565,6 +583,10 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(cell),
 		chromedp.WaitVisible(`#log`),
 		poll(`document.getElementById("log").textContent.includes("about to fail")`),
+		// The log opens at its tail; a short one has nothing earlier; the
+		// whole log can be downloaded.
+		poll(`document.getElementById("log-earlier") && document.getElementById("log-earlier").hidden`),
+		poll(`document.getElementById("log-download").getAttribute("href").endsWith("/tasks/boom/tries/1/log/download")`),
 		poll(`document.querySelector("dd.error") && document.querySelector("dd.error").textContent.includes("source not ready")`),
 		poll(`document.getElementById("why-error") && document.getElementById("why-error").textContent === "source not ready"`),
 		shot("task-log.png"),

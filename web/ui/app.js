@@ -254,8 +254,8 @@ function route() {
   const [path, query] = hash.split("?");
   const q = new URLSearchParams(query || "");
   const p = path.split("/").filter(Boolean).map(decodeURIComponent);
-  const section = p[0] === "audit" || p[0] === "pools" ? p[0] : "dags";
-  for (const n of ["dags", "pools", "audit"]) {
+  const section = ["audit", "pools", "assets"].includes(p[0]) ? p[0] : "dags";
+  for (const n of ["dags", "assets", "pools", "audit"]) {
     if (n === section) $("nav-" + n).setAttribute("aria-current", "page"); else $("nav-" + n).removeAttribute("aria-current");
   }
   dagZone = p[0] === "dags" && p[1] ? zones.get(p[1]) || "" : "";
@@ -264,6 +264,7 @@ function route() {
   if (p.length === 0) v = dagsView(q);
   else if (p[0] === "audit") v = auditView();
   else if (p[0] === "pools") v = poolsView();
+  else if (p[0] === "assets") v = assetsView(q.get("uri") || "");
   else if (p[0] === "dags" && p.length === 2) v = gridView(p[1]);
   else if (p[0] === "dags" && p[2] === "graph") v = graphView(p[1], q.get("run") || "");
   else if (p[0] === "dags" && p[2] === "calendar" && p.length === 3) v = calendarView(p[1]);
@@ -836,7 +837,7 @@ function whyOf(ti, tr, def, tis) {
 
 // ---- task try ----
 function tryView(dag, run, taskId, tryNo) {
-  let follow = 0, logPos = 0, logTry = 0;
+  let follow = 0, logPos = 0, logTry = 0, logPrev = 0, logEarlier = false;
   const base = "/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId);
   const v = {
     dag,
@@ -890,11 +891,17 @@ function tryView(dag, run, taskId, tryNo) {
           h("div", {}, h("h2", { text: "Result (XCom)" }), xcom.present ? h("pre", { class: "code", id: "xcom", text: JSON.stringify(xcom.value, null, 2) }) : h("p", { class: "muted", id: "xcom", text: "No result stored." }),
             h("h2", { text: "Pod" }), podBox)),
         acts,
-        h("h2", { id: "log-title", text: "Log" + (tr && !isDone(tr.state) ? " (following)" : "") }), pre);
+        h("h2", { id: "log-title", text: "Log" + (tr && !isDone(tr.state) ? " (following)" : "") }),
+        tr ? h("div", { class: "actions" },
+          h("button", { class: "btn", type: "button", id: "log-earlier", hidden: diff || !logEarlier,
+            text: "Load earlier", onclick: () => loadEarlier(n).catch(showError) }),
+          h("a", { class: "btn", id: "log-download", href: "/api/v1" + base + "/tries/" + n + "/log/download", download: "", text: "Download the whole log" }),
+          h("span", { class: "muted", text: "The log opens at its end; pages of 1 MiB." })) : null,
+        pre);
       if (tr) {
         api("GET", base + "/tries/" + n + "/pod").then((p) => podBox.replaceChildren(
           p.available ? h("pre", { class: "code", text: p.yaml }) : h("p", { class: "muted", text: (p.pod ? "Pod " + p.pod + ". " : "") + "Rendered pod YAML " + p.reason.replace(/^not available/, "is not available") + "." }))).catch(showError);
-        await followLog(n);
+        if (diff) await loadTail(n); else await followLog(n);
       } else {
         pre.textContent = "No try yet.";
         podBox.replaceChildren(h("p", { class: "muted", text: "No try yet." }));
@@ -902,6 +909,35 @@ function tryView(dag, run, taskId, tryNo) {
     },
   };
   function isDone(s) { return ["success", "failed", "skipped", "upstream_failed", "up_for_retry"].includes(s); }
+  // loadTail shows the end of a try's log (at most a page), then follows it.
+  async function loadTail(n) {
+    clearTimeout(follow);
+    const chunk = await api("GET", base + "/tries/" + n + "/log?tail=1");
+    const pre = $("log");
+    if (!pre || logTry !== n) return;
+    pre.textContent = chunk.content || (chunk.finished ? "(empty log)" : "");
+    pre.scrollTop = pre.scrollHeight;
+    logPos = chunk.next;
+    logPrev = chunk.prev || 0;
+    logEarlier = !!chunk.earlier;
+    const more = $("log-earlier");
+    if (more) more.hidden = !logEarlier;
+    if (!chunk.finished) follow = setTimeout(() => followLog(n).catch(showError), 1000);
+    else { const t = $("log-title"); if (t) t.textContent = "Log"; }
+  }
+  // loadEarlier puts the page before what is shown on top, keeping the view.
+  async function loadEarlier(n) {
+    const chunk = await api("GET", base + "/tries/" + n + "/log?before=" + logPrev);
+    const pre = $("log");
+    if (!pre || logTry !== n) return;
+    const from = pre.scrollHeight;
+    pre.prepend(chunk.content);
+    pre.scrollTop += pre.scrollHeight - from;
+    logPrev = chunk.prev || 0;
+    logEarlier = !!chunk.earlier;
+    const more = $("log-earlier");
+    if (more) more.hidden = !logEarlier;
+  }
   async function followLog(n) {
     clearTimeout(follow);
     const chunk = await api("GET", base + "/tries/" + n + "/log?after=" + logPos);
@@ -925,6 +961,36 @@ function tryView(dag, run, taskId, tryNo) {
     } catch (e) { showError(e); }
   }
   return v;
+}
+
+// ---- assets ----
+function assetsView(uri) {
+  return {
+    refresh: async () => {
+      const [list, evs] = await Promise.all([api("GET", "/assets"),
+        api("GET", "/assets/events?limit=50" + (uri ? "&uri=" + enc(uri) : ""))]);
+      const dagLink = (id) => h("a", { href: "#/dags/" + enc(id), text: id });
+      const rows = list.assets.map((a) => h("tr", { "data-asset": a.uri },
+        h("th", { scope: "row" }, h("a", { href: "#/assets?uri=" + enc(a.uri), text: a.uri })),
+        h("td", {}, a.producers.length ? a.producers.map((p, i) => [i ? ", " : "", dagLink(p.split(".")[0]), "." + p.split(".").slice(1).join(".")]) : "–"),
+        h("td", {}, a.consumers.length ? a.consumers.map((c, i) => [i ? ", " : "", dagLink(c)]) : "–"),
+        h("td", { text: String(a.events) }),
+        h("td", { text: a.lastEvent ? fmtTime(a.lastEvent) : "–" })));
+      const evRows = evs.events.map((e) => h("tr", { "data-event": String(e.id) },
+        h("td", { text: String(e.id) }), h("td", { text: e.uri }), h("td", { text: fmtTime(e.at) }),
+        h("td", {}, e.sourceDagId ? [dagLink(e.sourceDagId), "." + e.sourceTaskId + " in ",
+          h("a", { href: "#/dags/" + enc(e.sourceDagId) + "/runs/" + enc(e.sourceRunId), text: e.sourceRunId }), " (try " + e.sourceTry + ")"] : (e.source || "–")),
+        h("td", {}, e.extra ? h("code", { text: JSON.stringify(e.extra) }) : "–")));
+      $("main").replaceChildren(...[h("h1", { text: "Assets" }),
+        h("p", { class: "hint", text: "An asset is updated by the tasks that declare it (task.Outlets) or by an event posted through the API; DAGs scheduled on it run when it has new events." }),
+        h("div", { class: "scroll" }, h("table", { id: "assets" }, h("thead", {}, h("tr", {}, ["Asset", "Updated by", "Scheduled DAGs", "Events", "Last event"].map((c) => h("th", { scope: "col", text: c })))), h("tbody", {}, rows))),
+        h("h2", { text: uri ? "Events of " + uri : "Latest events" }),
+        uri ? h("p", {}, h("a", { href: "#/assets", text: "All assets' events" })) : null,
+        evs.events.length ? h("div", { class: "scroll" }, h("table", { id: "asset-events" }, h("thead", {}, h("tr", {}, ["#", "Asset", "When", "Source", "Extra"].map((c) => h("th", { scope: "col", text: c })))), h("tbody", {}, evRows)))
+          : h("p", { class: "muted", text: "No event yet." }),
+        evs.total > evs.events.length ? h("p", { class: "hint", text: evs.events.length + " of " + evs.total + " events (newest first)." }) : null].filter(Boolean));
+    },
+  };
 }
 
 // ---- pools ----
