@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"database/sql"
 	"errors"
 	"os"
@@ -452,5 +453,44 @@ func TestSurvivesReopen(t *testing.T) {
 	}
 	if d, err := s.DAG(ctx, "d"); err != nil || !d.Paused {
 		t.Errorf("DAG after reopen = %+v, %v", d, err)
+	}
+}
+
+// TestRecentRuns: one query returns each DAG's latest runs, newest first, n
+// at most, the same as a Runs call per DAG.
+func TestRecentRuns(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ctx := context.Background()
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, d := range []string{"a", "b", "c"} {
+		for i := range 7 {
+			ld := base.Add(time.Duration(i) * time.Hour)
+			if _, err := s.CreateRun(ctx, Run{DAGID: d, RunID: fmt.Sprintf("%s-%d", d, i), Type: task.RunManual, State: task.RunQueued,
+				LogicalDate: ld, IntervalStart: ld, IntervalEnd: ld}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := s.RecentRuns(ctx, []string{"a", "c", "none"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a", "c"} {
+		want, err := s.Runs(ctx, RunFilter{DAGID: d, Limit: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got[d]) != 3 || got[d][0].RunID != d+"-6" || got[d][2].RunID != d+"-4" {
+			t.Errorf("%s: %+v", d, got[d])
+		}
+		for i := range want {
+			if got[d][i].RunID != want[i].RunID {
+				t.Errorf("%s[%d] = %s, Runs says %s", d, i, got[d][i].RunID, want[i].RunID)
+			}
+		}
+	}
+	if len(got["b"]) != 0 || len(got["none"]) != 0 {
+		t.Errorf("DAGs not asked for, or without runs: %+v", got)
 	}
 }
