@@ -161,7 +161,7 @@ func (r *Runner) commands() []command {
 		{"dags pause", "<dag>", "stop creating and starting runs of a DAG", cmdDagsPause},
 		{"dags unpause", "<dag>", "resume a paused DAG (catchup decides what is created)", cmdDagsUnpause},
 		{"tasks test", "<dag> <task> [--logical-date D] [--conf JSON]", "run one task once in this process; nothing is recorded", cmdTasksTest},
-		{"tasks clear", "<dag> <run|latest> [--task T]... [--downstream] [--failed-only]", "reset finished tasks of a run so that they run again", cmdTasksClear},
+		{"tasks clear", "<dag> <run|latest> [--task T]... [--downstream] [--failed-only]", "reset finished tasks of a run so that they run again (with their setups and teardowns, as Airflow)", cmdTasksClear},
 		{"tasks mark", "<dag> <run> <task> --state success|failed [--note TEXT]", "set a task instance's state by hand (Airflow's mark success/failed)", cmdTasksMark},
 		{"pools list", "", "the pools (runner.Config.Pools and default_pool) with their slots, the slots in use (pool_slots of the tries in flight) and the tasks that use them", cmdPoolsList},
 		{"pools set", "<pool> <slots>", "resize a declared pool at run time, without a rebuild (a running scheduler picks it up)", cmdPoolsSet},

@@ -69,6 +69,11 @@ func Waiting(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, ti
 				why[ti.TaskID] = "upstream not done: " + strings.Join(pending, ", ")
 				continue
 			}
+			// Airflow's setup constraint: an indirect upstream setup must be done too.
+			if setups := unfinishedSetups(t, state); len(setups) > 0 && !set.Teardown {
+				why[ti.TaskID] = "setup not done (the setup constraint): " + strings.Join(setups, ", ")
+				continue
+			}
 			if !set.DependsOnPast {
 				continue
 			}
@@ -89,4 +94,26 @@ func Waiting(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, ti
 		}
 	}
 	return why, nil
+}
+
+// unfinishedSetups lists the setups upstream of t (directly or not) that have
+// not finished.
+func unfinishedSetups(t task.Task, state map[string]task.State) []string {
+	var out []string
+	seen := map[string]bool{}
+	var walk func(task.Task)
+	walk = func(x task.Task) {
+		for _, u := range task.Upstream(x) {
+			if seen[u.ID()] {
+				continue
+			}
+			seen[u.ID()] = true
+			if task.SettingsOf(u).Setup && !state[u.ID()].Finished() {
+				out = append(out, u.ID())
+			}
+			walk(u)
+		}
+	}
+	walk(t)
+	return out
 }
