@@ -3,9 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
