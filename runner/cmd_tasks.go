@@ -86,6 +86,11 @@ func cmdTasksTest(ctx context.Context, r *Runner, args []string) error {
 	case errors.Is(err, task.ErrSkip):
 		fmt.Fprintf(r.cfg.Stdout, "task %s skipped in %s: %v\n", t.ID(), took, err)
 		return nil
+	case errors.Is(err, task.ErrNotDone):
+		// One poke of a sensor: not a failure, but not done either.
+		sp := task.SensorPolicyOf(t)
+		return fmt.Errorf("sensor %q: condition not met yet (this poke took %s); in a run it would be deferred, holding no slot, "+
+			"and poke again every %s for at most %s: %w", t.ID(), took, sp.PokeInterval, sp.Timeout, err)
 	case err != nil && *fromRun == "" && len(task.Upstream(t)) > 0:
 		return fmt.Errorf("task %q failed in %s: %w\n(it has upstream tasks; to give it their results, pass --run <run id> of a run where they succeeded, see runs list)", t.ID(), took, err)
 	case err != nil:

@@ -163,3 +163,24 @@ func TestDagsShowWaiting(t *testing.T) {
 		}
 	}
 }
+
+// TestTasksTestSensor: tasks test pokes a sensor once; an unmet condition is
+// exit 1 with what a run would do, not a failure with an upstream hint.
+func TestTasksTestSensor(t *testing.T) {
+	t.Parallel()
+	met := atomic.Bool{}
+	d := dag.New("s")
+	up := task.Go("up", func(context.Context, *task.Run) (int, error) { return 1, nil })
+	s := task.Sensor("ready", func(context.Context, *task.Run) (bool, error) { return met.Load(), nil }, task.PokeInterval(time.Minute))
+	d.Add(up, s)
+	up.Then(s)
+	c := &cli{t: t, db: filepath.Join(t.TempDir(), "trellis.db"), dags: []*dag.DAG{d}}
+	if code := c.run("tasks", "test", "s", "ready"); code != 1 || !strings.Contains(c.stderr.String(), `sensor "ready": condition not met yet`) ||
+		!strings.Contains(c.stderr.String(), "poke again every 1m0s for at most 168h0m0s") || strings.Contains(c.stderr.String(), "upstream") {
+		t.Errorf("unmet: exit %d\n%s", code, &c.stderr)
+	}
+	met.Store(true)
+	if code := c.run("tasks", "test", "s", "ready"); code != 0 || !strings.Contains(c.stdout.String(), "task ready succeeded") {
+		t.Errorf("met: exit %d\n%s%s", code, &c.stdout, &c.stderr)
+	}
+}
