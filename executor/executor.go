@@ -100,4 +100,9 @@ type Executor interface {
 	// Recover is called once at start-up with the tries the store says are queued
 	// or running; the executor adopts what still runs and reports the rest.
 	Recover(ctx context.Context, tries []Try) error
+	// Shutdown stops taking tries and ends the executor's work within ctx:
+	// the local executor stops its tries (their ends are reported); the
+	// Kubernetes executor leaves its pods running for the next runner to
+	// adopt. Start fails after it.
+	Shutdown(ctx context.Context) error
 }

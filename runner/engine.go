@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/trellisdag/trellis/dag"
@@ -36,7 +37,11 @@ func openRead(ctx context.Context, path string) (*store.Store, error) {
 }
 
 func (r *Runner) openWrite(ctx context.Context, path string) (*store.Store, error) {
-	return store.Open(ctx, path, store.Options{Sync: r.cfg.Sync, MaxLogBytes: r.cfg.MaxLogBytes})
+	sync, err := r.cfg.Sync.storeSync()
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, path, store.Options{Sync: sync, MaxLogBytes: r.cfg.MaxLogBytes})
 }
 
 // openSynced opens the database for writing and records the definition of every
@@ -107,7 +112,9 @@ type engineConfig struct {
 
 func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	e := &engine{st: st}
-	var sched *scheduler.Scheduler
+	// The executors report to the scheduler, which needs the executors to be
+	// built: a report that comes before the scheduler exists waits in reports.
+	reports := &reportSink{}
 	ko := r.kubeDefaults()
 	if ec.kube != nil {
 		ko = *ec.kube
@@ -123,7 +130,7 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 		Child:        localChild,
 		Isolate:      r.isolate,
 		CrashReport:  crashReport(st.Path(), r.cfg.Stderr),
-		Report:       func(rep executor.Report) { sched.Report(rep) },
+		Report:       reports.Report,
 		Logs: func(k executor.Key) io.WriteCloser {
 			return st.TryLog(k.Run, k.TaskID, k.Try)
 		},
@@ -131,7 +138,7 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	if ec.parallelism <= 0 {
 		ec.parallelism = r.cfg.Parallelism
 	}
-	kube, defaultExec, err := r.kubeExecutor(st, ec.kube, func(rep executor.Report) { sched.Report(rep) })
+	kube, defaultExec, err := r.kubeExecutor(st, ec.kube, reports.Report)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +148,7 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	}
 	e.outbox = outbox.New(outbox.Config{Store: st, DAGs: r.dags, Logger: ec.logger, BaseURL: r.baseURL(),
 		Timeout: r.cfg.CallbackTimeout, MaxAttempts: r.cfg.CallbackAttempts})
-	sched, err = scheduler.New(scheduler.Config{
+	sched, err := scheduler.New(scheduler.Config{
 		Logger: ec.logger, OutboxWritten: e.outbox.Wake,
 		Store: st, DAGs: r.dags, Local: e.local, Kubernetes: asExecutor(kube), DefaultExecutor: defaultExec,
 		Parallelism: ec.parallelism, Pools: r.cfg.Pools, MaxResultSize: r.cfg.MaxResultSize,
@@ -152,6 +159,7 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 		return nil, err
 	}
 	e.sched = sched
+	reports.to(sched.Report)
 	return e, nil
 }
 
@@ -207,4 +215,34 @@ func (r *Runner) pauseNewDAGs() bool {
 		return v
 	}
 	return r.cfg.PauseNewDAGs
+}
+
+// reportSink hands executor reports to the scheduler once it exists, and
+// keeps those that come before.
+type reportSink struct {
+	mu      sync.Mutex
+	sched   executor.ReportFunc // the scheduler's Report; nil until set
+	pending []executor.Report
+}
+
+// Report forwards r, or keeps it until the scheduler is set.
+func (k *reportSink) Report(r executor.Report) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.sched == nil {
+		k.pending = append(k.pending, r)
+		return
+	}
+	k.sched(r)
+}
+
+// to sets the scheduler and hands it the reports kept so far, in order and
+// before any later one (Scheduler.Report does not block).
+func (k *reportSink) to(s executor.ReportFunc) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, r := range k.pending {
+		s(r)
+	}
+	k.sched, k.pending = s, nil
 }

@@ -53,10 +53,11 @@ type Config struct {
 	// task.Isolated does for one task: a panic anywhere, os.Exit, a segfault or
 	// an OOM kill fails only that try [$TRELLIS_ISOLATE=true].
 	IsolateGoTasks bool
-	// Sync is the durability of the store's commits: store.SyncFull (the default)
-	// survives a crash of the machine; store.SyncNormal survives a crash of the
-	// process (kill -9) and commits faster. TRELLIS_SYNC=normal|full overrides it.
-	Sync store.Sync
+	// Sync is the durability of the store's commits: SyncFull (the default,
+	// also the zero value) survives a crash of the machine; SyncNormal
+	// survives a crash of the process (kill -9) and commits faster.
+	// TRELLIS_SYNC=normal|full overrides it.
+	Sync Sync
 	// BaseURL is the web UI's address as its users reach it (e.g.
 	// https://trellis.example.com/): callback events (task.Event.URL) link to
 	// their try or run there [$TRELLIS_BASE_URL].
@@ -72,6 +73,30 @@ type Config struct {
 	Stdout, Stderr io.Writer
 	// Getenv reads the environment (default os.Getenv).
 	Getenv func(string) string
+}
+
+// Sync is the durability of the store's commits.
+type Sync string
+
+// Durabilities.
+const (
+	// SyncFull fsyncs every commit: a committed change survives a crash of
+	// the machine. The default ("" means SyncFull).
+	SyncFull Sync = "full"
+	// SyncNormal fsyncs at checkpoints only: a committed change survives a
+	// crash of the process (kill -9), not of the machine; commits are faster.
+	SyncNormal Sync = "normal"
+)
+
+// storeSync is the store's setting for s.
+func (s Sync) storeSync() (store.Sync, error) {
+	switch s {
+	case "", SyncFull:
+		return store.SyncFull, nil
+	case SyncNormal:
+		return store.SyncNormal, nil
+	}
+	return 0, fmt.Errorf("runner.Config.Sync %q: want %q or %q ($TRELLIS_SYNC)", s, SyncFull, SyncNormal)
 }
 
 // Runner is the command-line program of a team's binary: its DAGs plus the CLI,
@@ -98,11 +123,9 @@ func New(cfg Config, dags ...*dag.DAG) *Runner {
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
 	}
-	switch cfg.Getenv("TRELLIS_SYNC") {
-	case "normal":
-		cfg.Sync = store.SyncNormal
-	case "full":
-		cfg.Sync = store.SyncFull
+	switch v := Sync(cfg.Getenv("TRELLIS_SYNC")); v {
+	case SyncNormal, SyncFull:
+		cfg.Sync = v
 	}
 	return &Runner{cfg: cfg, dags: dags}
 }
