@@ -383,10 +383,7 @@ func prepareBackfill(ctx context.Context, st *store.Store, d *dag.DAG, ivs []dag
 			track = append(track, run.ID)
 		}
 	}
-	seeds := make([]store.TaskSeed, 0, len(d.Tasks()))
-	for _, t := range d.Tasks() {
-		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
-	}
+	seeds := runs.Seeds(d)
 	for i := 0; i < len(create); i += 1000 {
 		created, err := st.CreateRuns(ctx, []store.RunGroup{{DAGID: d.ID(), Runs: create[i:min(i+1000, len(create))], Tasks: seeds}})
 		if err != nil {

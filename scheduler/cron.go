@@ -134,12 +134,12 @@ func (s *Scheduler) maxActiveRuns(p *plan) int {
 // activeRunsOf counts the DAG's runs that are queued or running.
 func (s *Scheduler) activeRunsOf(p *plan) int { return p.held }
 
+// seeds are the task instances of the DAG's new runs (computed once).
 func (p *plan) seeds() []store.TaskSeed {
-	out := make([]store.TaskSeed, len(p.tasks))
-	for i, t := range p.tasks {
-		out[i] = store.TaskSeed{TaskID: t.ID(), MaxTries: p.policy[i].Retries + 1}
+	if p.seedList == nil {
+		p.seedList = runs.Seeds(p.dag)
 	}
-	return out
+	return p.seedList
 }
 
 // adopt holds a run this scheduler has just created (every task instance in state

@@ -51,15 +51,22 @@ func Create(ctx context.Context, st *store.Store, d *dag.DAG, s Spec) (store.Run
 	if s.IntervalStart.IsZero() && s.IntervalEnd.IsZero() {
 		s.IntervalStart, s.IntervalEnd = d.InferInterval(s.LogicalDate)
 	}
-	seeds := make([]store.TaskSeed, 0, len(d.Tasks()))
-	for _, t := range d.Tasks() {
-		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
-	}
 	r, err := st.CreateRun(ctx, store.Run{DAGID: d.ID(), RunID: s.RunID, Type: s.Type, State: task.RunQueued, DAGVersion: d.Version(),
 		LogicalDate: s.LogicalDate.UTC(), IntervalStart: s.IntervalStart.UTC(), IntervalEnd: s.IntervalEnd.UTC(),
-		Conf: s.Conf, Created: time.Now().UTC().Truncate(time.Microsecond)}, seeds)
+		Conf: s.Conf, Created: time.Now().UTC().Truncate(time.Microsecond)}, Seeds(d))
 	if errors.Is(err, store.ErrExists) {
 		return store.Run{}, fmt.Errorf("dag %q: run %q: %w", d.ID(), s.RunID, ErrExists)
 	}
 	return r, err
+}
+
+// Seeds are the task instances a new run of d gets: one per task, in state
+// none, with its tries (retries + 1). Every way of creating runs uses them.
+func Seeds(d *dag.DAG) []store.TaskSeed {
+	ts := d.Tasks()
+	seeds := make([]store.TaskSeed, 0, len(ts))
+	for _, t := range ts {
+		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
+	}
+	return seeds
 }
