@@ -112,8 +112,7 @@ func (o kubeOptions) executorKind() (task.ExecutorKind, error) {
 func needsKube(dags []*dag.DAG) bool {
 	for _, d := range dags {
 		for _, t := range d.Tasks() {
-			s := task.SettingsOf(t)
-			if s.Kind == task.KindPod || s.Executor.Executor == task.ExecutorKubernetes {
+			if task.SettingsOf(t).ExecutorFor(task.ExecutorLocal) == task.ExecutorKubernetes {
 				return true
 			}
 		}

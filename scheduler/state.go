@@ -287,20 +287,7 @@ func (s *Scheduler) executorFor(kind task.ExecutorKind) executor.Executor {
 }
 
 func (s *Scheduler) executorKind(rs *runState, i int) task.ExecutorKind {
-	set := rs.plan.settings[i]
-	switch set.Kind {
-	case task.KindPod:
-		return task.ExecutorKubernetes
-	case task.KindSensor:
-		return task.ExecutorLocal // pokes run in the runner
-	}
-	if set.Executor.Executor != task.ExecutorDefault {
-		return set.Executor.Executor
-	}
-	if s.cfg.DefaultExecutor != task.ExecutorDefault {
-		return s.cfg.DefaultExecutor
-	}
-	return task.ExecutorLocal
+	return rs.plan.settings[i].ExecutorFor(s.cfg.DefaultExecutor)
 }
 
 // poolLimit is a pool's size: set at run time (pools set), else declared

@@ -309,3 +309,21 @@ func PolicyOf(t Task, defaults Policy) Policy { return t.def().Policy(defaults) 
 // Task types use it for what goes wrong in their constructors (a template that does
 // not parse), so that building never panics.
 func Invalid(err error) Option { return func(d *Def) { d.errs = append(d.errs, err) } }
+
+// ExecutorFor returns the executor the task's tries run on, given the
+// runner's default (ExecutorDefault: local): a PodOperator's always run in a
+// pod (kubernetes), a sensor's pokes always in the runner (local), other
+// tasks' where their ExecutorConfig says, else on the runner's default.
+func (s Settings) ExecutorFor(runnerDefault ExecutorKind) ExecutorKind {
+	switch {
+	case s.Kind == KindPod:
+		return ExecutorKubernetes
+	case s.Kind == KindSensor:
+		return ExecutorLocal
+	case s.Executor.Executor != ExecutorDefault:
+		return s.Executor.Executor
+	case runnerDefault != ExecutorDefault:
+		return runnerDefault
+	}
+	return ExecutorLocal
+}

@@ -679,3 +679,26 @@ func TestTemplateUpstreamResults(t *testing.T) {
 		}
 	}
 }
+
+// TestExecutorFor: one rule says where a task's tries run.
+func TestExecutorFor(t *testing.T) {
+	t.Parallel()
+	goTask := task.Go("g", func(context.Context, *task.Run) (int, error) { return 0, nil })
+	onKube := task.Go("k", func(context.Context, *task.Run) (int, error) { return 0, nil },
+		task.Executor(task.ExecutorConfig{Executor: task.ExecutorKubernetes}))
+	sensor := task.Sensor("s", func(context.Context, *task.Run) (bool, error) { return true, nil })
+	for _, tc := range []struct {
+		t    task.Task
+		def  task.ExecutorKind
+		want task.ExecutorKind
+	}{
+		{goTask, task.ExecutorDefault, task.ExecutorLocal},
+		{goTask, task.ExecutorKubernetes, task.ExecutorKubernetes},
+		{onKube, task.ExecutorLocal, task.ExecutorKubernetes},
+		{sensor, task.ExecutorKubernetes, task.ExecutorLocal},
+	} {
+		if got := task.SettingsOf(tc.t).ExecutorFor(tc.def); got != tc.want {
+			t.Errorf("%s with runner default %q: %q, want %q", tc.t.ID(), tc.def, got, tc.want)
+		}
+	}
+}
