@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellisdag/trellis/internal/runs"
 	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/task"
 )
@@ -122,68 +123,41 @@ func cmdTasksClear(ctx context.Context, r *Runner, args []string) error {
 		}
 		chosen = append(chosen, t)
 	}
-	if len(only) == 0 {
-		chosen = d.Tasks()
-	}
-	// With the setups and teardowns of the chosen tasks' scope, as in Airflow
-	// (the API's clear does the same).
-	chosen = d.ClearScope(chosen, *downstream)
+	// The run must exist before anything is opened for writing (a mistyped
+	// run or database path creates nothing).
 	ro, err := openRead(ctx, *f.db)
 	if err != nil {
 		return err
 	}
-	run, err := findRun(ctx, ro, pos[0], pos[1])
-	if err != nil {
-		if ro != nil {
-			ro.Close()
-		}
-		return err
+	_, err = findRun(ctx, ro, pos[0], pos[1])
+	if ro != nil {
+		ro.Close()
 	}
-	tis, err := ro.TaskInstances(ctx, run.ID)
-	ro.Close()
 	if err != nil {
 		return err
-	}
-	state := map[string]task.State{}
-	for _, ti := range tis {
-		state[ti.TaskID] = ti.State
-	}
-	var ids []string
-	for _, t := range chosen {
-		s, ok := state[t.ID()]
-		if !ok {
-			continue // added to the DAG after the run was created: the scheduler gives it an instance
-		}
-		if *failedOnly && s != task.StateFailed && s != task.StateUpstreamFailed {
-			continue
-		}
-		if s.Active() {
-			return usagef("task %q of run %q is %s; wait for it to end before clearing it", t.ID(), run.RunID, s)
-		}
-		if s != task.StateNone {
-			ids = append(ids, t.ID())
-		}
-	}
-	if len(ids) == 0 {
-		fmt.Fprintln(r.cfg.Stdout, "Nothing to clear.")
-		return nil
 	}
 	st, err := r.openWrite(ctx, *f.db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	retries := func(id string) int {
-		t, _ := d.Task(id)
-		return task.PolicyOf(t, d.Defaults()).Retries
-	}
-	err = st.Clear(ctx, run.ID, ids, retries)
-	r.audit(ctx, st, "clear", d.ID(), run.RunID, strings.Join(ids, ","), "", err)
+	run, err := findRun(ctx, st, pos[0], pos[1])
 	if err != nil {
-		if errors.Is(err, store.ErrActive) {
-			return &UsageError{err}
-		}
 		return err
+	}
+	ids, err := runs.Clear(ctx, st, d, run, chosen, runs.ClearOptions{Downstream: *downstream, FailedOnly: *failedOnly})
+	if err != nil || len(ids) > 0 {
+		r.audit(ctx, st, "clear", d.ID(), run.RunID, strings.Join(ids, ","), "", err)
+	}
+	if errors.Is(err, store.ErrActive) {
+		return &UsageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		fmt.Fprintln(r.cfg.Stdout, "Nothing to clear.")
+		return nil
 	}
 	slices.Sort(ids)
 	fmt.Fprintf(r.cfg.Stdout, "Cleared %d task(s) of run %s: %v\nThe run is queued; a scheduler (serve, or dags trigger --wait) runs them.\n", len(ids), run.RunID, ids)
