@@ -652,48 +652,19 @@ func (s *Server) clearTasks(w http.ResponseWriter, r *http.Request, p *Principal
 		}
 		chosen = append(chosen, t)
 	}
-	if len(req.Tasks) == 0 {
-		chosen = d.Tasks()
-	}
-	chosen = d.ClearScope(chosen, req.Downstream) // with the setups and teardowns of their scope
-	tis, err := s.st.TaskInstances(r.Context(), run.ID)
-	if err != nil {
-		return err
-	}
-	state := map[string]task.State{}
-	for _, ti := range tis {
-		state[ti.TaskID] = ti.State
-	}
-	ids := []string{}
-	for _, t := range chosen {
-		st := state[t.ID()]
-		if req.FailedOnly && st != task.StateFailed && st != task.StateUpstreamFailed {
-			continue
-		}
-		if st != task.StateNone && st != "" {
-			ids = append(ids, t.ID())
-		}
-	}
+	ids, err := runs.Clear(r.Context(), s.st, d, run, chosen, runs.ClearOptions{Downstream: req.Downstream, FailedOnly: req.FailedOnly})
 	detail := fmt.Sprintf("tasks %v downstream=%t failedOnly=%t", req.Tasks, req.Downstream, req.FailedOnly)
 	taskID := ""
 	if len(req.Tasks) == 1 {
 		taskID = req.Tasks[0]
 	}
-	if len(ids) > 0 {
-		retries := func(id string) int {
-			t, _ := d.Task(id)
-			return task.PolicyOf(t, d.Defaults()).Retries
-		}
-		err = s.st.Clear(r.Context(), run.ID, ids, retries)
-	}
 	s.audit(r, p, "clear", d.ID(), run.RunID, taskID, detail+fmt.Sprintf(" cleared %v", ids), err)
 	if errors.Is(err, store.ErrActive) {
-		return errorf(http.StatusConflict, CodeConflict, "%v; wait for the try to end before clearing it", err)
+		return errorf(http.StatusConflict, CodeConflict, "%v", err)
 	}
 	if err != nil {
-		return fmt.Errorf("clear run %q: %w", run.RunID, err)
+		return err
 	}
-	slices.Sort(ids)
 	if len(ids) > 0 {
 		s.cache.invalidate()
 		s.cfg.Wake()
@@ -942,7 +913,9 @@ func (s *Server) getGantt(w http.ResponseWriter, r *http.Request, _ *Principal) 
 	return nil
 }
 
-// GridData returns the grid of a DAG: its latest n runs (oldest first) by task.
+// GridData returns the grid of a DAG: its latest n runs (oldest first) by task,
+// the tasks of each group together under the group (see layout.gridTree),
+// and each group's summary state per run (see groupState).
 func (s *Server) GridData(ctx context.Context, d *dag.DAG, n int) (Grid, error) {
 	rs, err := s.st.Runs(ctx, store.RunFilter{DAGID: d.ID(), Limit: n})
 	if err != nil {
@@ -958,10 +931,11 @@ func (s *Server) GridData(ctx context.Context, d *dag.DAG, n int) (Grid, error) 
 		return Grid{}, err
 	}
 	lay := layoutOf(d)
-	g := Grid{DAGID: d.ID(), Tasks: make([]GridTask, len(lay.order)), Runs: make([]Run, len(rs)), Cells: make([][]Cell, len(lay.order))}
-	row := make(map[string]int, len(lay.order))
-	for pos, i := range lay.order {
-		g.Tasks[pos] = GridTask{ID: lay.ids[i], Level: lay.level[i]}
+	rows, spans := lay.gridTree()
+	g := Grid{DAGID: d.ID(), Tasks: make([]GridTask, len(rows)), Runs: make([]Run, len(rs)), Cells: make([][]Cell, len(rows))}
+	row := make(map[string]int, len(rows))
+	for pos, i := range rows {
+		g.Tasks[pos] = GridTask{ID: lay.ids[i], Level: lay.level[i], Group: lay.group[i], Setup: lay.setup[i], Teardown: lay.teardown[i]}
 		row[lay.ids[i]] = pos
 		g.Cells[pos] = make([]Cell, len(rs))
 	}
@@ -972,6 +946,22 @@ func (s *Server) GridData(ctx context.Context, d *dag.DAG, n int) (Grid, error) 
 				g.Cells[pos][c] = Cell{State: ti.State, Try: ti.Try}
 			}
 		}
+	}
+	if len(spans) > 0 {
+		g.Groups = make([]GridGroup, len(spans))
+	}
+	for k, sp := range spans {
+		gg := GridGroup{ID: sp.id, Parent: sp.parent, Depth: sp.depth, Row: sp.first, Tasks: sp.count, States: make([]task.State, len(rs))}
+		for c := range rs {
+			gg.States[c] = groupState(func(yield func(task.State) bool) {
+				for _, cells := range g.Cells[sp.first : sp.first+sp.count] {
+					if !yield(cells[c].State) {
+						return
+					}
+				}
+			})
+		}
+		g.Groups[k] = gg
 	}
 	return g, nil
 }
@@ -1149,8 +1139,52 @@ func (s *Server) getDurations(w http.ResponseWriter, r *http.Request, _ *Princip
 	return nil
 }
 
+// maxCollapsed bounds the group ids of the graph's collapsed parameter, and
+// maxCollapsedLen its length.
+const (
+	maxCollapsed    = 200
+	maxCollapsedLen = 8192
+)
+
+// collapsedQuery reads the graph's collapsed parameter: comma-separated ids
+// of d's task groups (empty items ignored; the parameter may be repeated).
+func collapsedQuery(r *http.Request, d *dag.DAG) ([]string, error) {
+	vs := r.URL.Query()["collapsed"]
+	total := 0
+	for _, v := range vs {
+		total += len(v) + 1
+	}
+	if total > maxCollapsedLen {
+		return nil, badParam("collapsed", "collapsed: at most %d characters, got %d", maxCollapsedLen, total-1)
+	}
+	known := map[string]bool{}
+	for _, g := range layoutOf(d).groups {
+		known[g.id] = true
+	}
+	var ids []string
+	for _, v := range vs {
+		for _, id := range strings.Split(v, ",") {
+			if id = strings.TrimSpace(id); id == "" {
+				continue
+			}
+			if !known[id] {
+				return nil, badParam("collapsed", "collapsed: dag %q has no task group %.100q", d.ID(), id)
+			}
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > maxCollapsed {
+		return nil, badParam("collapsed", "collapsed: at most %d group ids, got %d", maxCollapsed, len(ids))
+	}
+	return ids, nil
+}
+
 func (s *Server) getGraph(w http.ResponseWriter, r *http.Request, _ *Principal) error {
 	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	collapsed, err := collapsedQuery(r, d)
 	if err != nil {
 		return err
 	}
@@ -1180,6 +1214,20 @@ func (s *Server) getGraph(w http.ResponseWriter, r *http.Request, _ *Principal) 
 			if old != nil {
 				lay, title = old, title+", DAG version "+run.DAGVersion+" (not this binary's)"
 			}
+		}
+	}
+	if len(collapsed) > 0 {
+		// Groups the drawn version does not have are left out.
+		lay = lay.collapse(collapsed)
+		var drawn []string
+		for _, i := range lay.order {
+			if lay.members[i] != nil {
+				drawn = append(drawn, lay.ids[i])
+			}
+		}
+		if len(drawn) > 0 {
+			slices.Sort(drawn)
+			title += ", collapsed groups: " + strings.Join(drawn, ", ")
 		}
 	}
 	w.Header().Set("Content-Type", "image/svg+xml")

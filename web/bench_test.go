@@ -125,13 +125,13 @@ func BenchmarkGraphLayout(b *testing.B) {
 	b.Run("wide200", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			computeLayout(nodes)
+			computeLayout(nodes, nil)
 		}
 	})
 	b.Run("longEdges60", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			computeLayout(chain)
+			computeLayout(chain, nil)
 		}
 	})
 }

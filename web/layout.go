@@ -11,7 +11,8 @@ import (
 
 // layout is a DAG's tasks in topological order with their levels (a task's
 // level is the length of the longest path from a root to it) and the drawing
-// of its graph. The grid's rows and the graph's columns follow it.
+// of its graph. The grid's rows (a group's tasks together: gridTree) and the
+// graph's columns follow it; collapse draws groups as one box each.
 //
 // The graph is laid out the Sugiyama way: one column per level; an edge that
 // skips levels gets a dummy point in every column it crosses, so that it runs
@@ -21,13 +22,25 @@ import (
 // dummy towards its neighbours (least squares under the columns' order and
 // spacing). Everything is deterministic: the same DAG is always drawn the same.
 type layout struct {
-	ids    []string
-	kind   []task.Kind
-	rule   []task.TriggerRule
-	level  []int
-	order  []int // task indexes by (level, position in the column)
-	up     [][]int
-	levels [][]int // task indexes per level, top to bottom
+	ids      []string
+	kind     []task.Kind
+	rule     []task.TriggerRule
+	level    []int
+	order    []int // task indexes by (level, position in the column)
+	up       [][]int
+	upArrows [][]edgeArrows // the arrowheads of each up edge (nil: arrowEnd for all)
+	levels   [][]int        // task indexes per level, top to bottom
+
+	// What groups.go reads: each task's innermost group ("" when none; for a
+	// collapsed group's box, the group it is nested in), its setup, teardown
+	// and fail-the-run flags, the tasks a collapsed group's box stands for
+	// (nil for a task), and the DAG's groups, outer groups first.
+	group                    []string
+	setup, teardown, failRun []bool
+	members                  [][]string
+	groups                   []groupDef
+	nodes                    []node        // what the layout was computed from
+	collapsed                collapseCache // layouts of this one with groups collapsed
 
 	// The drawing, in SVG user units (see svg.go for the constants).
 	width, height int
@@ -45,7 +58,19 @@ type layout struct {
 type edgeRoute struct {
 	from, to int
 	pts      []point
+	// arrows says which ends have an arrowhead: arrowEnd for a dependency
+	// from -> to; arrowStart when it runs to -> from (an edge between collapsed
+	// groups drawn against the columns' order), both when both do.
+	arrows edgeArrows
 }
+
+// edgeArrows are the arrowheads of an edge (a bit set).
+type edgeArrows uint8
+
+const (
+	arrowEnd   edgeArrows = 1 << iota // the dependency runs from -> to
+	arrowStart                        // the dependency runs to -> from
+)
 
 type point struct{ x, y float64 }
 
@@ -59,14 +84,23 @@ func layoutOf(d *dag.DAG) *layout {
 	nodes := make([]node, len(ts))
 	for i, t := range ts {
 		set := task.SettingsOf(t)
-		nodes[i] = node{id: t.ID(), kind: set.Kind, rule: set.TriggerRule}
+		nodes[i] = node{id: t.ID(), kind: set.Kind, rule: set.TriggerRule, group: set.Group,
+			setup: set.Setup, teardown: set.Teardown, failRun: set.FailRun}
 		for _, u := range task.Upstream(t) {
 			nodes[i].up = append(nodes[i].up, u.ID())
 		}
 	}
-	l := computeLayout(nodes)
-	layouts.Store(d, l)
-	return l
+	var groups []groupDef
+	for _, g := range d.Groups() {
+		gd := groupDef{id: g.ID()}
+		if p := g.Parent(); p != nil {
+			gd.parent = p.ID()
+		}
+		groups = append(groups, gd)
+	}
+	l := computeLayout(nodes, groups)
+	got, _ := layouts.LoadOrStore(d, l)
+	return got.(*layout)
 }
 
 // layoutOfSnapshot lays out a stored definition of a DAG (an earlier version
@@ -74,18 +108,31 @@ func layoutOf(d *dag.DAG) *layout {
 func layoutOfSnapshot(s dag.Snapshot) *layout {
 	nodes := make([]node, len(s.Tasks))
 	for i, t := range s.Tasks {
-		nodes[i] = node{id: t.ID, kind: t.Kind, rule: t.TriggerRule, up: t.Upstream}
+		nodes[i] = node{id: t.ID, kind: t.Kind, rule: t.TriggerRule, up: t.Upstream, group: t.Group,
+			setup: t.Setup, teardown: t.Teardown, failRun: t.FailRun}
 	}
-	return computeLayout(nodes)
+	groups := make([]groupDef, len(s.Groups))
+	for i, g := range s.Groups {
+		groups[i] = groupDef{id: g.ID, parent: g.Parent}
+	}
+	return computeLayout(nodes, groups)
 }
 
-// node is a task as the layout sees it.
+// node is a task as the layout sees it, or a collapsed group's box (members
+// not nil: the ids of its tasks).
 type node struct {
-	id   string
-	kind task.Kind
-	rule task.TriggerRule
-	up   []string
+	id                       string
+	kind                     task.Kind
+	rule                     task.TriggerRule
+	up                       []string
+	upArrows                 []edgeArrows // per up: nil means arrowEnd for all
+	group                    string
+	setup, teardown, failRun bool
+	members                  []string
 }
+
+// groupDef is a task group: its full id and its parent's ("" at the top).
+type groupDef struct{ id, parent string }
 
 // Ordering and positioning effort: a few sweeps settle any DAG a person draws.
 const (
@@ -93,21 +140,27 @@ const (
 	positionRounds = 6
 )
 
-func computeLayout(nodes []node) *layout {
+func computeLayout(nodes []node, groups []groupDef) *layout {
 	n := len(nodes)
 	l := &layout{ids: make([]string, n), kind: make([]task.Kind, n), rule: make([]task.TriggerRule, n),
-		level: make([]int, n), up: make([][]int, n)}
+		level: make([]int, n), up: make([][]int, n), upArrows: make([][]edgeArrows, n),
+		group: make([]string, n), setup: make([]bool, n), teardown: make([]bool, n), failRun: make([]bool, n),
+		members: make([][]string, n), groups: groups, nodes: nodes}
 	index := make(map[string]int, n)
 	for i, t := range nodes {
 		index[t.id] = i
 		l.ids[i], l.kind[i], l.rule[i] = t.id, t.kind, t.rule
+		l.group[i], l.setup[i], l.teardown[i], l.failRun[i], l.members[i] = t.group, t.setup, t.teardown, t.failRun, t.members
 	}
 	indeg := make([]int, n)
 	down := make([][]int, n)
 	for i, t := range nodes {
-		for _, u := range t.up {
+		for k, u := range t.up {
 			if j, ok := index[u]; ok {
 				l.up[i] = append(l.up[i], j)
+				if t.upArrows != nil { // else arrowEnd for all
+					l.upArrows[i] = append(l.upArrows[i], t.upArrows[k])
+				}
 				down[j] = append(down[j], i)
 				indeg[i]++
 			}
@@ -146,14 +199,15 @@ func computeLayout(nodes []node) *layout {
 // (vertices), each edge between adjacent levels.
 type layered struct {
 	nTasks int
-	level  []int     // of each vertex
-	preds  [][]int   // vertices one level up
-	succs  [][]int   // vertices one level down
-	cols   [][]int   // vertices per level, in order
-	pos    []int     // index of each vertex in its column
-	routes [][]int   // per dependency: from, dummies..., to
-	deps   [][2]int  // per dependency: from and to task
-	y      []float64 // centre of each vertex
+	level  []int        // of each vertex
+	preds  [][]int      // vertices one level up
+	succs  [][]int      // vertices one level down
+	cols   [][]int      // vertices per level, in order
+	pos    []int        // index of each vertex in its column
+	routes [][]int      // per dependency: from, dummies..., to
+	deps   [][2]int     // per dependency: from and to task
+	arrows []edgeArrows // per dependency
+	y      []float64    // centre of each vertex
 }
 
 func newLayered(l *layout) *layered {
@@ -165,7 +219,7 @@ func newLayered(l *layout) *layered {
 		g.cols[l.level[i]] = append(g.cols[l.level[i]], i)
 	}
 	for v := range n {
-		for _, u := range l.up[v] {
+		for k, u := range l.up[v] {
 			route := []int{u}
 			prev := u
 			for lv := l.level[u] + 1; lv < l.level[v]; lv++ {
@@ -181,6 +235,11 @@ func newLayered(l *layout) *layered {
 			g.link(prev, v)
 			g.routes = append(g.routes, append(route, v))
 			g.deps = append(g.deps, [2]int{u, v})
+			a := arrowEnd
+			if l.upArrows[v] != nil {
+				a = l.upArrows[v][k]
+			}
+			g.arrows = append(g.arrows, a)
 		}
 	}
 	g.pos = make([]int, len(g.level))
@@ -462,6 +521,6 @@ func (g *layered) store(l *layout) {
 			pts = append(pts, point{x, y}, point{x + gNodeW, y})
 		}
 		pts = append(pts, point{l.x[v], gMargin + g.y[v] + inPort[e]})
-		l.edges[e] = edgeRoute{from: u, to: v, pts: pts}
+		l.edges[e] = edgeRoute{from: u, to: v, pts: pts, arrows: g.arrows[e]}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,7 +74,7 @@ func TestGraphEdgesAvoidBoxes(t *testing.T) {
 		{id: "publish", kind: task.KindBash, rule: task.AllDone, up: []string{"model_a", "model_b", "model_c", "extract", "clean_b"}},
 		{id: "notify", kind: task.KindGo, rule: task.OneFailed, up: []string{"publish", "extract"}},
 	}
-	lay := computeLayout(nodes)
+	lay := computeLayout(nodes, nil)
 	if hits := boxHits(lay); len(hits) > 0 {
 		t.Errorf("edges pass through boxes:\n%s", strings.Join(hits, "\n"))
 	}
@@ -106,7 +107,7 @@ func TestGraphEdgesAvoidBoxes(t *testing.T) {
 		t.Errorf("the test DAG is too easy: a straight extract → publish misses every box")
 	}
 	svg := renderGraph("d", lay, "Graph", "", nil)
-	if again := renderGraph("d", computeLayout(nodes), "Graph", "", nil); !bytes.Equal(svg, again) {
+	if again := renderGraph("d", computeLayout(nodes, nil), "Graph", "", nil); !bytes.Equal(svg, again) {
 		t.Error("two layouts of one DAG differ")
 	}
 	for _, want := range []string{`>publish</text>`, `>bash · all_done</text>`, `>go · one_failed</text>`, `>pod</text>`,
@@ -136,7 +137,7 @@ func TestGraphEdgesAvoidBoxesRandom(t *testing.T) {
 				}
 			}
 		}
-		lay := computeLayout(nodes)
+		lay := computeLayout(nodes, nil)
 		if hits := boxHits(lay); len(hits) > 0 {
 			t.Fatalf("round %d (%d tasks): edges pass through boxes:\n%s", round, n, strings.Join(hits, "\n"))
 		}
@@ -151,7 +152,7 @@ func TestGraphEdgesAvoidBoxesRandom(t *testing.T) {
 	}
 	// Shuffle the declaration order: the sweeps must undo it.
 	rng.Shuffle(len(tree), func(i, j int) { tree[i], tree[j] = tree[j], tree[i] })
-	if c := computeLayout(tree).crossings; c != 0 {
+	if c := computeLayout(tree, nil).crossings; c != 0 {
 		t.Errorf("a tree is drawn with %d crossings, want 0", c)
 	}
 }
@@ -194,5 +195,203 @@ func TestGraphOfDAGShowsKindsAndRules(t *testing.T) {
 	}
 	if old := string(renderGraph("kinds", layoutOfSnapshot(snap), "Graph", "", nil)); old != svg {
 		t.Errorf("the graph from the snapshot differs:\n%s\nwant\n%s", old, svg)
+	}
+}
+
+// groupNodes is a DAG with a group, a group nested in it and a setup and
+// teardown in another group, as the layout sees it (groupsDAG's shape).
+func groupNodes() ([]node, []groupDef) {
+	return []node{
+			{id: "extract", kind: task.KindGo},
+			{id: "quality.check_nulls", kind: task.KindGo, group: "quality", up: []string{"extract"}},
+			{id: "quality.check_range", kind: task.KindGo, group: "quality", up: []string{"extract"}},
+			{id: "quality.deep.profile", kind: task.KindGo, group: "quality.deep", up: []string{"quality.check_nulls"}},
+			{id: "quality.deep.compare", kind: task.KindGo, group: "quality.deep", up: []string{"quality.deep.profile"}},
+			{id: "model.create_cluster", kind: task.KindGo, group: "model", setup: true, up: []string{"quality.deep.compare", "quality.check_range"}},
+			{id: "model.train", kind: task.KindPod, group: "model", up: []string{"model.create_cluster"}},
+			{id: "model.delete_cluster", kind: task.KindGo, group: "model", teardown: true, rule: task.AllDoneSetupSuccess,
+				up: []string{"model.create_cluster", "model.train"}},
+			{id: "publish", kind: task.KindBash, up: []string{"model.train"}},
+		}, []groupDef{
+			{id: "quality"}, {id: "quality.deep", parent: "quality"}, {id: "model"},
+		}
+}
+
+// edgeTitles lists the edges of an SVG by their titles.
+func edgeTitles(svg string) []string {
+	var out []string
+	for _, p := range strings.Split(svg, "<path d=")[1:] {
+		if k := strings.Index(p, "<title>"); k >= 0 {
+			out = append(out, p[k+len("<title>"):k+strings.Index(p[k:], "</title>")])
+		}
+	}
+	return out
+}
+
+// TestGraphCollapsedGroups: a collapsed group is one box (its id, "group · N
+// tasks", coloured by its tasks' summary state) that links to the expanded
+// graph; the edges into, out of and inside it are merged; a nested group
+// collapses inside its expanded parent and disappears into a collapsed one;
+// no edge passes through a box; setup and teardown are marked, and the edge
+// between them is dashed.
+func TestGraphCollapsedGroups(t *testing.T) {
+	t.Parallel()
+	nodes, groups := groupNodes()
+	base := computeLayout(nodes, groups)
+	if got := base.collapse(nil); got != base {
+		t.Error("collapsing nothing made a new layout")
+	}
+	if got := base.collapse([]string{"nope"}); got != base {
+		t.Error("collapsing an unknown group made a new layout")
+	}
+	states := map[string]task.State{"extract": task.StateSuccess, "quality.check_nulls": task.StateSuccess,
+		"quality.check_range": task.StateFailed, "quality.deep.profile": task.StateSuccess, "quality.deep.compare": task.StateRunning,
+		"model.create_cluster": task.StateUpstreamFailed}
+	for _, c := range []struct {
+		collapsed []string
+		boxes     map[string]string // group -> tasks and state
+		edges     []string
+	}{
+		{nil, nil, []string{"extract → quality.check_nulls", "extract → quality.check_range", "quality.check_nulls → quality.deep.profile",
+			"quality.deep.profile → quality.deep.compare", "quality.deep.compare → model.create_cluster", "quality.check_range → model.create_cluster",
+			"model.create_cluster → model.train", "model.create_cluster → model.delete_cluster", "model.train → model.delete_cluster", "model.train → publish"}},
+		{[]string{"quality"}, map[string]string{"quality": "4 failed"}, []string{"extract → quality", "quality → model.create_cluster",
+			"model.create_cluster → model.train", "model.create_cluster → model.delete_cluster", "model.train → model.delete_cluster", "model.train → publish"}},
+		{[]string{"quality.deep", "quality"}, map[string]string{"quality": "4 failed"}, nil}, // the nested one is inside the box
+		{[]string{"quality.deep"}, map[string]string{"quality.deep": "2 running"}, []string{"extract → quality.check_nulls", "extract → quality.check_range",
+			"quality.check_nulls → quality.deep", "quality.deep → model.create_cluster", "quality.check_range → model.create_cluster",
+			"model.create_cluster → model.train", "model.create_cluster → model.delete_cluster", "model.train → model.delete_cluster", "model.train → publish"}},
+		{[]string{"model", "quality.deep"}, map[string]string{"model": "3 upstream_failed", "quality.deep": "2 running"}, []string{"extract → quality.check_nulls",
+			"extract → quality.check_range", "quality.check_nulls → quality.deep", "quality.deep → model", "quality.check_range → model", "model → publish"}},
+	} {
+		lay := base.collapse(c.collapsed)
+		if hits := boxHits(lay); len(hits) > 0 {
+			t.Errorf("%v: edges pass through boxes:\n%s", c.collapsed, strings.Join(hits, "\n"))
+		}
+		if again := base.collapse(slices.Clone(c.collapsed)); again != lay {
+			t.Errorf("%v: not cached", c.collapsed)
+		}
+		svg := string(renderGraph("d&", lay, "Graph", "r 1", states))
+		boxes := map[string]string{}
+		for i, id := range lay.ids {
+			if lay.members[i] != nil {
+				boxes[id] = ""
+			}
+		}
+		for g, want := range c.boxes {
+			n, st, _ := strings.Cut(want, " ")
+			for _, s := range []string{`href="#/dags/d&amp;/graph?run=r+1&amp;expand=` + g + `" class="node group st-` + st + `" data-group="` + g + `" data-tasks="` + n + `"`,
+				`>` + g + `</text>`, `>group · ` + n + ` tasks</text>`, `fill="` + stateColor[task.State(st)][0] + `"`} {
+				if !strings.Contains(svg, s) {
+					t.Errorf("%v: the SVG lacks %s:\n%s", c.collapsed, s, svg)
+				}
+			}
+			delete(boxes, g)
+		}
+		if len(boxes) > 0 {
+			t.Errorf("%v: unexpected boxes %v", c.collapsed, boxes)
+		}
+		if c.edges != nil {
+			got, want := edgeTitles(svg), slices.Clone(c.edges)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%v: edges\n%q\nwant\n%q", c.collapsed, got, want)
+			}
+		}
+		if c.boxes["model"] == "" && (!strings.Contains(svg, `>go · setup</text>`) || !strings.Contains(svg, `>go · teardown</text>`) ||
+			!strings.Contains(svg, `data-setup="true"`) || !strings.Contains(svg, `aria-label="model.delete_cluster: none; kind go; trigger rule all_done_setup_success; teardown"`)) {
+			t.Errorf("%v: setup or teardown not marked:\n%s", c.collapsed, svg)
+		}
+		if c.boxes["model"] == "" && (strings.Count(svg, `stroke-dasharray`) != 1 ||
+			!strings.Contains(svg, `stroke-dasharray="5 3" marker-end="url(#arrow)"><title>model.create_cluster → model.delete_cluster<`)) {
+			t.Errorf("%v: the setup → teardown edge is not the one dashed:\n%s", c.collapsed, svg)
+		}
+	}
+}
+
+// TestGraphCollapsedCycle: collapsing a group that feeds a task feeding the
+// group again draws one edge with both arrowheads (not a cycle the layers
+// cannot hold), and one that only runs against the order has its arrowhead
+// at its start.
+func TestGraphCollapsedCycle(t *testing.T) {
+	t.Parallel()
+	nodes := []node{
+		{id: "g.a"}, {id: "x", up: []string{"g.a"}}, {id: "g.b", group: "g", up: []string{"x"}},
+		{id: "y", up: []string{"g.b"}}, {id: "h.c", group: "h", up: []string{"y"}}, {id: "h.d", group: "h"},
+		{id: "z", up: []string{"h.d"}},
+	}
+	nodes[0].group = "g"
+	nodes[5].up = nil
+	lay := computeLayout(nodes, []groupDef{{id: "g"}, {id: "h"}}).collapse([]string{"g", "h"})
+	if hits := boxHits(lay); len(hits) > 0 {
+		t.Errorf("edges pass through boxes:\n%s", strings.Join(hits, "\n"))
+	}
+	svg := string(renderGraph("d", lay, "Graph", "", nil))
+	got := edgeTitles(svg)
+	slices.Sort(got)
+	// g → x and x → g merge; g → y; y → h and h → z run both ways between y
+	// and z's boxes in the order of their first tasks (h.c comes after y, h.d
+	// before z).
+	want := []string{"g → y", "g ↔ x", "h → z", "y → h"}
+	if !slices.Equal(got, want) {
+		t.Errorf("edges %q, want %q:\n%s", got, want, svg)
+	}
+	if !strings.Contains(svg, `marker-start="url(#arrow)" marker-end="url(#arrow)"><title>g ↔ x</title>`) {
+		t.Errorf("the two-way edge has not both arrowheads:\n%s", svg)
+	}
+	for i := range lay.ids {
+		for _, u := range lay.up[i] {
+			if lay.level[u] >= lay.level[i] {
+				t.Errorf("edge %s → %s does not go right", lay.ids[u], lay.ids[i])
+			}
+		}
+	}
+}
+
+// TestGraphCollapsedRandom: edges avoid boxes in random DAGs whose tasks are
+// in random nested groups, some of them collapsed.
+func TestGraphCollapsedRandom(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 40 {
+		n := 5 + rng.IntN(40)
+		groups := []groupDef{{id: "a"}, {id: "b"}, {id: "a.c", parent: "a"}, {id: "d"}}
+		nodes := make([]node, n)
+		for i := range nodes {
+			nodes[i] = node{id: fmt.Sprintf("t%02d", i), kind: task.KindGo}
+			if k := rng.IntN(6); k < len(groups) {
+				nodes[i].group = groups[k].id
+				nodes[i].id = groups[k].id + "." + nodes[i].id
+			}
+			for j := 0; j < i; j++ {
+				if rng.IntN(6) == 0 {
+					nodes[i].up = append(nodes[i].up, nodes[j].id)
+				}
+			}
+		}
+		base := computeLayout(nodes, groups)
+		var collapsed []string
+		for _, g := range groups {
+			if rng.IntN(2) == 0 {
+				collapsed = append(collapsed, g.id)
+			}
+		}
+		lay := base.collapse(collapsed)
+		if hits := boxHits(lay); len(hits) > 0 {
+			t.Fatalf("round %d (%d tasks, collapsed %v): edges pass through boxes:\n%s", round, n, collapsed, strings.Join(hits, "\n"))
+		}
+		tasks := 0
+		for i := range lay.ids {
+			tasks += max(1, len(lay.members[i]))
+			for _, u := range lay.up[i] {
+				if lay.level[u] >= lay.level[i] {
+					t.Fatalf("round %d: edge %s → %s does not go right", round, lay.ids[u], lay.ids[i])
+				}
+			}
+		}
+		if tasks != n {
+			t.Fatalf("round %d: the boxes hold %d tasks, want %d", round, tasks, n)
+		}
 	}
 }

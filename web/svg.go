@@ -39,14 +39,30 @@ const (
 	gMaxSub    = 32 // characters of the kind and trigger rule line
 )
 
-// nodeSubtitle is the second line of a task's box: its kind, and its trigger
-// rule unless it is the default (all_success).
-func nodeSubtitle(kind task.Kind, rule task.TriggerRule) string {
+// nodeSubtitle is the second line of a task's box: its kind, "setup" for a
+// setup, and "teardown" for a teardown (whose trigger rule is always
+// all_done_setup_success) or else its trigger rule unless it is the default
+// (all_success).
+func nodeSubtitle(kind task.Kind, rule task.TriggerRule, setup, teardown bool) string {
 	s := kindName(kind)
-	if rule != "" && rule != task.AllSuccess {
+	if setup {
+		s += " · setup"
+	}
+	switch {
+	case teardown:
+		s += " · teardown"
+	case rule != "" && rule != task.AllSuccess:
 		s += " · " + string(rule)
 	}
 	return s
+}
+
+// groupSubtitle is the second line of a collapsed group's box.
+func groupSubtitle(n int) string {
+	if n == 1 {
+		return "group · 1 task"
+	}
+	return "group · " + strconv.Itoa(n) + " tasks"
 }
 
 // clip shortens s to at most n characters (runes), ending it with "…".
@@ -173,8 +189,12 @@ func (e edgeRoute) pathData(b []byte) []byte {
 
 // renderGraph draws the tasks of DAG dagID as laid out by lay, left to right,
 // one column per topological level, each task coloured by its state in states
-// (white when it has none) and showing its kind and trigger rule. With a run,
-// a task links to its task instance in the UI.
+// (white when it has none) and showing its kind and trigger rule, or that it
+// is a setup or a teardown. With a run, a task links to its task instance in
+// the UI. A collapsed group (see layout.collapse) is one box with its id and
+// number of tasks, coloured by their summary state (groupState), which links
+// to the graph with the group expanded. An edge from a setup to a teardown is
+// dashed.
 func renderGraph(dagID string, lay *layout, title, runID string, states map[string]task.State) []byte {
 	b := make([]byte, 0, 600*(len(lay.ids)+1))
 	b = fmt.Appendf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-labelledby="graph-title" font-family="system-ui, sans-serif" font-size="12">`,
@@ -186,38 +206,104 @@ func renderGraph(dagID string, lay *layout, title, runID string, states map[stri
 	for _, e := range lay.edges {
 		b = append(b, `<path d="`...)
 		b = e.pathData(b)
-		b = append(b, `" marker-end="url(#arrow)"><title>`...)
-		b = appendEscaped(b, lay.ids[e.from])
-		b = append(b, " → "...)
-		b = appendEscaped(b, lay.ids[e.to])
+		b = append(b, '"')
+		if lay.setup[e.from] && lay.teardown[e.to] {
+			b = append(b, ` stroke-dasharray="5 3"`...)
+		}
+		if e.arrows&arrowStart != 0 {
+			b = append(b, ` marker-start="url(#arrow)"`...)
+		}
+		if e.arrows&arrowEnd != 0 || e.arrows == 0 {
+			b = append(b, ` marker-end="url(#arrow)"`...)
+		}
+		b = append(b, `><title>`...)
+		from, to, sep := lay.ids[e.from], lay.ids[e.to], " → "
+		switch e.arrows {
+		case arrowStart:
+			from, to = to, from
+		case arrowStart | arrowEnd:
+			sep = " ↔ "
+		}
+		b = appendEscaped(b, from)
+		b = append(b, sep...)
+		b = appendEscaped(b, to)
 		b = append(b, `</title></path>`...)
 	}
 	b = append(b, `</g><g class="nodes">`...)
 	for _, i := range lay.order {
 		id := lay.ids[i]
-		st, ok := states[id]
-		if !ok {
-			st = task.StateNone
+		members := lay.members[i]
+		var st task.State
+		var desc, sub string
+		if members != nil {
+			st = groupState(func(yield func(task.State) bool) {
+				for _, m := range members {
+					if !yield(states[m]) {
+						return
+					}
+				}
+			})
+			if st == "" {
+				st = task.StateNone
+			}
+			sub = groupSubtitle(len(members))
+			desc = "group " + id + ", collapsed, " + strconv.Itoa(len(members)) + " task(s): " + string(st) + " (the first state of its tasks by priority); expand it"
+		} else {
+			var ok bool
+			if st, ok = states[id]; !ok {
+				st = task.StateNone
+			}
+			sub = nodeSubtitle(lay.kind[i], lay.rule[i], lay.setup[i], lay.teardown[i])
+			desc = id + ": " + string(st) + "; kind " + kindName(lay.kind[i])
+			if r := lay.rule[i]; r != "" && r != task.AllSuccess {
+				desc += "; trigger rule " + string(r)
+			}
+			if lay.setup[i] {
+				desc += "; setup"
+			}
+			if lay.teardown[i] {
+				desc += "; teardown"
+				if lay.failRun[i] {
+					desc += " (its failure fails the run)"
+				}
+			}
 		}
 		col, ok := stateColor[st]
 		if !ok {
 			col = stateColor[task.StateNone]
 		}
-		desc := id + ": " + string(st) + "; kind " + kindName(lay.kind[i])
-		if r := lay.rule[i]; r != "" && r != task.AllSuccess {
-			desc += "; trigger rule " + string(r)
-		}
-		if runID != "" {
+		switch {
+		case members != nil:
+			href := "#/dags/" + url.PathEscape(dagID) + "/graph?"
+			if runID != "" {
+				href += "run=" + url.QueryEscape(runID) + "&"
+			}
+			href += "expand=" + url.QueryEscape(id)
+			b = append(b, `<a`...)
+			b = appendAttr(b, "href", href)
+			b = appendAttr(b, "class", "node group st-"+string(st))
+			b = appendAttr(b, "data-group", id)
+			b = appendAttr(b, "data-tasks", strconv.Itoa(len(members)))
+			b = appendAttr(b, "data-state", string(st))
+		case runID != "":
 			href := "#/dags/" + url.PathEscape(dagID) + "/runs/" + url.PathEscape(runID) + "/tasks/" + url.PathEscape(id)
 			b = append(b, `<a`...)
 			b = appendAttr(b, "href", href)
 			b = appendAttr(b, "class", "node st-"+string(st))
-		} else {
+		default:
 			b = append(b, `<g class="node"`...)
 		}
-		b = appendAttr(b, "data-task", id)
-		b = appendAttr(b, "data-kind", string(lay.kind[i]))
-		b = appendAttr(b, "data-rule", string(lay.rule[i]))
+		if members == nil {
+			b = appendAttr(b, "data-task", id)
+			b = appendAttr(b, "data-kind", string(lay.kind[i]))
+			b = appendAttr(b, "data-rule", string(lay.rule[i]))
+			if lay.setup[i] {
+				b = append(b, ` data-setup="true"`...)
+			}
+			if lay.teardown[i] {
+				b = append(b, ` data-teardown="true"`...)
+			}
+		}
 		b = appendAttr(b, "aria-label", desc)
 		b = append(b, `><title>`...)
 		b = appendEscaped(b, desc)
@@ -229,7 +315,19 @@ func renderGraph(dagID string, lay *layout, title, runID string, states map[stri
 		b = appendNumAttr(b, "height", gNodeH)
 		b = append(b, ` rx="4"`...)
 		b = appendAttr(b, "fill", col[0])
-		b = append(b, ` stroke="#57606a"/><text`...)
+		b = append(b, ` stroke="#57606a"/>`...)
+		if members != nil {
+			// A group's box has a second border inside the first, as a stack.
+			b = append(b, `<rect class="inner"`...)
+			b = appendNumAttr(b, "x", x+3)
+			b = appendNumAttr(b, "y", y+3)
+			b = appendNumAttr(b, "width", gNodeW-6)
+			b = appendNumAttr(b, "height", gNodeH-6)
+			b = append(b, ` rx="3" fill="none"`...)
+			b = appendAttr(b, "stroke", col[1])
+			b = append(b, ` stroke-opacity="0.6"/>`...)
+		}
+		b = append(b, `<text`...)
 		b = appendNumAttr(b, "x", x+8)
 		b = appendNumAttr(b, "y", y+17)
 		b = appendAttr(b, "fill", col[1])
@@ -240,8 +338,8 @@ func renderGraph(dagID string, lay *layout, title, runID string, states map[stri
 		b = appendNumAttr(b, "y", y+33)
 		b = appendAttr(b, "fill", col[1])
 		b = append(b, ` font-size="11">`...)
-		b = appendEscaped(b, clip(nodeSubtitle(lay.kind[i], lay.rule[i]), gMaxSub))
-		if runID != "" {
+		b = appendEscaped(b, clip(sub, gMaxSub))
+		if members != nil || runID != "" {
 			b = append(b, `</text></a>`...)
 		} else {
 			b = append(b, `</text></g>`...)

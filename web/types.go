@@ -221,18 +221,46 @@ type PauseRequest struct {
 }
 
 // Grid is a DAG's recent runs (columns, oldest first) by task (rows, in
-// topological order); Cells[row][column] is the task instance's state and try.
+// topological order, except that the tasks of a task group come together,
+// where its first task comes, and so do those of a group nested in it);
+// Cells[row][column] is the task instance's state and try.
 type Grid struct {
 	DAGID string     `json:"dagId"`
 	Tasks []GridTask `json:"tasks"`
 	Runs  []Run      `json:"runs"`
 	Cells [][]Cell   `json:"cells"`
+	// Groups are the DAG's task groups in the order of their rows (a group
+	// before those nested in it), each with its summary state per run.
+	Groups []GridGroup `json:"groups,omitempty"`
 }
 
 // GridTask is a row of the grid.
 type GridTask struct {
 	ID    string `json:"id"`
 	Level int    `json:"level"`
+	// Group is the full id of the task's innermost group ("" when none).
+	Group string `json:"group,omitempty"`
+	// Setup and Teardown say the task is a setup or a teardown.
+	Setup    bool `json:"setup,omitempty"`
+	Teardown bool `json:"teardown,omitempty"`
+}
+
+// GridGroup is a task group in the grid: its tasks are the rows Row to
+// Row+Tasks-1 (those of the groups nested in it included).
+type GridGroup struct {
+	ID string `json:"id"`
+	// Parent is the full id of the group it is nested in ("" at the top), and
+	// Depth how deep it is (0 at the top).
+	Parent string `json:"parent,omitempty"`
+	Depth  int    `json:"depth"`
+	Row    int    `json:"row"`
+	Tasks  int    `json:"tasks"`
+	// States is the group's summary state in each run (a column of Cells): the
+	// first state its tasks have in this order, Airflow's for a group in its
+	// grid: failed, upstream_failed, up_for_retry, queued, scheduled,
+	// deferred, running, none, success, skipped, removed; "" when none of its
+	// tasks has an instance in the run.
+	States []task.State `json:"states"`
 }
 
 // Cell is one task instance in the grid: its state and latest try.

@@ -266,7 +266,7 @@ function route() {
   else if (p[0] === "pools") v = poolsView();
   else if (p[0] === "assets") v = assetsView(q.get("uri") || "");
   else if (p[0] === "dags" && p.length === 2) v = gridView(p[1]);
-  else if (p[0] === "dags" && p[2] === "graph") v = graphView(p[1], q.get("run") || "");
+  else if (p[0] === "dags" && p[2] === "graph") v = graphView(p[1], q.get("run") || "", q.get("expand") || "");
   else if (p[0] === "dags" && p[2] === "calendar" && p.length === 3) v = calendarView(p[1]);
   else if (p[0] === "dags" && p[2] === "durations" && p.length === 3) v = durationsView(p[1]);
   else if (p[0] === "dags" && p[2] === "runs" && p.length === 4) v = runView(p[1], p[3]);
@@ -546,8 +546,115 @@ function runSeconds(r) {
   return null;
 }
 
-// ---- grid: runs as columns (with their durations as bars above), tasks as rows ----
+// ---- task groups: the groups of a DAG drawn collapsed, in the grid and in
+// the graph alike, kept per DAG in localStorage (trellis.collapsed.<dag>, a
+// JSON array of group ids); a group not in it is expanded ----
+const COLLAPSED_KEY = "trellis.collapsed.";
+function collapsedOf(dag) {
+  try {
+    const v = JSON.parse(localStorage.getItem(COLLAPSED_KEY + dag) || "[]");
+    return new Set(Array.isArray(v) ? v.filter((x) => typeof x === "string") : []);
+  } catch (e) { return new Set(); }
+}
+function keepCollapsed(dag, set) {
+  try {
+    if (set.size) localStorage.setItem(COLLAPSED_KEY + dag, JSON.stringify([...set].sort()));
+    else localStorage.removeItem(COLLAPSED_KEY + dag);
+  } catch (e) { /* private mode: not kept */ }
+}
+// shortName is a task's or group's id without its group's prefix.
+function shortName(id, group) { return group && id.startsWith(group + ".") ? id.slice(group.length + 1) : id; }
+// refocus focuses what sel finds in main, after a rebuild.
+function refocus(sel) {
+  if (!sel) return;
+  const el = $("main").querySelector(sel);
+  if (el) el.focus({ preventScroll: true });
+}
+// focusedGroupControl is a selector of the group control that has the focus
+// (a rebuild replaces it), or "".
+function focusedGroupControl() {
+  const f = document.activeElement;
+  if (!f || f.tagName !== "BUTTON" || !$("main").contains(f) || !f.dataset.group) return "";
+  return f.tagName.toLowerCase() + "." + [...f.classList].map((c) => CSS.escape(c)).join(".") + '[data-group="' + CSS.escape(f.dataset.group) + '"]';
+}
+const GROUP_RULE = "A group's state in a run is the first of these that one of its tasks has (Airflow's rule): failed, upstream failed, up for retry, queued, scheduled, deferred, running, none, success, skipped, removed.";
+
+// ---- grid: runs as columns (with their durations as bars above), tasks as
+// rows; a task group is a row with a disclosure button and its summary state
+// per run, its tasks (and nested groups) under it, indented ----
 function gridView(dag) {
+  let last = null; // the grid and the DAG's detail on screen
+  const runHref = (r) => "#/dags/" + enc(dag) + "/runs/" + enc(r.runId);
+  const setGroups = (ids, collapse) => {
+    const set = collapsedOf(dag);
+    for (const id of ids) if (collapse) set.add(id); else set.delete(id);
+    keepCollapsed(dag, set);
+    const again = focusedGroupControl();
+    const box = $("main").querySelector(".grid-box");
+    if (box && last) box.replaceChildren(gridTable());
+    refocus(again);
+  };
+  function groupRow(gr, open) {
+    const g = last.g;
+    const toggle = h("button", { type: "button", class: "disclosure", "aria-expanded": open ? "true" : "false", "data-group": gr.id,
+      title: (open ? "Collapse" : "Expand") + " the group " + gr.id, onclick: () => setGroups([gr.id], open) },
+      h("span", { class: "chev", "aria-hidden": "true", text: open ? "▾" : "▸" }),
+      gr.parent ? sr(gr.parent + ".") : null, shortName(gr.id, gr.parent),
+      h("span", { class: "count", text: " " + gr.tasks + (gr.tasks === 1 ? " task" : " tasks") }));
+    return h("tr", { class: "group", "data-group": gr.id },
+      h("th", { scope: "row", class: "task", style: { paddingLeft: (gr.depth * 1.1 + 0.1).toFixed(1) + "em" } }, toggle),
+      g.runs.map((r, c) => {
+        const s = gr.states[c] || "none";
+        const label = "group " + gr.id + " in run " + r.runId + ": " + s.replace(/_/g, " ") + " (of its " + gr.tasks + " tasks)";
+        return h("td", {}, h("a", { class: "cell group st-" + s, href: runHref(r), "data-group": gr.id, "data-run": r.runId, "data-state": s,
+          title: gr.id + " · " + r.runId + " · " + s + " (group)", "aria-label": label, text: GLYPH[s] }));
+      }));
+  }
+  function taskRow(t, i, depth) {
+    const g = last.g;
+    return h("tr", { "data-task": t.id },
+      h("th", { scope: "row", class: "task", title: t.id, style: g.groups ? { paddingLeft: (depth * 1.1 + 0.1).toFixed(1) + "em" } : null },
+        g.groups ? h("span", { class: "chev", "aria-hidden": "true" }) : null,
+        t.group ? sr(t.group + ".") : null, shortName(t.id, t.group),
+        t.setup ? h("span", { class: "role", text: "setup" }) : null, t.teardown ? h("span", { class: "role", text: "teardown" }) : null),
+      g.runs.map((r, c) => {
+        const cell = g.cells[i][c];
+        const s = cell.s || "none";
+        const href = "#/dags/" + enc(dag) + "/runs/" + enc(r.runId) + "/tasks/" + enc(t.id) + (cell.t ? "/tries/" + cell.t : "");
+        return h("td", {}, h("a", { class: "cell st-" + s, href, "data-task": t.id, "data-run": r.runId, "data-state": s,
+          title: t.id + " · " + r.runId + " · " + s, "aria-label": t.id + " in run " + r.runId + ": " + s.replace(/_/g, " "), text: GLYPH[s] }));
+      }));
+  }
+  function gridTable() {
+    const g = last.g;
+    const groups = g.groups || [];
+    const byId = new Map(groups.map((x) => [x.id, x]));
+    const collapsed = collapsedOf(dag);
+    const hidden = (id) => { for (let x = id; x; x = (byId.get(x) || {}).parent) if (collapsed.has(x)) return true; return false; };
+    const starts = new Map(); // row -> the groups whose first task it is, outer first
+    for (const gr of groups) starts.set(gr.row, (starts.get(gr.row) || []).concat([gr]));
+    const secs = g.runs.map(runSeconds);
+    const top = Math.max(0, ...secs.filter((x) => x !== null));
+    const bars = h("tr", { class: "durations" },
+      h("th", { scope: "row", class: "task" }, h("span", { class: "axis-label", text: "Run duration" }), h("span", { class: "hint", id: "dur-max", text: "max " + fmtDur(top) })),
+      g.runs.map((r, c) => {
+        const label = "run " + r.runId + ": " + r.state + ", " + (secs[c] === null ? "not started" : fmtDur(secs[c]) + (r.duration === undefined ? " so far" : ""));
+        const bar = h("a", { class: "dbar st-" + r.state, href: runHref(r), title: label, "aria-label": label, "data-run": r.runId,
+          style: { height: (secs[c] === null || top === 0 ? 0 : Math.max(3, 100 * secs[c] / top)).toFixed(1) + "%" } });
+        return h("td", {}, h("div", { class: "dcol" }, bar));
+      }));
+    const head = h("tr", { class: "labels" }, h("th", { scope: "col", class: "task" }, h("span", { class: "hint", text: "task \\ run" })),
+      g.runs.map((r) => h("th", { scope: "col" }, h("a", { href: runHref(r), title: r.runId + " (" + r.state + ")",
+        "aria-label": "run " + r.runId + ", " + r.state }, h("span", { class: "bar st-" + r.state }), " " + fmtShort(r.logicalDate)))));
+    const body = [];
+    g.tasks.forEach((t, i) => {
+      for (const gr of starts.get(i) || []) if (!hidden(gr.parent)) body.push(groupRow(gr, !collapsed.has(gr.id)));
+      if (!hidden(t.group)) body.push(taskRow(t, i, t.group && byId.has(t.group) ? byId.get(t.group).depth + 1 : 0));
+    });
+    return h("table", { class: "grid" + (groups.length ? " tree" : ""), "aria-label": "Runs (columns, oldest first, with their durations as bars) by task (rows" + (groups.length ? ", under their groups" : "") + ")",
+      style: { minWidth: "calc(12em + " + (g.runs.length * 22) + "px)" } },
+      h("thead", {}, bars, head), h("tbody", {}, body));
+  }
   const v = {
     dag,
     refresh: async () => {
@@ -555,70 +662,111 @@ function gridView(dag) {
       await dagInfo(dag, info);
       if (v.gone) return;
       showDAG(info);
-      const secs = g.runs.map(runSeconds);
-      const top = Math.max(0, ...secs.filter((x) => x !== null));
-      const runHref = (r) => "#/dags/" + enc(dag) + "/runs/" + enc(r.runId);
-      const bars = h("tr", { class: "durations" },
-        h("th", { scope: "row", class: "task" }, h("span", { class: "axis-label", text: "Run duration" }), h("span", { class: "hint", id: "dur-max", text: "max " + fmtDur(top) })),
-        g.runs.map((r, c) => {
-          const label = "run " + r.runId + ": " + r.state + ", " + (secs[c] === null ? "not started" : fmtDur(secs[c]) + (r.duration === undefined ? " so far" : ""));
-          const bar = h("a", { class: "dbar st-" + r.state, href: runHref(r), title: label, "aria-label": label, "data-run": r.runId,
-            style: { height: (secs[c] === null || top === 0 ? 0 : Math.max(3, 100 * secs[c] / top)).toFixed(1) + "%" } });
-          return h("td", {}, h("div", { class: "dcol" }, bar));
-        }));
-      const head = h("tr", { class: "labels" }, h("th", { scope: "col", class: "task" }, h("span", { class: "hint", text: "task \\ run" })),
-        g.runs.map((r) => h("th", { scope: "col" }, h("a", { href: runHref(r), title: r.runId + " (" + r.state + ")",
-          "aria-label": "run " + r.runId + ", " + r.state }, h("span", { class: "bar st-" + r.state }), " " + fmtShort(r.logicalDate)))));
-      const body = g.tasks.map((t, i) => h("tr", {},
-        h("th", { scope: "row", class: "task", title: t.id, text: t.id }),
-        g.runs.map((r, c) => {
-          const cell = g.cells[i][c];
-          const s = cell.s || "none";
-          const href = "#/dags/" + enc(dag) + "/runs/" + enc(r.runId) + "/tasks/" + enc(t.id) + (cell.t ? "/tries/" + cell.t : "");
-          return h("td", {}, h("a", { class: "cell st-" + s, href, "data-task": t.id, "data-run": r.runId, "data-state": s,
-            title: t.id + " · " + r.runId + " · " + s, "aria-label": t.id + " in run " + r.runId + ": " + s.replace(/_/g, " "), text: GLYPH[s] }));
-        })));
-      const grid = h("table", { class: "grid", "aria-label": "Runs (columns, oldest first, with their durations as bars) by task (rows)", style: { minWidth: "calc(12em + " + (g.runs.length * 22) + "px)" } },
-        h("thead", {}, bars, head), h("tbody", {}, body));
-      $("main").replaceChildren(
+      last = { g, info };
+      const again = focusedGroupControl();
+      const groups = g.groups || [];
+      const all = groups.map((x) => x.id);
+      $("main").replaceChildren(...[
         crumbs(dag),
         h("h1", { text: dag }),
         dagHeader(info),
         dagTabs(dag, "grid", g.runs.length ? g.runs[g.runs.length - 1].runId : ""),
         legend(),
-        g.runs.length === 0 ? h("p", { class: "muted", text: "No runs yet. Trigger one." }) : h("div", { class: "scroll grid-box" }, grid));
+        g.runs.length && groups.length ? h("div", { class: "actions group-actions" },
+          h("button", { type: "button", class: "btn", id: "expand-all", text: "Expand all groups", onclick: () => setGroups(all, false) }),
+          h("button", { type: "button", class: "btn", id: "collapse-all", text: "Collapse all groups", onclick: () => setGroups(all, true) }),
+          h("span", { class: "hint", text: GROUP_RULE })) : null,
+        g.runs.length === 0 ? h("p", { class: "muted", text: "No runs yet. Trigger one." }) : h("div", { class: "scroll grid-box" }, gridTable())].filter(Boolean));
+      refocus(again);
     },
   };
   return v;
 }
 
-// ---- graph ----
-function graphView(dag, run) {
+// ---- graph: a server-drawn SVG; collapsed task groups are one box each,
+// toggled by the buttons above it or by clicking a group's box ----
+function graphView(dag, run, expand) {
+  const base = "#/dags/" + enc(dag) + "/graph" + (run ? "?run=" + enc(run) : "");
+  let again = ""; // what to focus after the next rebuild
+  const setGroups = (ids, collapse, focus) => {
+    const set = collapsedOf(dag);
+    for (const id of ids) if (collapse) set.add(id); else set.delete(id);
+    keepCollapsed(dag, set);
+    again = focus || focusedGroupControl();
+    v.refresh().catch(showError);
+  };
   const v = {
     dag,
     refresh: async () => {
       const [runs, info] = await Promise.all([api("GET", "/dags/" + enc(dag) + "/runs?limit=50"), dagInfo(dag)]);
+      const def = info.definition || {};
+      const groups = def.groups || [];
+      const parent = new Map(groups.map((x) => [x.id, x.parent || ""]));
+      // The groups kept collapsed that this DAG still has; a link with
+      // expand=G (a group's box) expands G.
+      const collapsed = collapsedOf(dag);
+      for (const id of [...collapsed]) if (!parent.has(id)) collapsed.delete(id);
+      if (expand) {
+        collapsed.delete(expand);
+        keepCollapsed(dag, collapsed);
+        again = again || 'button.group-toggle[data-group="' + CSS.escape(expand) + '"]';
+        expand = "";
+        history.replaceState(null, "", base);
+      }
+      const q = new URLSearchParams();
+      if (run) q.set("run", run);
+      if (collapsed.size) q.set("collapsed", [...collapsed].sort().join(","));
+      const qs = q.toString();
       const sel = h("select", { id: "graph-run", onchange: () => { location.hash = "#/dags/" + enc(dag) + "/graph?run=" + enc(sel.value); } },
         h("option", { value: "", text: "(no run: the definition only)" }),
         runs.runs.map((r) => h("option", { value: r.runId, selected: r.runId === run, text: r.runId + " – " + r.state })));
-      const res = await fetch("/api/v1/dags/" + enc(dag) + "/graph.svg" + (run ? "?run=" + enc(run) : ""), { credentials: "same-origin" });
+      const res = await fetch("/api/v1/dags/" + enc(dag) + "/graph.svg" + (qs ? "?" + qs : ""), { credentials: "same-origin" });
       if (!res.ok) throw new Error("graph: HTTP " + res.status);
       const doc = new DOMParser().parseFromString(await res.text(), "image/svg+xml");
       const svg = document.importNode(doc.documentElement, true);
       if (v.gone) return;
       showDAG(info);
       const box = h("div", { class: "graph", tabindex: "0", "aria-label": "Graph, scrollable" }, svg);
+      // A collapsed group's box links to the graph with it expanded: done
+      // here, keeping the scroll position.
+      box.addEventListener("click", (ev) => {
+        const a = ev.target.closest && ev.target.closest("a[data-group]");
+        if (!a) return;
+        ev.preventDefault();
+        setGroups([a.dataset.group], false, 'button.group-toggle[data-group="' + CSS.escape(a.dataset.group) + '"]');
+      });
+      const counts = new Map();
+      for (const t of def.tasks || []) for (let x = t.group; x; x = parent.get(x)) counts.set(x, (counts.get(x) || 0) + 1);
+      const inside = (id) => { for (let x = parent.get(id); x; x = parent.get(x)) if (collapsed.has(x)) return x; return ""; };
+      const toggles = groups.length ? h("div", { class: "group-toggles", role: "group", "aria-labelledby": "groups-label" },
+        h("span", { class: "label", id: "groups-label", text: "Task groups" }),
+        groups.map((gr) => {
+          const open = !collapsed.has(gr.id), n = counts.get(gr.id) || 0, in_ = inside(gr.id);
+          return h("button", { type: "button", class: "chip group-toggle", "aria-expanded": open ? "true" : "false", "data-group": gr.id, disabled: !!in_,
+            title: in_ ? "Inside the collapsed group " + in_ : (open ? "Collapse " : "Expand ") + "the group " + gr.id + " (" + n + " tasks)",
+            onclick: () => setGroups([gr.id], open) },
+            h("span", { class: "chev", "aria-hidden": "true", text: open ? "▾" : "▸" }), gr.id, h("span", { class: "count", text: " " + n }, sr(n === 1 ? " task" : " tasks")));
+        }),
+        h("button", { type: "button", class: "btn", id: "graph-expand-all", text: "Expand all",
+          onclick: () => setGroups(groups.map((x) => x.id), false, "#graph-expand-all") }),
+        h("button", { type: "button", class: "btn", id: "graph-collapse-all", text: "Collapse all",
+          onclick: () => setGroups(groups.map((x) => x.id), true, "#graph-collapse-all") })) : null;
       const old = $("main").querySelector(".graph");
       const keep = old ? [old.scrollLeft, old.scrollTop] : null;
-      $("main").replaceChildren(
+      const focus = again || focusedGroupControl();
+      again = "";
+      $("main").replaceChildren(...[
         crumbs(dag, "graph"),
         h("h1", { text: dag + " – graph" }),
         dagTabs(dag, "graph", run),
         h("label", { for: "graph-run", text: "Colour by run" }), sel,
         legend(),
-        h("p", { class: "hint", text: "Each box shows the task's kind (go, bash, pod, branch, short_circuit, sensor) and its trigger rule when it is not all_success." }),
-        box);
+        h("p", { class: "hint", text: "Each box shows the task's kind (go, bash, pod, branch, short_circuit, sensor), its trigger rule when it is not all_success, and whether it is a setup or a teardown (the edge from a setup to its teardown is dashed)." +
+          (groups.length ? " A collapsed task group is one box; click it, or its button, to expand it. " + GROUP_RULE : "") }),
+        toggles,
+        box].filter(Boolean));
       if (keep) { box.scrollLeft = keep[0]; box.scrollTop = keep[1]; }
+      refocus(focus);
     },
   };
   return v;
