@@ -48,7 +48,21 @@ func cmdRender(ctx context.Context, r *Runner, args []string) error {
 		if !ok {
 			return usagef("dag %q has no task %q", d.ID(), pos[1])
 		}
+		if task.SettingsOf(t).Kind == task.KindSensor {
+			return usagef("render: task %q of dag %q is a sensor: its pokes run in the runner, never in a pod", t.ID(), d.ID())
+		}
 		tasks = []task.Task{t}
+	} else {
+		// Sensors poke in the runner: they have no pod to show.
+		kept := tasks[:0:0]
+		for _, t := range tasks {
+			if task.SettingsOf(t).Kind == task.KindSensor {
+				fmt.Fprintf(r.cfg.Stderr, "render: %s is a sensor: its pokes run in the runner, not in a pod\n", t.ID())
+				continue
+			}
+			kept = append(kept, t)
+		}
+		tasks = kept
 	}
 	logical := time.Now().UTC()
 	if *ld != "" {

@@ -184,3 +184,22 @@ func TestTasksTestSensor(t *testing.T) {
 		t.Errorf("met: exit %d\n%s%s", code, &c.stdout, &c.stderr)
 	}
 }
+
+// TestRenderSkipsSensors: a sensor has no pod: render says so for one and
+// leaves sensors out of a whole DAG's pods.
+func TestRenderSkipsSensors(t *testing.T) {
+	t.Parallel()
+	d := dag.New("r")
+	s := task.Sensor("s", func(context.Context, *task.Run) (bool, error) { return true, nil })
+	g := task.Go("g", func(context.Context, *task.Run) (int, error) { return 0, nil })
+	d.Add(s, g)
+	s.Then(g)
+	c := &cli{t: t, db: filepath.Join(t.TempDir(), "trellis.db"), dags: []*dag.DAG{d}}
+	if code := c.run("render", "r", "s", "--image", "img:1"); code != 2 || !strings.Contains(c.stderr.String(), `task "s" of dag "r" is a sensor`) {
+		t.Errorf("render a sensor: exit %d\n%s", code, &c.stderr)
+	}
+	if code := c.run("render", "r", "--image", "img:1"); code != 0 || strings.Count(c.stdout.String(), "kind: Pod") != 1 ||
+		!strings.Contains(c.stderr.String(), "s is a sensor") {
+		t.Errorf("render the DAG: exit %d\n%s%s", code, &c.stdout, &c.stderr)
+	}
+}
