@@ -281,6 +281,9 @@ func Adopt(t Task, dagID string) error {
 func Problems(t Task, dagID string) []error {
 	d := t.def()
 	errs := append([]error(nil), d.errs...)
+	if d.kind == KindSensor && (d.exec.Executor != ExecutorDefault || d.exec.PodTemplateFile != "" || d.exec.PodOverride != nil) {
+		errs = append(errs, fmt.Errorf("sensor %q has an executor config: a sensor's pokes run in the runner, never in a pod", d.id))
+	}
 	check := func(rel string, o *Def) {
 		switch {
 		case o.self == nil:

@@ -82,3 +82,13 @@ func TestNextPokeBackoff(t *testing.T) {
 		t.Errorf("without backoff: %s, want the poke interval", got)
 	}
 }
+
+func TestSensorRefusesExecutorConfig(t *testing.T) {
+	t.Parallel()
+	d := dag.New("bad")
+	d.Add(task.Sensor("s", func(context.Context, *task.Run) (bool, error) { return true, nil },
+		task.Executor(task.ExecutorConfig{Executor: task.ExecutorKubernetes})))
+	if err := d.Validate(); err == nil || !strings.Contains(err.Error(), `sensor "s" has an executor config`) {
+		t.Errorf("Validate() = %v", err)
+	}
+}
