@@ -315,7 +315,9 @@ func (d *Def) inherit(g *Def) {
 		fill(setTrigger, func() { d.trigger = g.trigger })
 	}
 	fill(setPriority, func() { d.priority = g.priority })
-	fill(setExecutor, func() { d.exec = g.exec })
+	if d.kind != KindSensor { // a sensor's pokes run in the runner
+		fill(setExecutor, func() { d.exec = g.exec })
+	}
 	fill(setDependsOnPast, func() { d.dependsOnPast = g.dependsOnPast })
 	fill(setWaitForDownstream, func() { d.waitForDownstream = g.waitForDownstream })
 	if d.pool == "" {

@@ -92,3 +92,23 @@ func TestSensorRefusesExecutorConfig(t *testing.T) {
 		t.Errorf("Validate() = %v", err)
 	}
 }
+
+// A group's executor config is a default for its tasks, not for its sensors.
+func TestGroupExecutorSkipsSensors(t *testing.T) {
+	t.Parallel()
+	g := task.NewGroup("g", task.Executor(task.ExecutorConfig{Executor: task.ExecutorKubernetes}))
+	s := task.Sensor("s", func(context.Context, *task.Run) (bool, error) { return true, nil })
+	w := task.Go("w", func(context.Context, *task.Run) (int, error) { return 0, nil })
+	g.Add(s, w)
+	d := dag.New("d")
+	d.Add(g)
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := task.SettingsOf(w).Executor.Executor; got != task.ExecutorKubernetes {
+		t.Errorf("w's executor = %q, want the group's", got)
+	}
+	if got := task.SettingsOf(s).Executor.Executor; got != task.ExecutorDefault {
+		t.Errorf("the sensor's executor = %q, want none", got)
+	}
+}
