@@ -347,8 +347,8 @@ func prepareBackfill(ctx context.Context, st *store.Store, d *dag.DAG, ivs []dag
 			return nil, 0, err
 		}
 		if len(existing) == 0 {
-			create = append(create, store.Run{DAGID: d.ID(), RunID: runs.ID(task.RunBackfill, iv.Start), Type: task.RunBackfill, DAGVersion: version,
-				State: task.RunQueued, LogicalDate: iv.Start, IntervalStart: iv.Start, IntervalEnd: iv.End})
+			create = append(create, runs.Record(d, version, runs.Spec{Type: task.RunBackfill, LogicalDate: iv.Start,
+				IntervalStart: iv.Start, IntervalEnd: iv.End}, time.Now()))
 			continue
 		}
 		run := existing[len(existing)-1]

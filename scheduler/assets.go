@@ -59,8 +59,7 @@ func (s *Scheduler) createAssetRuns(ctx context.Context) error {
 		if len(uris) == 0 || p.paused {
 			continue
 		}
-		r := store.Run{DAGID: p.dag.ID(), RunID: runs.ID(task.RunAssetTriggered, now), Type: task.RunAssetTriggered,
-			State: task.RunQueued, LogicalDate: now, Created: now, DAGVersion: p.version}
+		r := runs.Record(p.dag, p.version, runs.Spec{Type: task.RunAssetTriggered, LogicalDate: now}, now)
 		created, ok, err := s.st.CreateAssetRun(ctx, p.dag.ID(), uris, anyOf, r, p.seeds())
 		if err != nil {
 			return fmt.Errorf("scheduler: dag %q: asset-triggered run: %w", p.dag.ID(), err)

@@ -84,9 +84,8 @@ func (s *Scheduler) createDue(ctx context.Context) error {
 			var batch []store.Run
 			iv, ok := c.next, c.hasNext
 			for ok && !iv.End.After(now) && len(batch) < room && total < maxRunsPerCommit {
-				batch = append(batch, store.Run{DAGID: p.dag.ID(), RunID: runs.ID(task.RunScheduled, iv.Start), DAGVersion: p.version,
-					Type: task.RunScheduled, State: task.RunQueued, LogicalDate: iv.Start, IntervalStart: iv.Start,
-					IntervalEnd: iv.End, Created: now.UTC()})
+				batch = append(batch, runs.Record(p.dag, p.version, runs.Spec{Type: task.RunScheduled, LogicalDate: iv.Start,
+					IntervalStart: iv.Start, IntervalEnd: iv.End}, now))
 				total++
 				last := iv
 				iv, ok = p.dag.NextDataInterval(&last, now)

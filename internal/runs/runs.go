@@ -43,17 +43,7 @@ func Create(ctx context.Context, st *store.Store, d *dag.DAG, s Spec) (store.Run
 	if _, err := d.ResolveConf(s.Conf); err != nil {
 		return store.Run{}, err
 	}
-	s.LogicalDate = s.LogicalDate.Truncate(time.Microsecond)
-	s.IntervalStart, s.IntervalEnd = s.IntervalStart.Truncate(time.Microsecond), s.IntervalEnd.Truncate(time.Microsecond)
-	if s.RunID == "" {
-		s.RunID = ID(s.Type, s.LogicalDate)
-	}
-	if s.IntervalStart.IsZero() && s.IntervalEnd.IsZero() {
-		s.IntervalStart, s.IntervalEnd = d.InferInterval(s.LogicalDate)
-	}
-	r, err := st.CreateRun(ctx, store.Run{DAGID: d.ID(), RunID: s.RunID, Type: s.Type, State: task.RunQueued, DAGVersion: d.Version(),
-		LogicalDate: s.LogicalDate.UTC(), IntervalStart: s.IntervalStart.UTC(), IntervalEnd: s.IntervalEnd.UTC(),
-		Conf: s.Conf, Created: time.Now().UTC().Truncate(time.Microsecond)}, Seeds(d))
+	r, err := st.CreateRun(ctx, Record(d, d.Version(), s, time.Now()), Seeds(d))
 	if errors.Is(err, store.ErrExists) {
 		return store.Run{}, fmt.Errorf("dag %q: run %q: %w", d.ID(), s.RunID, ErrExists)
 	}
@@ -69,4 +59,25 @@ func Seeds(d *dag.DAG) []store.TaskSeed {
 		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
 	}
 	return seeds
+}
+
+// Record returns the record of a new queued run of d (not stored yet): the
+// one shape every way of creating runs gives them (manual and API triggers,
+// the scheduler's interval and asset-triggered runs, backfills). version is
+// d.Version(), which callers that create many runs compute once. Times are cut
+// to the microsecond, as the store keeps them. Without a data interval, a
+// manual or backfill run gets the DAG's inferred one; an asset-triggered run's
+// is set from its events when it is created.
+func Record(d *dag.DAG, version string, s Spec, created time.Time) store.Run {
+	s.LogicalDate = s.LogicalDate.Truncate(time.Microsecond)
+	s.IntervalStart, s.IntervalEnd = s.IntervalStart.Truncate(time.Microsecond), s.IntervalEnd.Truncate(time.Microsecond)
+	if s.RunID == "" {
+		s.RunID = ID(s.Type, s.LogicalDate)
+	}
+	if s.IntervalStart.IsZero() && s.IntervalEnd.IsZero() && s.Type != task.RunAssetTriggered {
+		s.IntervalStart, s.IntervalEnd = d.InferInterval(s.LogicalDate)
+	}
+	return store.Run{DAGID: d.ID(), RunID: s.RunID, Type: s.Type, State: task.RunQueued, DAGVersion: version,
+		LogicalDate: s.LogicalDate.UTC(), IntervalStart: s.IntervalStart.UTC(), IntervalEnd: s.IntervalEnd.UTC(),
+		Conf: s.Conf, Created: created.UTC().Truncate(time.Microsecond)}
 }
