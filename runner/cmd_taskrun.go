@@ -3,12 +3,10 @@ package runner
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"runtime/debug"
 
+	"github.com/trellisdag/trellis/executor"
 	"github.com/trellisdag/trellis/k8s"
 	"github.com/trellisdag/trellis/k8s/termination"
 	"github.com/trellisdag/trellis/task"
@@ -69,28 +67,24 @@ func cmdTaskRun(ctx context.Context, r *Runner, args []string) error {
 		tctx, cancel = context.WithTimeoutCause(ctx, tc.Timeout, fmt.Errorf("execution timeout of %s exceeded", tc.Timeout))
 		defer cancel()
 	}
-	result, err := runTask(tctx, t, run, out)
-	if err == nil && tctx.Err() != nil {
-		err = context.Cause(tctx)
-	}
+	result, err := executor.RunTry(tctx, t, run, out)
+	o := executor.Classify(tctx, result, err) // the local executor's rule
 	msg := termination.Message{Status: termination.Succeeded}
 	code := 0
-	switch {
-	case err == nil:
-		msg.Result = result
-	case errors.Is(err, task.ErrSkip):
-		msg.Status, msg.Error = termination.Skipped, err.Error()
+	switch o.Status {
+	case executor.Succeeded:
+		msg.Result = o.Result
+	case executor.Skipped:
+		msg.Status, msg.Error = termination.Skipped, o.Error
+	case executor.Deferred: // sensors poke in the runner; never here
+		msg.Status, msg.Error, msg.NoRetry, code = termination.Failed, "a sensor's poke cannot run in a pod", true, 1
 	default:
-		if c := context.Cause(tctx); tctx.Err() != nil && !errors.Is(err, c) {
-			err = fmt.Errorf("%w (%v)", c, err)
+		msg.Status, msg.Error, msg.NoRetry, code = termination.Failed, o.Error, o.NoRetry, 1
+		// The process exits with the task's own code when it has one.
+		if o.ExitCode != nil && *o.ExitCode > 0 && *o.ExitCode < 256 {
+			code = *o.ExitCode
 		}
-		msg.Status, msg.Error, msg.NoRetry = termination.Failed, err.Error(), errors.Is(err, task.ErrFailNow)
-		code = 1
-		var ec interface{ ExitCode() int }
-		if errors.As(err, &ec) && ec.ExitCode() > 0 && ec.ExitCode() < 256 {
-			code = ec.ExitCode()
-		}
-		fmt.Fprintf(out, "task failed: %v\n", err)
+		fmt.Fprintf(out, "task failed: %v\n", o.Err)
 	}
 	msg.ExitCode = code
 	if *resultFile != "" {
@@ -123,15 +117,4 @@ func cmdTaskRun(ctx context.Context, r *Runner, args []string) error {
 		exitProcess(code)
 	}
 	return nil
-}
-
-// runTask runs the task, turning a panic into an error with its stack in the log.
-func runTask(ctx context.Context, t task.Task, r *task.Run, log io.Writer) (result []byte, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			fmt.Fprintf(log, "panic: %v\n\n%s", p, debug.Stack())
-			err = fmt.Errorf("panic: %v", p)
-		}
-	}()
-	return t.Execute(ctx, r)
 }

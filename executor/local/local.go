@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -143,37 +141,19 @@ func (e *Executor) run(ctx context.Context, cancel context.CancelCauseFunc, t ex
 	} else {
 		result, err = e.execute(ctx, t.Task, task.NewRun(t.Task, t.Info, t.Params, t.Conf, t.Inputs, gate), gate)
 	}
-	gate.shutOff() // goroutines the task left behind no longer write to the closed log
-	if err == nil && ctx.Err() != nil {
-		err = context.Cause(ctx) // finished only because it was stopped
-	}
-	stopped := ctx.Err() != nil
+	gate.shutOff()                           // goroutines the task left behind no longer write to the closed log
+	o := executor.Classify(ctx, result, err) // before cancel: it reads whether the try was stopped
 	cancel(nil)
 	e.mu.Lock()
 	delete(e.running, t.Key)
 	e.mu.Unlock()
-	rep := executor.Report{Key: t.Key, Host: e.cfg.Host}
-	switch {
-	case err == nil:
-		rep.Status, rep.Result = executor.Succeeded, result
-	case errors.Is(err, task.ErrSkip):
-		rep.Status, rep.Error = executor.Skipped, oneLine(err)
-	case errors.Is(err, task.ErrNotDone) && !stopped:
-		rep.Status = executor.Deferred
-	default:
-		if c := context.Cause(ctx); stopped && !errors.Is(err, c) {
-			err = fmt.Errorf("%w (%v)", c, err)
-		}
-		rep.Status, rep.Error, rep.NoRetry = executor.Failed, oneLine(err), errors.Is(err, task.ErrFailNow)
-		var ec interface{ ExitCode() int }
-		if errors.As(err, &ec) {
-			code := ec.ExitCode()
-			rep.ExitCode = &code
-		}
-		fmt.Fprintf(log, "task failed: %v\n", err)
+	rep := executor.Report{Key: t.Key, Host: e.cfg.Host, Status: o.Status, Result: o.Result, Error: o.Error,
+		NoRetry: o.NoRetry, ExitCode: o.ExitCode}
+	if o.Status == executor.Failed {
+		fmt.Fprintf(log, "task failed: %v\n", o.Err)
 	}
 	if cerr := log.Close(); cerr != nil && rep.Status == executor.Succeeded {
-		rep.Status, rep.Error = executor.Failed, "save log: "+oneLine(cerr)
+		rep.Status, rep.Error = executor.Failed, "save log: "+executor.OneLine(cerr)
 	}
 	rep.At = time.Now()
 	e.cfg.Report(rep)
@@ -189,7 +169,7 @@ func (e *Executor) execute(ctx context.Context, t task.Task, r *task.Run, log *g
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		result, err := protect(ctx, t, r, log)
+		result, err := executor.RunTry(ctx, t, r, log)
 		done <- outcome{result, err}
 	}()
 	select {
@@ -207,17 +187,6 @@ func (e *Executor) execute(ctx context.Context, t task.Task, r *task.Run, log *g
 		return nil, fmt.Errorf("%w; the task did not return within %s after it was stopped (local.Config.AbandonAfter, default %s): "+
 			"its goroutine is abandoned and the try failed", context.Cause(ctx), e.cfg.AbandonAfter, DefaultAbandonAfter)
 	}
-}
-
-// protect runs the task, turning a panic into an error with its stack in the log.
-func protect(ctx context.Context, t task.Task, r *task.Run, log io.Writer) (result []byte, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			fmt.Fprintf(log, "panic: %v\n\n%s", p, debug.Stack())
-			err = fmt.Errorf("panic: %v", p)
-		}
-	}()
-	return t.Execute(ctx, r)
 }
 
 // gatedWriter is a try's log as its task sees it: once the try is given up,
@@ -242,14 +211,6 @@ func (g *gatedWriter) shutOff() {
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()
-}
-
-func oneLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " …"
-	}
-	return s
 }
 
 // Kill cancels a running try; its end is reported as a failure with the reason.
