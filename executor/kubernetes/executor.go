@@ -216,8 +216,14 @@ func (e *Executor) informer(ctx context.Context, ns string) (*nsInformer, error)
 // syncTimeout bounds the first list of a namespace's pods.
 const syncTimeout = 30 * time.Second
 
+// ErrShutdown is returned by Start after Shutdown.
+var ErrShutdown = errors.New("kubernetes executor is shut down")
+
 // Start builds the try's pod and creates it in the background.
 func (e *Executor) Start(ctx context.Context, t executor.Try) error {
+	if e.base.Err() != nil {
+		return ErrShutdown
+	}
 	e.run()
 	pod, err := e.cfg.Build(ctx, t)
 	if err != nil {

@@ -273,6 +273,14 @@ func (e *Executor) finishPod(tr *tracked, pod *corev1.Pod, base *corev1.Containe
 		return
 	}
 	rep := e.outcome(tr, pod, base)
+	tr.mu.Lock()
+	deleting := tr.deleting
+	tr.mu.Unlock()
+	if rep.Status == executor.Failed && deleting != "" {
+		// The executor stopped the pod (a kill, the execution timeout): that
+		// is why the try failed, whatever the container's exit says.
+		rep.Error = deleting + " (" + rep.Error + ")"
+	}
 	e.end(tr, pod, rep)
 }
 
