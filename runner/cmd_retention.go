@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellisdag/trellis/internal/runs"
 	"github.com/trellisdag/trellis/internal/store"
 )
 
@@ -26,7 +27,7 @@ func cmdRunsDelete(ctx context.Context, r *Runner, args []string) error {
 		return err
 	}
 	defer st.Close()
-	err = st.DeleteRun(ctx, run.ID)
+	err = runs.Delete(ctx, st, run)
 	if errors.Is(err, store.ErrRunActive) {
 		return &UsageError{err}
 	}
@@ -116,17 +117,17 @@ func deleteOldRuns(ctx context.Context, st *store.Store, dagID string, before ti
 	start := time.Now()
 	defer func() { s.took = time.Since(start) }() // s is the result
 	for {
-		runs, err := st.OldRuns(ctx, dagID, before, cleanBatch)
+		old, err := st.OldRuns(ctx, dagID, before, cleanBatch)
 		if err != nil {
 			return s, fmt.Errorf("find the finished runs before %s: %w", before.UTC().Format(time.RFC3339), err)
 		}
-		if len(runs) == 0 {
+		if len(old) == 0 {
 			return s, nil
 		}
 		deleted := 0
-		for _, run := range runs {
+		for _, run := range old {
 			t0 := time.Now()
-			err := st.DeleteRun(ctx, run.ID)
+			err := runs.Delete(ctx, st, run)
 			took := time.Since(t0)
 			s.longestDelete = max(s.longestDelete, took)
 			if timed != nil {

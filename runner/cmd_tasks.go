@@ -192,7 +192,7 @@ func cmdTasksMark(ctx context.Context, r *Runner, args []string) error {
 	if msg == "" {
 		msg = "marked failed from the command line"
 	}
-	from, err := st.MarkTask(ctx, run.ID, pos[2], state, msg)
+	from, err := runs.Mark(ctx, st, d, run, pos[2], state, msg)
 	r.audit(ctx, st, "mark_"+string(state), d.ID(), run.RunID, pos[2], *note, err)
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):

@@ -674,6 +674,31 @@ func (s *Server) clearTasks(w http.ResponseWriter, r *http.Request, p *Principal
 	return nil
 }
 
+// deleteRun deletes a finished run with everything it has (operator,
+// audited); an active run is a 409.
+func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	d, err := s.dagOf(r)
+	if err != nil {
+		return err
+	}
+	run, err := s.runOf(r.Context(), d, r.PathValue("run"))
+	if err != nil {
+		return err
+	}
+	err = runs.Delete(r.Context(), s.st, run)
+	s.audit(r, p, "delete_run", d.ID(), run.RunID, "", "", err)
+	switch {
+	case errors.Is(err, store.ErrRunActive):
+		return errorf(http.StatusConflict, CodeConflict, "%v; wait for it to end (or mark its tasks) before deleting it", err)
+	case err != nil:
+		return err
+	}
+	s.cache.invalidate()
+	s.hub.action("delete_run", d.ID(), run.RunID, "")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (s *Server) markTaskInstance(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	d, run, t, err := s.target(r)
 	if err != nil {
@@ -686,7 +711,7 @@ func (s *Server) markTaskInstance(w http.ResponseWriter, r *http.Request, p *Pri
 	if req.State != task.StateSuccess && req.State != task.StateFailed {
 		return badParam("state", "state %q: want success or failed", req.State)
 	}
-	from, err := s.st.MarkTask(r.Context(), run.ID, t.ID(), req.State, "marked failed by "+p.Name)
+	from, err := runs.Mark(r.Context(), s.st, d, run, t.ID(), req.State, "marked failed by "+p.Name)
 	s.audit(r, p, "mark_"+string(req.State), d.ID(), run.RunID, t.ID(), fmt.Sprintf("from %s", from), err)
 	switch {
 	case errors.Is(err, store.ErrActive):

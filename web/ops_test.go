@@ -184,3 +184,34 @@ func TestSchedulingDelayLeavesCatchupOut(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteRunAPI: an operator deletes a finished run (204, audited; it is
+// gone); an active run is a 409 and stays; a viewer is refused.
+func TestDeleteRunAPI(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOpts{tokens: true})
+	done := s.trigger("etl", "", bearer(operatorToken))
+	s.waitRun("etl", done.RunID, task.RunSuccess)
+	held := s.trigger("slow", "", bearer(operatorToken))
+	s.waitFor("slow's hold to run", 30*time.Second, func() bool {
+		return s.runState("slow", held.RunID) == task.RunRunning
+	})
+	s.expectError(s.do("DELETE", runPath("etl", done.RunID), nil, nil, bearer(viewerToken)), 403, CodeForbidden, "")
+	s.expectError(s.do("DELETE", runPath("slow", held.RunID), nil, nil, bearer(operatorToken)), 409, CodeConflict, "")
+	if res := s.do("DELETE", runPath("etl", done.RunID), nil, nil, bearer(operatorToken)); res.StatusCode != 204 {
+		t.Fatalf("delete a finished run: %d", res.StatusCode)
+	}
+	s.expectError(s.do("GET", runPath("etl", done.RunID), nil, nil, bearer(viewerToken)), 404, CodeNotFound, "")
+	if res := s.do("GET", runPath("slow", held.RunID), nil, nil, bearer(viewerToken)); res.StatusCode != 200 {
+		t.Errorf("the active run is gone: %d", res.StatusCode)
+	}
+	var audit AuditList
+	s.do("GET", "/api/v1/audit", nil, &audit, bearer(viewerToken))
+	found := false
+	for _, e := range audit.Entries {
+		found = found || (e.Action == "delete_run" && e.RunID == done.RunID && e.Outcome == "ok")
+	}
+	if !found {
+		t.Errorf("the delete is not in the audit log: %+v", audit.Entries)
+	}
+}

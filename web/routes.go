@@ -60,6 +60,7 @@ func (s *Server) apiRoutes() []route {
 		{method: "GET", path: dagP + "/runs", op: "listRuns", summary: "Runs of a DAG, newest first", query: append([]qparam{{"state", "string", "comma-separated run states"}, {"since", "string", "logical date from (RFC 3339 or YYYY-MM-DD), inclusive"}, {"until", "string", "logical date until, exclusive"}}, page...), resp: RunList{}, h: s.listRuns},
 		{method: "POST", path: dagP + "/runs", op: "triggerRun", summary: "Trigger a run with conf (checked against the DAG's params)", body: TriggerRequest{}, resp: Run{}, status: http.StatusCreated, h: s.checkConf(s.triggerRun)},
 		{method: "GET", path: runP, op: "getRun", summary: "One run", resp: Run{}, h: s.getRun},
+		{method: "DELETE", path: runP, op: "deleteRun", summary: "Delete a finished run with its task instances, tries, logs and results (operator)", status: http.StatusNoContent, h: s.deleteRun},
 		{method: "GET", path: runP + "/gantt", op: "getGantt", summary: "Every try of a run, for the Gantt view", resp: Gantt{}, h: s.getGantt},
 		{method: "POST", path: runP + "/clear", op: "clearTasks", summary: "Clear task instances so they run again", body: ClearRequest{}, resp: ClearResult{}, h: s.clearTasks},
 		{method: "GET", path: runP + "/tasks", op: "listTaskInstances", summary: "The task instances of a run, in topological order", resp: TaskInstanceList{}, h: s.listTaskInstances},

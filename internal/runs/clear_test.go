@@ -81,3 +81,48 @@ func TestClear(t *testing.T) {
 		t.Errorf("a with downstream (b, c already none): %v, %v", ids, err)
 	}
 }
+
+// TestMarkAndDelete: marking checks the state and the task; deleting refuses
+// an active run and removes a finished one.
+func TestMarkAndDelete(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "t.db"), store.Options{Sync: store.SyncNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := dag.New("m")
+	d.Add(task.Go("a", func(context.Context, *task.Run) (int, error) { return 0, nil }))
+	run, err := runs.Create(ctx, st, d, runs.Spec{Type: task.RunManual, LogicalDate: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runs.Mark(ctx, st, d, run, "a", task.StateSkipped, ""); !errors.Is(err, runs.ErrBadState) {
+		t.Errorf("mark skipped: %v", err)
+	}
+	if _, err := runs.Mark(ctx, st, d, run, "nope", task.StateSuccess, ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("mark an unknown task: %v", err)
+	}
+	if err := runs.Delete(ctx, st, run); !errors.Is(err, store.ErrRunActive) {
+		t.Errorf("delete a queued run: %v", err)
+	}
+	from, err := runs.Mark(ctx, st, d, run, "a", task.StateFailed, "by hand")
+	if err != nil || from != task.StateNone {
+		t.Fatalf("mark failed: %v, %v", from, err)
+	}
+	if ti, _ := st.TaskInstance(ctx, run.ID, "a"); ti.State != task.StateFailed || ti.Error != "by hand" {
+		t.Errorf("a = %+v", ti)
+	}
+	var b store.Batch
+	b.SetRun(store.RunChange{Run: run.ID, From: task.RunQueued, To: task.RunFailed, At: time.Now()})
+	if err := st.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	if err := runs.Delete(ctx, st, run); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RunByID(ctx, run.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the run is still there: %v", err)
+	}
+}

@@ -1,0 +1,46 @@
+package runs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/trellisdag/trellis/dag"
+	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/task"
+)
+
+// ErrBadState is wrapped by Mark's error for a state a person may not set.
+var ErrBadState = errors.New("a task can be marked success or failed only")
+
+// Mark sets a task instance's state by hand (Airflow's mark success or
+// failed): a try in flight is ended and stopped by the scheduler, a finished
+// run is queued again so that its state follows. note is recorded as the
+// error of a task marked failed. The task must be one of d's; a transition
+// the state machine refuses wraps store.ErrConflict, a task the run lacks
+// store.ErrNotFound. It returns the state the task had. The CLI and the API
+// mark through it.
+func Mark(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, taskID string, to task.State, note string) (task.State, error) {
+	if to != task.StateSuccess && to != task.StateFailed {
+		return "", fmt.Errorf("mark task %q: state %q: %w", taskID, to, ErrBadState)
+	}
+	if _, ok := d.Task(taskID); !ok {
+		return "", fmt.Errorf("dag %q has no task %q: %w", d.ID(), taskID, store.ErrNotFound)
+	}
+	from, err := st.MarkTask(ctx, run.ID, taskID, to, note)
+	if err != nil {
+		return from, fmt.Errorf("mark task %q of run %q %s: %w", taskID, run.RunID, to, err)
+	}
+	return from, nil
+}
+
+// Delete removes a finished run with its task instances, tries, logs,
+// results and audit entries, in small transactions; an active run wraps
+// store.ErrRunActive and nothing is deleted. The CLI, the API and retention
+// delete through it.
+func Delete(ctx context.Context, st *store.Store, run store.Run) error {
+	if err := st.DeleteRun(ctx, run.ID); err != nil {
+		return fmt.Errorf("delete run %q of dag %q: %w", run.RunID, run.DAGID, err)
+	}
+	return nil
+}
