@@ -50,3 +50,28 @@ func (s *Store) LogPageBefore(ctx context.Context, run int64, taskID string, try
 	}
 	return data, first, last, more, nil
 }
+
+// LogTail returns the end of a try's log, at most max bytes (from a line start
+// when one is in reach): the pages LogPageBefore reads back from the end,
+// until they hold max bytes.
+func (s *Store) LogTail(ctx context.Context, run int64, taskID string, try, max int) ([]byte, error) {
+	out, first, _, more, err := s.LogPageBefore(ctx, run, taskID, try, 0, max)
+	for err == nil && more && len(out) < max {
+		var page []byte
+		page, first, _, more, err = s.LogPageBefore(ctx, run, taskID, try, first, max-len(out))
+		out = append(page, out...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > max {
+		out = out[len(out)-max:]
+		for i, b := range out {
+			if b == '\n' && i < len(out)-1 {
+				out = out[i+1:]
+				break
+			}
+		}
+	}
+	return out, nil
+}

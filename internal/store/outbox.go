@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
-
-	"github.com/trellisdag/trellis/task"
 )
 
 // OutboxEntry is a side effect of a committed change (a callback, a
@@ -124,79 +122,4 @@ func (s *Store) OutboxStats(ctx context.Context) (delivered, pending, failed int
 		return 0, 0, 0, fmt.Errorf("outbox: %w", err)
 	}
 	return delivered, pending, failed, nil
-}
-
-// LogTail returns the end of a try's log, at most max bytes (from a line start
-// when one is in reach).
-func (s *Store) LogTail(ctx context.Context, run int64, taskID string, try, max int) ([]byte, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT data FROM task_logs WHERE run = ? AND task_id = ? AND try_number = ?
-		ORDER BY id DESC`, run, taskID, try)
-	if err != nil {
-		return nil, fmt.Errorf("log tail of task %q try %d: %w", taskID, try, err)
-	}
-	defer rows.Close()
-	var chunks [][]byte
-	n := 0
-	for rows.Next() && n < max {
-		var c []byte
-		if err := rows.Scan(&c); err != nil {
-			return nil, err
-		}
-		chunks = append(chunks, c)
-		n += len(c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, n)
-	for i := len(chunks) - 1; i >= 0; i-- {
-		out = append(out, chunks[i]...)
-	}
-	if len(out) > max {
-		out = out[len(out)-max:]
-		for i, b := range out {
-			if b == '\n' && i < len(out)-1 {
-				out = out[i+1:]
-				break
-			}
-		}
-	}
-	return out, nil
-}
-
-// RunStatesAt returns the states of a DAG's runs at a logical date.
-func (s *Store) RunStatesAt(ctx context.Context, dagID string, logical time.Time) ([]task.RunState, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT state FROM dag_runs WHERE dag_id = ? AND logical_date = ?`, dagID, logical.UnixMicro())
-	if err != nil {
-		return nil, fmt.Errorf("runs of dag %q at %s: %w", dagID, logical.UTC().Format(time.RFC3339), err)
-	}
-	defer rows.Close()
-	var out []task.RunState
-	for rows.Next() {
-		var st string
-		if err := rows.Scan(&st); err != nil {
-			return nil, err
-		}
-		out = append(out, task.RunState(st))
-	}
-	return out, rows.Err()
-}
-
-// TaskStatesAt returns the states of a task in a DAG's runs at a logical date.
-func (s *Store) TaskStatesAt(ctx context.Context, dagID, taskID string, logical time.Time) ([]task.State, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT t.state FROM task_instances t JOIN dag_runs r ON r.id = t.run
-		WHERE r.dag_id = ? AND r.logical_date = ? AND t.task_id = ?`, dagID, logical.UnixMicro(), taskID)
-	if err != nil {
-		return nil, fmt.Errorf("task %q of dag %q at %s: %w", taskID, dagID, logical.UTC().Format(time.RFC3339), err)
-	}
-	defer rows.Close()
-	var out []task.State
-	for rows.Next() {
-		var st string
-		if err := rows.Scan(&st); err != nil {
-			return nil, err
-		}
-		out = append(out, task.State(st))
-	}
-	return out, rows.Err()
 }

@@ -603,3 +603,40 @@ func (s *Store) LogPage(ctx context.Context, run int64, taskID string, try int, 
 	}
 	return data, last, false, rows.Err()
 }
+
+// RunStatesAt returns the states of a DAG's runs at a logical date.
+func (s *Store) RunStatesAt(ctx context.Context, dagID string, logical time.Time) ([]task.RunState, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT state FROM dag_runs WHERE dag_id = ? AND logical_date = ?`, dagID, logical.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("runs of dag %q at %s: %w", dagID, logical.UTC().Format(time.RFC3339), err)
+	}
+	defer rows.Close()
+	var out []task.RunState
+	for rows.Next() {
+		var st string
+		if err := rows.Scan(&st); err != nil {
+			return nil, err
+		}
+		out = append(out, task.RunState(st))
+	}
+	return out, rows.Err()
+}
+
+// TaskStatesAt returns the states of a task in a DAG's runs at a logical date.
+func (s *Store) TaskStatesAt(ctx context.Context, dagID, taskID string, logical time.Time) ([]task.State, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT t.state FROM task_instances t JOIN dag_runs r ON r.id = t.run
+		WHERE r.dag_id = ? AND r.logical_date = ? AND t.task_id = ?`, dagID, logical.UnixMicro(), taskID)
+	if err != nil {
+		return nil, fmt.Errorf("task %q of dag %q at %s: %w", taskID, dagID, logical.UTC().Format(time.RFC3339), err)
+	}
+	defer rows.Close()
+	var out []task.State
+	for rows.Next() {
+		var st string
+		if err := rows.Scan(&st); err != nil {
+			return nil, err
+		}
+		out = append(out, task.State(st))
+	}
+	return out, rows.Err()
+}
