@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -129,7 +130,7 @@ func (p SensorPolicy) NextPoke(dagID, taskID string, firstPoke time.Time, pokes 
 	if !p.Backoff {
 		return p.PokeInterval
 	}
-	minBackoff := max(time.Duration(float64(p.PokeInterval.Seconds())*pow2(pokes-2))*time.Second, time.Second)
+	minBackoff := max(time.Duration(math.Ldexp(p.PokeInterval.Seconds(), pokes-2))*time.Second, time.Second)
 	minSec := int64(minBackoff / time.Second)
 	sum := sha1.Sum(fmt.Appendf(nil, "%s#%s#%s#%d", dagID, taskID, firstPoke.UTC().Format(time.RFC3339Nano), pokes))
 	jitter := int64(binary.BigEndian.Uint64(sum[12:]) % uint64(minSec))
@@ -141,17 +142,6 @@ func (p SensorPolicy) NextPoke(dagID, taskID string, firstPoke time.Time, pokes 
 		next = p.MaxWait
 	}
 	return next
-}
-
-func pow2(n int) float64 {
-	f := 1.0
-	for ; n > 0; n-- {
-		f *= 2
-	}
-	for ; n < 0; n++ {
-		f /= 2
-	}
-	return f
 }
 
 // ValueSensor is a sensor whose poke returns a value once its condition is met
