@@ -3,14 +3,13 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/trellisdag/trellis/internal/assets"
-	"github.com/trellisdag/trellis/internal/store"
-	"github.com/trellisdag/trellis/task"
 )
 
 func cmdAssetsList(ctx context.Context, r *Runner, args []string) error {
@@ -45,8 +44,10 @@ func cmdAssetsEvents(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "assets events")
 	limit := f.fs.Int("limit", 50, "events to print, newest first (1-1000)")
 	pos, err := f.parse(args, "[uri]")
-	if err != nil {
-		return err
+	if err != nil { // the URI is optional
+		if pos, err = f.parse(args); err != nil {
+			return err
+		}
 	}
 	if *limit < 1 || *limit > 1000 {
 		return usagef("assets events: --limit %d: want 1-1000", *limit)
@@ -92,23 +93,23 @@ func cmdAssetsPost(ctx context.Context, r *Runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := task.ValidAssetURI(pos[0]); err != nil {
-		return usagef("assets post: %v", err)
-	}
-	var raw []byte
+	var raw json.RawMessage
 	if *extra != "" {
-		var obj map[string]any
-		if err := json.Unmarshal([]byte(*extra), &obj); err != nil {
-			return usagef("assets post: --extra: want a JSON object: %v", err)
+		raw = json.RawMessage(*extra)
+	}
+	var bad *assets.InvalidError
+	if err := assets.Check(pos[0], raw); errors.As(err, &bad) {
+		if bad.Field == "extra" {
+			return usagef("assets post: --extra: %v", bad.Err)
 		}
-		raw = []byte(*extra)
+		return usagef("assets post: %v", bad.Err)
 	}
 	st, err := r.openWrite(ctx, *f.db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	id, err := st.PostAssetEvent(ctx, store.AssetEvent{URI: pos[0], Source: "cli:" + cliUser(r), Extra: raw})
+	id, err := assets.Post(ctx, st, pos[0], raw, "cli:"+cliUser(r), time.Now())
 	r.audit(ctx, st, "post_asset_event", "", "", "", pos[0], err)
 	if err != nil {
 		return err

@@ -203,3 +203,28 @@ func TestRenderSkipsSensors(t *testing.T) {
 		t.Errorf("render the DAG: exit %d\n%s%s", code, &c.stdout, &c.stderr)
 	}
 }
+
+// TestAssetsPost: a bad URI or extra is a usage error that writes nothing; a
+// good event is recorded and listed.
+func TestAssetsPost(t *testing.T) {
+	t.Parallel()
+	d := dag.New("cons", dag.ScheduleOnAssets("s3://x"))
+	d.Add(task.Go("t", func(context.Context, *task.Run) (int, error) { return 0, nil }))
+	db := filepath.Join(t.TempDir(), "trellis.db")
+	c := &cli{t: t, db: db, dags: []*dag.DAG{d}}
+	if code := c.run("assets", "post", "has space"); code != 2 || !strings.Contains(c.stderr.String(), "whitespace") {
+		t.Errorf("bad uri: exit %d\n%s", code, &c.stderr)
+	}
+	if code := c.run("assets", "post", "s3://x", "--extra", "[1]"); code != 2 || !strings.Contains(c.stderr.String(), "--extra: want a JSON object") {
+		t.Errorf("bad extra: exit %d\n%s", code, &c.stderr)
+	}
+	if c.fingerprint() != "" {
+		t.Error("a refused event created the database")
+	}
+	if code := c.run("assets", "post", "s3://x", "--extra", `{"rows":1}`); code != 0 {
+		t.Fatalf("post: exit %d\n%s", code, &c.stderr)
+	}
+	if code := c.run("assets", "events"); code != 0 || !strings.Contains(c.stdout.String(), `{"rows":1}`) || !strings.Contains(c.stdout.String(), "cli:") {
+		t.Errorf("events: exit %d\n%s%s", code, &c.stdout, &c.stderr)
+	}
+}

@@ -2,13 +2,13 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/trellisdag/trellis/internal/assets"
 	"github.com/trellisdag/trellis/internal/store"
-	"github.com/trellisdag/trellis/task"
 )
 
 // Asset is an asset (Airflow's dataset) with its producers, consumers and
@@ -113,21 +113,19 @@ func (s *Server) postAssetEvent(w http.ResponseWriter, r *http.Request, p *Princ
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	if err := task.ValidAssetURI(req.URI); err != nil {
-		return badParam("uri", "%v", err)
-	}
-	if len(req.Extra) > 0 {
-		var obj map[string]any
-		if err := json.Unmarshal(req.Extra, &obj); err != nil {
+	var bad *assets.InvalidError
+	if err := assets.Check(req.URI, req.Extra); errors.As(err, &bad) {
+		if bad.Field == "extra" {
 			return badParam("extra", "extra: want a JSON object")
 		}
+		return badParam("uri", "%v", bad.Err)
 	}
 	source := "api"
 	if p != nil {
 		source = "api:" + p.Name
 	}
 	now := s.now()
-	id, err := s.st.PostAssetEvent(r.Context(), store.AssetEvent{URI: req.URI, Source: source, Extra: req.Extra, Created: now})
+	id, err := assets.Post(r.Context(), s.st, req.URI, req.Extra, source, now)
 	s.audit(r, p, "post_asset_event", "", "", "", req.URI, err)
 	if err != nil {
 		return fmt.Errorf("asset %q: %w", req.URI, err)
