@@ -53,29 +53,13 @@ func TestReportSurvivesCommitConflict(t *testing.T) {
 			d.Add(q1, s1, done, side)
 			task.Chain(q1, s1, done)
 			side.Then(done)
-			path := t.TempDir() + "/trellis.db"
-			st, err := store.Open(context.Background(), path, store.Options{Sync: store.SyncNormal})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			other, err := store.Open(context.Background(), path, store.Options{Sync: store.SyncNormal})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { other.Close() })
+			st, other := twoConnections(t)
 			e := newEnv(t, st, []*dag.DAG{d})
 			run := e.trigger(d, "r1")
 
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			s, err := scheduler.New(e.configIdle())
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.sched.Store(s)
-			errc := make(chan error, 1)
-			go func() { errc <- s.Run(ctx) }()
+			errc := e.runAsync(ctx)
 			select {
 			case <-started:
 			case <-ctx.Done():
@@ -129,29 +113,13 @@ func TestReportSurvivesPauseFromAnotherProcess(t *testing.T) {
 	done := noop("done")
 	d.Add(s1, done)
 	s1.Then(done)
-	path := t.TempDir() + "/trellis.db"
-	st, err := store.Open(context.Background(), path, store.Options{Sync: store.SyncNormal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	other, err := store.Open(context.Background(), path, store.Options{Sync: store.SyncNormal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { other.Close() })
+	st, other := twoConnections(t)
 	e := newEnv(t, st, []*dag.DAG{d}, func(c *scheduler.Config) { c.Cron, c.PollInterval = true, 5*time.Millisecond })
 	run := e.trigger(d, "r1")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := scheduler.New(e.configIdle())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.sched.Store(s)
-	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx) }()
+	errc := e.runAsync(ctx)
 	select {
 	case <-started:
 	case <-ctx.Done():
@@ -163,7 +131,7 @@ func TestReportSurvivesPauseFromAnotherProcess(t *testing.T) {
 	close(release)
 	// Whether the scheduler notices the pause (it polls the store every 5 ms)
 	// before or after s1 ends, s1's report must be committed.
-	err = <-errc
+	err := <-errc
 	if ti := e.states(run)["s1"]; ti.State != task.StateSuccess || ti.Try != 1 {
 		t.Fatalf("s1 = %s try %d (scheduler: %v), want its report committed (success, try 1)", ti.State, ti.Try, err)
 	}
@@ -185,4 +153,19 @@ func TestReportSurvivesPauseFromAnotherProcess(t *testing.T) {
 	}
 	e.runUntilIdle()
 	e.expect(run, task.RunSuccess, map[string]task.State{"s1": task.StateSuccess, "done": task.StateSuccess})
+}
+
+// twoConnections opens one SQLite file twice: the scheduler's store and
+// another process's.
+func twoConnections(t *testing.T) (st, other *store.Store) {
+	t.Helper()
+	path := t.TempDir() + "/trellis.db"
+	for _, s := range []**store.Store{&st, &other} {
+		var err error
+		if *s, err = store.Open(context.Background(), path, store.Options{Sync: store.SyncNormal}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { (*s).Close() })
+	}
+	return st, other
 }
