@@ -71,6 +71,20 @@ type TaskSnapshot struct {
 	Setup    bool `json:"setup,omitempty"`
 	Teardown bool `json:"teardown,omitempty"`
 	FailRun  bool `json:"failRun,omitempty"`
+	// Map says what a mapped task is mapped over (nil for a task that is not
+	// mapped).
+	Map *MapSnapshot `json:"map,omitempty"`
+}
+
+// MapSnapshot is a mapped task's list as data: exactly one of its fields is
+// set.
+type MapSnapshot struct {
+	// Over is the upstream task whose result is the list.
+	Over string `json:"over,omitempty"`
+	// Items is the number of elements of a literal list.
+	Items int `json:"items,omitempty"`
+	// Param is the DAG param holding the list.
+	Param string `json:"param,omitempty"`
 }
 
 // SensorSnapshot is a sensor's waiting policy as data.
@@ -119,6 +133,9 @@ func (d *DAG) Snapshot() Snapshot {
 		ts.MaxResultSize, ts.PoolSlots, ts.WeightRule = set.MaxResultSize, set.PoolSlots, set.WeightRule
 		ts.Outlets = task.OutletsOf(t)
 		ts.Group, ts.Setup, ts.Teardown, ts.FailRun = set.Group, set.Setup, set.Teardown, set.FailRun
+		if m, ok := task.MappingOf(t); ok {
+			ts.Map = &MapSnapshot{Over: m.Over, Items: len(m.Items), Param: m.Param}
+		}
 		if set.Kind == task.KindSensor {
 			p := task.SensorPolicyOf(t)
 			ts.Sensor = &SensorSnapshot{PokeInterval: p.PokeInterval.String(), Timeout: p.Timeout.String(), SoftFail: p.SoftFail}

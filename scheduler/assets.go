@@ -18,6 +18,7 @@ import (
 
 // recordAssets adds the asset events of task i's success to the batch.
 func (s *Scheduler) recordAssets(rs *runState, i int, try int) {
+	i = rs.tis[i].of
 	outlets := task.OutletsOf(rs.plan.tasks[i])
 	if len(outlets) == 0 {
 		return

@@ -34,7 +34,7 @@ func (s *Scheduler) taskEvent(rs *runState, i int, from task.State, ti store.Tas
 	default:
 		return
 	}
-	n := len(task.CallbacksOf(rs.plan.tasks[i], kind))
+	n := len(task.CallbacksOf(rs.plan.tasks[rs.tis[i].of], kind))
 	if n == 0 {
 		return
 	}

@@ -148,10 +148,12 @@ func (s *Scheduler) adopt(r store.Run, p *plan) {
 	if err != nil {
 		params = map[string]any{}
 	}
-	rs := &runState{rec: r, plan: p, tis: make([]tiState, len(p.tasks)), params: params, unfinished: len(p.tasks)}
+	rs := &runState{rec: r, plan: p, tis: make([]tiState, len(p.tasks)), params: params, unfinished: len(p.tasks),
+		activeOf: make([]int, len(p.tasks))}
 	for i, t := range p.tasks {
 		rs.tis[i].TaskInstance = store.TaskInstance{Run: r.ID, TaskID: t.ID(), State: task.StateNone, MaxTries: p.policy[i].Retries + 1}
 		rs.tis[i].counts.Total = len(p.up[i])
+		rs.tis[i].of, rs.tis[i].mapIndex = i, -1
 	}
 	s.runs[r.ID] = rs
 	s.order = append(s.order, r.ID)

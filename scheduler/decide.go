@@ -15,17 +15,30 @@ import (
 // evaluate applies a task's trigger rule to its upstream counts, and the setup
 // constraint (see decide); the task must be in state none.
 func (s *Scheduler) evaluate(rs *runState, i int) {
+	mapped := rs.plan.maps[i] != nil
 	switch rs.plan.decide(rs, i) {
 	case task.DecideRun:
 		if !s.pastOK(context.Background(), rs, i) {
 			rs.waitPast = append(rs.waitPast, i)
 			return
 		}
+		if mapped {
+			s.queueExpand(rs, i)
+			return
+		}
 		s.set(rs, i, task.StateScheduled, nil)
 		s.ready.push(rs, i)
 	case task.DecideSkip:
+		if rs.virtual(i) {
+			s.decideInstances(rs, i, task.StateSkipped)
+			return
+		}
 		s.set(rs, i, task.StateSkipped, nil)
 	case task.DecideUpstreamFailed:
+		if rs.virtual(i) {
+			s.decideInstances(rs, i, task.StateUpstreamFailed)
+			return
+		}
 		s.set(rs, i, task.StateUpstreamFailed, nil)
 	}
 }
@@ -38,17 +51,20 @@ func (s *Scheduler) propagate(rs *runState) {
 		i := rs.done[len(rs.done)-1]
 		rs.done = rs.done[:len(rs.done)-1]
 		st := rs.tis[i].State
-		for _, d := range rs.plan.down[i] {
+		if st == task.StateRemoved {
+			continue // removed instances count for no one
+		}
+		for _, d := range rs.plan.down[rs.tis[i].of] {
 			rs.tis[d].counts.Add(st)
-			if rs.tis[d].State == task.StateNone {
+			if rs.undecided(d) {
 				s.evaluate(rs, d)
 			}
 		}
 		// A setup also decides the tasks of its scope that are not directly
 		// downstream of it (Airflow's setup constraint).
-		if rs.plan.watchers != nil {
+		if rs.plan.watchers != nil && rs.tis[i].mapIndex < 0 {
 			for _, d := range rs.plan.watchers[i] {
-				if rs.tis[d].State == task.StateNone {
+				if rs.undecided(d) {
 					s.evaluate(rs, d)
 				}
 			}
@@ -66,6 +82,9 @@ func (s *Scheduler) maybeFinish(rs *runState) {
 	}
 	to := task.RunSuccess
 	for i, leaf := range rs.plan.leaf {
+		// An expanded mapped task's state is its instances' summary: failed
+		// or upstream_failed when one of them is (every instance of a mapped
+		// leaf is a leaf, as in Airflow).
 		if st := rs.tis[i].State; leaf && (st == task.StateFailed || st == task.StateUpstreamFailed) {
 			to = task.RunFailed
 		}
@@ -93,11 +112,12 @@ func (s *Scheduler) handleReport(r executor.Report) {
 	if rs == nil {
 		return
 	}
-	i, ok := rs.plan.index[r.TaskID]
+	i, ok := rs.slot(r.TaskID)
 	if !ok {
 		return
 	}
 	ti := &rs.tis[i]
+	t := ti.of
 	poke := ti.State == task.StateDeferred && ti.poking
 	if ti.Try != r.Try || !(ti.State.Active() || poke) {
 		return
@@ -127,9 +147,14 @@ func (s *Scheduler) handleReport(r executor.Report) {
 		}
 		t.Ended, t.ExitCode, t.Error = at, r.ExitCode, r.Error
 	}
+	if r.Status == executor.Succeeded {
+		if msg := s.checkMapSource(rs, i, r.Result); msg != "" {
+			r.Status, r.NoRetry, r.Error = executor.Failed, true, msg
+		}
+	}
 	switch r.Status {
 	case executor.Deferred:
-		if rs.plan.settings[i].Kind != task.KindSensor {
+		if rs.plan.settings[t].Kind != task.KindSensor {
 			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) {
 				end(t)
 				t.Error = "the task returned task.ErrNotDone, which only sensors may return"
@@ -144,7 +169,7 @@ func (s *Scheduler) handleReport(r executor.Report) {
 		}
 		return
 	case executor.Succeeded:
-		if limit := s.resultLimit(rs.plan, i); int64(len(r.Result)) > limit {
+		if limit := s.resultLimit(rs.plan, t); int64(len(r.Result)) > limit {
 			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) {
 				end(t)
 				t.Error = fmt.Sprintf("result of %d bytes exceeds the limit of %d bytes (set task.MaxResultSize on the task, "+
@@ -163,7 +188,7 @@ func (s *Scheduler) handleReport(r executor.Report) {
 		s.set(rs, i, task.StateSkipped, end)
 	case executor.Failed:
 		if !r.NoRetry && ti.Try < ti.MaxTries {
-			next := at.Add(rs.plan.policy[i].Delay(ti.Try + 1))
+			next := at.Add(rs.plan.policy[t].Delay(ti.Try + 1))
 			s.set(rs, i, task.StateUpForRetry, func(t *store.TaskInstance) { end(t); t.NextRetry = next })
 			s.timers.add(timerItem{at: next, kind: timerRetry, run: rs, task: i, try: ti.Try})
 		} else {
@@ -213,6 +238,10 @@ func (s *Scheduler) resultLimit(p *plan, i int) int64 {
 // the downstream tasks are evaluated.
 func (s *Scheduler) succeeded(rs *runState, i int, result []byte, end func(*store.TaskInstance)) {
 	p := rs.plan
+	if rs.tis[i].mapIndex >= 0 {
+		s.set(rs, i, task.StateSuccess, end) // branches and short-circuits are never mapped
+		return
+	}
 	switch p.settings[i].Kind {
 	case task.KindBranch:
 		var chosen []string

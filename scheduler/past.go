@@ -81,7 +81,7 @@ func (s *Scheduler) recheckPast(ctx context.Context) {
 		waiting := rs.waitPast
 		rs.waitPast = nil
 		for _, i := range waiting {
-			if rs.tis[i].State == task.StateNone {
+			if rs.undecided(i) {
 				s.evaluate(rs, i)
 			}
 		}

@@ -30,6 +30,14 @@ type plan struct {
 	// setups that are not direct upstream tasks (the setup constraint), and
 	// watchers the reverse of indirect.
 	upSetups, indirect, watchers [][]int
+	// maps holds each mapped task's list (nil for a task that is not mapped);
+	// feedsMap marks the tasks whose result a task is mapped over.
+	maps     []*task.Mapping
+	feedsMap []bool
+	// activeOf counts the tries in flight by task, over all runs
+	// (MaxActivePerDAG); parked holds the ready slots over that limit.
+	activeOf []int
+	parked   map[int][]readyItem
 
 	cron   *cron // nil for DAGs without a schedule, or when Config.Cron is off
 	paused bool  // a paused DAG creates no runs and starts no tasks
@@ -54,7 +62,8 @@ func compile(d *dag.DAG) *plan {
 	p := &plan{dag: d, version: d.Version(), tasks: ts, index: make(map[string]int, len(ts)),
 		up: make([][]int, len(ts)), down: make([][]int, len(ts)), weight: make([]int, len(ts)),
 		pool: make([]string, len(ts)), policy: make([]task.Policy, len(ts)),
-		settings: make([]task.Settings, len(ts)), leaf: make([]bool, len(ts))}
+		settings: make([]task.Settings, len(ts)), leaf: make([]bool, len(ts)),
+		maps: make([]*task.Mapping, len(ts)), feedsMap: make([]bool, len(ts)), activeOf: make([]int, len(ts))}
 	for i, t := range ts {
 		p.index[t.ID()] = i
 	}
@@ -71,6 +80,14 @@ func compile(d *dag.DAG) *plan {
 		p.pool[i] = p.settings[i].Pool
 		if p.pool[i] == "" {
 			p.pool[i] = DefaultPool
+		}
+		if m, ok := task.MappingOf(t); ok {
+			p.maps[i] = &m
+		}
+	}
+	for _, m := range p.maps {
+		if m != nil && m.Over != "" {
+			p.feedsMap[p.index[m.Over]] = true
 		}
 	}
 	p.compileSetups()

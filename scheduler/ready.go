@@ -44,14 +44,15 @@ func (r *ready) push(rs *runState, i int) {
 	if r.buckets == nil {
 		r.buckets = map[bucketKey]*readyHeap{}
 	}
-	k := bucketKey{rs.plan, rs.plan.pool[i]}
+	t := rs.tis[i].of
+	k := bucketKey{rs.plan, rs.plan.pool[t]}
 	h := r.buckets[k]
 	if h == nil {
 		h = &readyHeap{}
 		r.buckets[k] = h
 	}
 	r.seq++
-	heap.Push(h, readyItem{run: rs, task: i, weight: rs.plan.weight[i], seq: r.seq})
+	heap.Push(h, readyItem{run: rs, task: i, weight: rs.plan.weight[t], seq: r.seq})
 }
 
 // pop returns the highest-priority item among the buckets that can start now.

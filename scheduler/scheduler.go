@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +71,11 @@ type Config struct {
 	// DefaultMaxPokes); pokes that come due past it wait their turn. Pokes hold
 	// no pool or parallelism slot: only a sensor's first poke does.
 	MaxPokes int
+	// MaxMapLength is the longest list a task may be mapped over (default
+	// task.DefaultMaxMapLength, Airflow's max_map_length): a longer result
+	// fails the task that returned it, a longer literal list or param fails
+	// the mapped task.
+	MaxMapLength int
 	// MaxResultSize is the largest result, in bytes, a try may return unless its
 	// task sets task.MaxResultSize (default DefaultMaxResultSize). A larger
 	// result fails the try without retry and is not stored.
@@ -122,6 +128,9 @@ type Scheduler struct {
 	// fails its compare-and-swap, they are applied again to the reloaded runs.
 	applied []executor.Report
 	starts  []startItem
+	// expands are the mapped tasks to expand at the next step, once the
+	// results they map over are committed (mapping.go).
+	expands, readyExpands []startItem
 	// pokes counts the sensor pokes in flight; pokeQueue holds the due ones
 	// waiting for Config.MaxPokes.
 	pokes     int
@@ -155,13 +164,37 @@ type runState struct {
 	tis         []tiState
 	params      map[string]any
 	unfinished  int
-	done        []int // tasks that finished and whose downstream tasks are not yet evaluated
+	done        []int // slots that finished and whose downstream tasks are not yet evaluated
+	// parked are mapped instances that were ready but over their task's
+	// MaxActivePerRun, by plan index; a slot of the task freed in this run
+	// puts one back in the ready queue.
+	parked map[int][]int
+	// activeOf counts the tries in flight by plan index (MaxActivePerRun).
+	activeOf []int
 }
+
+// A run's tis holds one slot per task of its plan, at the task's plan index,
+// then one slot per instance of its mapped tasks once they are expanded
+// (mapping.go). Functions that take a slot index read the task's plan index
+// from the slot (of).
 
 type tiState struct {
 	store.TaskInstance
-	counts task.UpstreamCounts
-	lost   int
+	// of is the slot's task's plan index; mapIndex is its element's index for
+	// a mapped instance, -1 for a task's own slot.
+	of, mapIndex int
+	// The slot of a mapped task that is expanded is virtual: it has no row,
+	// its state is the summary of its instances' states (task.SummaryState,
+	// kept from byState), and inst lists its instances' slots by map index.
+	// items caches the elements (nil until read).
+	expanded bool
+	inst     []int
+	byState  map[task.State]int
+	items    []json.RawMessage
+	// expanding: the mapped task is queued for expansion (queueExpand).
+	expanding bool
+	counts    task.UpstreamCounts
+	lost      int
 	// interrupted counts the task's latest tries that a crash of the runner
 	// interrupted in a row (read from the store when a run is recovered).
 	interrupted int
@@ -203,6 +236,9 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if cfg.MaxPokes <= 0 {
 		cfg.MaxPokes = DefaultMaxPokes
+	}
+	if cfg.MaxMapLength <= 0 {
+		cfg.MaxMapLength = task.DefaultMaxMapLength
 	}
 	s := &Scheduler{cfg: cfg, st: cfg.Store, plans: map[string]*plan{}, runs: map[int64]*runState{},
 		signal: make(chan struct{}, 1), wake: make(chan struct{}, 1), poolUsed: map[string]int{}, touched: map[int64]bool{}}
@@ -344,7 +380,7 @@ func (s *Scheduler) step(ctx context.Context) error {
 		if err := s.stepOnce(ctx); err != nil {
 			return err
 		}
-		if s.batch.Len() == 0 && !s.pastPending() && !(s.assetsDirty && s.cfg.Cron) {
+		if s.batch.Len() == 0 && !s.pastPending() && !(s.assetsDirty && s.cfg.Cron) && len(s.readyExpands) == 0 {
 			return nil
 		}
 	}
@@ -367,9 +403,11 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 	}
 	s.recheckPast(ctx)
 	s.admit()
+	s.runExpands(ctx)
 	s.schedule()
 	if s.batch.Len() == 0 && len(s.events) == 0 && len(s.starts) == 0 {
 		s.applied = s.applied[:0] // reports that changed nothing: none to apply again
+		s.readyExpands, s.expands = append(s.readyExpands, s.expands...), s.expands[:0]
 		return nil
 	}
 	if err := s.st.Apply(ctx, &s.batch); err != nil {
@@ -384,6 +422,7 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 		s.batch.Reset()
 		s.outboxWritten, s.assetsWritten = false, false
 		s.events, s.starts = s.events[:0], s.starts[:0]
+		s.expands, s.readyExpands = s.expands[:0], nil // the reloaded runs queue theirs again
 		for id := range s.touched {
 			if rs := s.runs[id]; rs != nil {
 				s.unload(rs)
@@ -404,6 +443,8 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 	s.batch.Reset()
 	s.applied = s.applied[:0]
 	clear(s.touched)
+	// What the expansions queued in this step map over is committed now.
+	s.readyExpands, s.expands = append(s.readyExpands, s.expands...), s.expands[:0]
 	if s.outboxWritten && s.cfg.OutboxWritten != nil {
 		s.cfg.OutboxWritten()
 	}

@@ -90,7 +90,7 @@ func (s *Scheduler) reconcile(ctx context.Context, recovering bool) error {
 func (s *Scheduler) inflight(rs *runState) int {
 	n := 0
 	for i := range rs.tis {
-		if rs.tis[i].State.Active() {
+		if rs.tis[i].State.Active() && !rs.virtual(i) {
 			n++
 		}
 	}
@@ -107,29 +107,61 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 	if err != nil {
 		params = map[string]any{} // conf was checked at trigger time; the DAG may have changed since
 	}
-	rs := &runState{rec: r, plan: p, tis: make([]tiState, len(p.tasks)), params: params}
+	rs := &runState{rec: r, plan: p, tis: make([]tiState, len(p.tasks)), params: params, activeOf: make([]int, len(p.tasks))}
 	for i, t := range p.tasks {
 		rs.tis[i].TaskInstance = store.TaskInstance{Run: r.ID, TaskID: t.ID(), State: task.StateNone,
 			MaxTries: p.policy[i].Retries + 1}
+		rs.tis[i].of, rs.tis[i].mapIndex = i, -1
 	}
 	var rc store.Reconcile
 	have := make([]bool, len(p.tasks))
+	own := make([]bool, len(p.tasks)) // the task's own row exists
+	inst := map[int][]store.TaskInstance{}
 	for _, ti := range tis {
 		i, ok := p.index[ti.TaskID]
+		if base, k := task.ParseInstanceID(ti.TaskID); !ok && k >= 0 {
+			// A mapped instance: kept while its task is still mapped.
+			if j, found := p.index[base]; found && p.maps[j] != nil {
+				have[j] = true
+				inst[j] = append(inst[j], ti)
+				continue
+			}
+		}
 		switch {
 		case !ok && ti.State != task.StateRemoved:
 			rc.Remove = append(rc.Remove, ti.TaskID)
 		case ok && ti.State == task.StateRemoved:
 			rc.Restore = append(rc.Restore, store.TaskSeed{TaskID: ti.TaskID, MaxTries: rs.tis[i].MaxTries})
-			have[i] = true
+			have[i], own[i] = true, true
 		case ok:
 			rs.tis[i].TaskInstance = ti
-			have[i] = true
+			have[i], own[i] = true, true
 		}
 	}
 	for i, ok := range have {
 		if !ok {
 			rc.Add = append(rc.Add, store.TaskSeed{TaskID: p.tasks[i].ID(), MaxTries: rs.tis[i].MaxTries})
+		}
+	}
+	for i, list := range inst {
+		// An expanded mapped task: its instances get slots after the plan's,
+		// by map index; its own slot (without a row) shows their summary.
+		slices.SortFunc(list, func(a, b store.TaskInstance) int {
+			_, x := task.ParseInstanceID(a.TaskID)
+			_, y := task.ParseInstanceID(b.TaskID)
+			return x - y
+		})
+		ti := &rs.tis[i]
+		ti.byState = map[task.State]int{}
+		for k, row := range list {
+			ti.inst = append(ti.inst, len(rs.tis))
+			rs.tis = append(rs.tis, tiState{TaskInstance: row, of: i, mapIndex: k})
+			ti = &rs.tis[i]
+			ti.byState[row.State]++
+		}
+		if !own[i] {
+			ti.expanded = true
+			ti.State, _ = task.SummaryState(ti.byState)
 		}
 	}
 	if len(rc.Add)+len(rc.Remove)+len(rc.Restore) > 0 || r.DAGVersion != p.version {
@@ -168,11 +200,14 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 	var inflight []int
 	for i := range rs.tis {
 		ti := &rs.tis[i]
+		if rs.virtual(i) {
+			continue
+		}
 		if !ti.State.Finished() {
 			rs.unfinished++
 		}
-		if ti.State.Finished() {
-			for _, d := range p.down[i] {
+		if ti.State.Finished() && ti.State != task.StateRemoved {
+			for _, d := range p.down[ti.of] {
 				rs.tis[d].counts.Add(ti.State)
 			}
 		}
@@ -181,8 +216,15 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 			inflight = append(inflight, i)
 		}
 	}
+	for i := range p.tasks {
+		for _, u := range p.up[i] {
+			rs.tis[i].counts.Total += rs.width(u)
+		}
+	}
 	for i := range rs.tis {
-		rs.tis[i].counts.Total = len(p.up[i])
+		if rs.virtual(i) {
+			continue
+		}
 		switch rs.tis[i].State {
 		case task.StateScheduled:
 			s.ready.push(rs, i)
@@ -204,13 +246,19 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 func (s *Scheduler) stopEnded(ctx context.Context, old, cur *runState) {
 	for i := range old.tis {
 		was := old.tis[i]
-		now := cur.tis[i]
-		if !was.State.Active() || (now.State.Active() && now.Try == was.Try) {
+		if !was.State.Active() || old.virtual(i) {
 			continue
+		}
+		if j, ok := cur.slot(was.TaskID); ok && cur.tis[j].State.Active() && cur.tis[j].Try == was.Try {
+			continue
+		}
+		now := task.StateNone
+		if j, ok := cur.slot(was.TaskID); ok {
+			now = cur.tis[j].State
 		}
 		if ex := s.executorFor(task.ExecutorKind(was.Executor)); ex != nil {
 			key := executor.Key{Run: old.rec.ID, DAGID: old.rec.DAGID, RunID: old.rec.RunID, TaskID: was.TaskID, Try: was.Try}
-			if err := ex.Kill(ctx, key, fmt.Sprintf("task marked %s while it ran", now.State)); err != nil {
+			if err := ex.Kill(ctx, key, fmt.Sprintf("task marked %s while it ran", now)); err != nil {
 				s.cfg.Logger.Warn("stop a try marked while it ran", "dag", old.rec.DAGID, "task", was.TaskID, "err", err)
 			}
 		}
@@ -220,7 +268,7 @@ func (s *Scheduler) stopEnded(ctx context.Context, old, cur *runState) {
 // unload forgets a run; ready items and timers that point at it are ignored later.
 func (s *Scheduler) unload(rs *runState) {
 	for i := range rs.tis {
-		if rs.tis[i].State.Active() {
+		if rs.tis[i].State.Active() && !rs.virtual(i) {
 			s.release(rs, i)
 		}
 		s.pokeEnded(&rs.tis[i]) // its report, if any, is ignored
@@ -264,8 +312,8 @@ func (s *Scheduler) startRun(rs *runState) {
 	if t := rs.plan.dag.RunTimeoutLimit(); t > 0 {
 		s.timers.add(timerItem{at: rs.rec.Started.Add(t), kind: timerRunTimeout, run: rs})
 	}
-	for i := range rs.tis {
-		if rs.tis[i].State == task.StateNone {
+	for i := range rs.plan.tasks {
+		if rs.undecided(i) {
 			s.evaluate(rs, i)
 		}
 	}
@@ -287,7 +335,7 @@ func (s *Scheduler) executorFor(kind task.ExecutorKind) executor.Executor {
 }
 
 func (s *Scheduler) executorKind(rs *runState, i int) task.ExecutorKind {
-	return rs.plan.settings[i].ExecutorFor(s.cfg.DefaultExecutor)
+	return rs.plan.settings[rs.tis[i].of].ExecutorFor(s.cfg.DefaultExecutor)
 }
 
 // poolLimit is a pool's size: set at run time (pools set), else declared
@@ -303,15 +351,56 @@ func (s *Scheduler) poolLimit(name string) int {
 }
 
 func (s *Scheduler) acquire(rs *runState, i int) {
+	p, t := rs.plan, rs.tis[i].of
 	s.active++
-	s.poolUsed[rs.plan.pool[i]] += rs.plan.settings[i].PoolSlots
-	rs.plan.activeTasks++
+	s.poolUsed[p.pool[t]] += p.settings[t].PoolSlots
+	p.activeTasks++
+	p.activeOf[t]++
+	rs.activeOf[t]++
 }
 
 func (s *Scheduler) release(rs *runState, i int) {
+	p, t := rs.plan, rs.tis[i].of
 	s.active--
-	s.poolUsed[rs.plan.pool[i]] -= rs.plan.settings[i].PoolSlots
-	rs.plan.activeTasks--
+	s.poolUsed[p.pool[t]] -= p.settings[t].PoolSlots
+	p.activeTasks--
+	p.activeOf[t]--
+	rs.activeOf[t]--
+	// A slot of a task with a limit freed: one parked instance of this run,
+	// and one of the DAG's, go back to the ready queue.
+	if q := rs.parked[t]; len(q) > 0 {
+		rs.parked[t] = q[1:]
+		s.ready.push(rs, q[0])
+	}
+	if q := p.parked[t]; len(q) > 0 {
+		p.parked[t] = q[1:]
+		if s.current(q[0].run) {
+			s.ready.push(q[0].run, q[0].task)
+		}
+	}
+}
+
+// overLimit parks ready slot i when its task has its MaxActivePerRun tries
+// in flight in the run, or its MaxActivePerDAG over the DAG's runs; release
+// puts it back.
+func (s *Scheduler) overLimit(rs *runState, i int) bool {
+	p, t := rs.plan, rs.tis[i].of
+	set := p.settings[t]
+	switch {
+	case set.MaxActivePerRun > 0 && rs.activeOf[t] >= set.MaxActivePerRun:
+		if rs.parked == nil {
+			rs.parked = map[int][]int{}
+		}
+		rs.parked[t] = append(rs.parked[t], i)
+		return true
+	case set.MaxActivePerDAG > 0 && p.activeOf[t] >= set.MaxActivePerDAG:
+		if p.parked == nil {
+			p.parked = map[int][]readyItem{}
+		}
+		p.parked[t] = append(p.parked[t], readyItem{run: rs, task: i})
+		return true
+	}
+	return false
 }
 
 // schedule moves ready tasks to queued while slots are free: parallelism, the
@@ -320,7 +409,7 @@ func (s *Scheduler) schedule() {
 	// The next task of a bucket starts when its DAG is not paused and has a
 	// free active-task slot, and its pool has the slots the task takes.
 	canStart := func(k bucketKey, next readyItem) bool {
-		slots := k.plan.settings[next.task].PoolSlots
+		slots := k.plan.settings[next.run.tis[next.task].of].PoolSlots
 		return !k.plan.paused && s.poolUsed[k.pool]+slots <= s.poolLimit(k.pool) && k.plan.activeTasks < k.plan.dag.MaxActiveTasksLimit()
 	}
 	for s.active < s.cfg.Parallelism {
@@ -331,6 +420,9 @@ func (s *Scheduler) schedule() {
 		rs, i := it.run, it.task
 		if !s.current(rs) || rs.tis[i].State != task.StateScheduled {
 			continue // stale
+		}
+		if s.overLimit(rs, i) {
+			continue
 		}
 		kind := s.executorKind(rs, i)
 		s.set(rs, i, task.StateQueued, func(ti *store.TaskInstance) {
@@ -347,22 +439,28 @@ func (s *Scheduler) schedule() {
 func (s *Scheduler) try(rs *runState, i int) executor.Try {
 	ti := rs.tis[i]
 	p := rs.plan
-	t := p.tasks[i]
+	t := p.tasks[ti.of]
 	runPK := rs.rec.ID
 	st := s.st
+	var in task.Inputs = task.InputsFunc(func(id string) ([]byte, bool, error) {
+		return st.XCom(context.Background(), runPK, id)
+	})
+	if ti.mapIndex >= 0 {
+		if item := s.item(rs, i); item != nil {
+			in = task.WithItem(in, item)
+		}
+	}
 	return executor.Try{
-		Key:  executor.Key{Run: runPK, DAGID: rs.rec.DAGID, RunID: rs.rec.RunID, TaskID: t.ID(), Try: ti.Try},
+		Key:  executor.Key{Run: runPK, DAGID: rs.rec.DAGID, RunID: rs.rec.RunID, TaskID: ti.TaskID, Try: ti.Try},
 		Task: t,
 		Info: task.Info{DAGID: rs.rec.DAGID, TaskID: t.ID(), RunID: rs.rec.RunID, RunType: rs.rec.Type,
 			Try: ti.Try, MaxTries: ti.MaxTries, LogicalDate: rs.rec.LogicalDate,
 			DataIntervalStart: rs.rec.IntervalStart, DataIntervalEnd: rs.rec.IntervalEnd, Location: p.dag.Location(),
-			PrevDataIntervalStartSuccess: s.prevSuccess(rs)},
-		Params: rs.params,
-		Conf:   json.RawMessage(rs.rec.Conf),
-		Inputs: task.InputsFunc(func(id string) ([]byte, bool, error) {
-			return st.XCom(context.Background(), runPK, id)
-		}),
-		Timeout: p.policy[i].Timeout,
+			PrevDataIntervalStartSuccess: s.prevSuccess(rs), MapIndex: ti.mapIndex},
+		Params:  rs.params,
+		Conf:    json.RawMessage(rs.rec.Conf),
+		Inputs:  in,
+		Timeout: p.policy[ti.of].Timeout,
 		State:   ti.State,
 		Host:    ti.Host,
 		Pod:     ti.Pod,
@@ -393,6 +491,9 @@ func (s *Scheduler) start(ctx context.Context, rs *runState, i int) {
 func (s *Scheduler) set(rs *runState, i int, to task.State, mutate func(*store.TaskInstance)) {
 	ti := &rs.tis[i]
 	from := ti.State
+	if ti.mapIndex >= 0 && rs.tis[ti.of].expanded {
+		rs.noteInstance(i, from, to)
+	}
 	next := ti.TaskInstance
 	next.State = to
 	if mutate != nil {

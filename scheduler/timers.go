@@ -80,7 +80,7 @@ func (s *Scheduler) timeoutRun(rs *runState) {
 	reason := fmt.Sprintf("run timed out after %s", rs.plan.dag.RunTimeoutLimit())
 	for i := range rs.tis {
 		ti := &rs.tis[i]
-		if ti.State.Finished() {
+		if ti.State.Finished() || rs.virtual(i) {
 			continue
 		}
 		if ti.State.Active() || ti.poking {

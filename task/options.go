@@ -166,6 +166,30 @@ func PoolSlots(n int) Option {
 	}
 }
 
+// MaxActivePerRun limits the tries of the task in flight at once within one
+// run (Airflow's max_active_tis_per_dagrun): for a mapped task, how many of its
+// instances run at a time. Zero (the default) sets no limit.
+func MaxActivePerRun(n int) Option {
+	return func(d *Def) {
+		if n < 0 {
+			d.fail("max active per run %d is negative", n)
+		}
+		d.maxPerRun = n
+	}
+}
+
+// MaxActivePerDAG limits the tries of the task in flight at once across every
+// run of its DAG (Airflow's max_active_tis_per_dag), its mapped instances
+// included. Zero (the default) sets no limit.
+func MaxActivePerDAG(n int) Option {
+	return func(d *Def) {
+		if n < 0 {
+			d.fail("max active per DAG %d is negative", n)
+		}
+		d.maxPerDAG = n
+	}
+}
+
 // MaxResultSize sets the largest result, in bytes of JSON, that a try of the
 // task may return (default: the runner's, 8 MiB unless runner.Config.
 // MaxResultSize says otherwise). A larger result fails the try, without retry.
@@ -205,6 +229,12 @@ type Settings struct {
 	// (AsTeardown); FailRun that a teardown's failure fails the run
 	// (FailRunOnTeardownFailure).
 	Setup, Teardown, FailRun bool
+	// Mapped says the task runs once per element of a list (MappingOf says
+	// which list).
+	Mapped bool
+	// MaxActivePerRun and MaxActivePerDAG limit the task's tries in flight
+	// in one run and across the DAG's runs (0: no limit).
+	MaxActivePerRun, MaxActivePerDAG int
 }
 
 // Settings returns the task's settings.
@@ -212,7 +242,8 @@ func (d *Def) Settings() Settings {
 	s := Settings{Kind: d.kind, Doc: d.doc, TriggerRule: d.trigger, Priority: d.priority,
 		Pool: d.pool, Executor: d.exec, DependsOnPast: d.dependsOnPast, WaitForDownstream: d.waitForDownstream,
 		MaxResultSize: d.maxResult, PoolSlots: max(d.poolSlots, 1), WeightRule: cmp.Or(d.weightRule, WeightDownstream),
-		Isolated: d.isolated, Setup: d.setup, Teardown: d.teardown, FailRun: d.failRun}
+		Isolated: d.isolated, Setup: d.setup, Teardown: d.teardown, FailRun: d.failRun, Mapped: d.mapSrc.set,
+		MaxActivePerRun: d.maxPerRun, MaxActivePerDAG: d.maxPerDAG}
 	if d.group != nil {
 		s.Group = d.group.ID()
 	}
@@ -298,6 +329,7 @@ func Problems(t Task, dagID string) []error {
 	for _, x := range d.down {
 		check("downstream", x)
 	}
+	errs = append(errs, d.mapProblems()...)
 	return append(errs, d.setupProblems()...)
 }
 

@@ -28,6 +28,9 @@ type Info struct {
 	// PrevDataIntervalStartSuccess is the data interval start of the latest earlier
 	// run of this DAG that succeeded; zero when there is none.
 	PrevDataIntervalStartSuccess time.Time
+	// MapIndex is the element's index for a try of a mapped task instance
+	// (read with Run.MapIndex, which is -1 for a task that is not mapped).
+	MapIndex int
 }
 
 // Inputs gives a try the results of its direct upstream tasks, as JSON.
@@ -139,6 +142,13 @@ type TemplateData struct {
 	// PrevDataIntervalStartSuccess is the data interval start of the previous
 	// successful run; zero when there is none.
 	PrevDataIntervalStartSuccess time.Time
+	// MapIndex is the element's index in a mapped task instance, -1 when
+	// the task is not mapped ({{ .MapIndex }}).
+	MapIndex int
+	// Item is the element a mapped task instance runs for, decoded from JSON
+	// as Result decodes ({{ .Item }}, {{ .Item.path }}); nil when the task is
+	// not mapped.
+	Item any
 
 	run *Run // for Output and Result
 }
@@ -161,13 +171,20 @@ func (d TemplateData) Result(taskID string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	v, err := decodeJSON(raw)
+	if err != nil {
 		return nil, fmt.Errorf("decode the result of %q: %w", taskID, err)
 	}
 	return v, nil
+}
+
+// decodeJSON decodes raw with objects as maps and numbers as json.Number.
+func decodeJSON(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
 }
 
 func (d TemplateData) upstream(taskID string) ([]byte, error) {
@@ -201,7 +218,7 @@ func (r *Run) Template() TemplateData {
 		LocalDS: ld.In(loc).Format("2006-01-02"), LocalTS: ld.In(loc).Format("2006-01-02T15:04:05-07:00"),
 		DAGID: i.DAGID, TaskID: i.TaskID, RunID: i.RunID, TryNumber: i.Try,
 		Params: r.params, Conf: conf, PrevDataIntervalStartSuccess: i.PrevDataIntervalStartSuccess,
-		run: r,
+		MapIndex: r.MapIndex(), run: r,
 	}
 }
 
@@ -214,7 +231,17 @@ func ParseTemplate(name, text string) (*template.Template, error) {
 // Render executes tmpl over this try's template context.
 func (r *Run) Render(tmpl *template.Template) (string, error) {
 	var b bytes.Buffer
-	if err := tmpl.Execute(&b, r.Template()); err != nil {
+	data := r.Template()
+	if r.task.mapSrc.set {
+		raw, err := r.Item()
+		if err != nil {
+			return "", fmt.Errorf("task %q: render %s: %w", r.task.id, tmpl.Name(), err)
+		}
+		if data.Item, err = decodeJSON(raw); err != nil {
+			return "", fmt.Errorf("task %q: render %s: element %d: %w", r.task.id, tmpl.Name(), data.MapIndex, err)
+		}
+	}
+	if err := tmpl.Execute(&b, data); err != nil {
 		return "", fmt.Errorf("task %q: render %s: %w", r.task.id, tmpl.Name(), err)
 	}
 	return b.String(), nil

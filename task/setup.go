@@ -94,6 +94,10 @@ const (
 // address (options run on a Def that is then copied into its task): when the
 // task is added to a DAG or a group, or linked.
 func (d *Def) bind() {
+	if d.mapSrc.from != nil && !d.mapLinked {
+		d.mapLinked = true
+		link(d.mapSrc.from, d)
+	}
 	if len(d.pendingSetups) == 0 {
 		return // nothing to write: a built DAG stays read-only
 	}

@@ -128,11 +128,15 @@ type Def struct {
 	callbacks         map[EventKind][]Callback
 	sensor            sensorConf
 	outlets           []string
-	set               setFlags // settings given by an option (see Group's defaults)
-	group             *Group   // the group the task is in, if any
-	setup, teardown   bool     // AsSetup, AsTeardown
-	failRun           bool     // FailRunOnTeardownFailure
-	pendingSetups     []Task   // AsTeardown's setups, linked by bind once d has its final address
+	set               setFlags  // settings given by an option (see Group's defaults)
+	group             *Group    // the group the task is in, if any
+	setup, teardown   bool      // AsSetup, AsTeardown
+	failRun           bool      // FailRunOnTeardownFailure
+	pendingSetups     []Task    // AsTeardown's setups, linked by bind once d has its final address
+	mapSrc            mapSource // what the task is mapped over (MapOver, MapItems, MapParam)
+	mapLinked         bool      // the edge from mapSrc.from is made (bind)
+	maxPerRun         int       // MaxActivePerRun; 0: no limit
+	maxPerDAG         int       // MaxActivePerDAG; 0: no limit
 }
 
 // NewDef returns the Def for a new task of the given kind. Task types call it from

@@ -24,8 +24,29 @@ func Mark(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, taskI
 	if to != task.StateSuccess && to != task.StateFailed {
 		return "", fmt.Errorf("mark task %q: state %q: %w", taskID, to, ErrBadState)
 	}
-	if _, ok := d.Task(taskID); !ok {
+	base, k := task.ParseInstanceID(taskID)
+	t, ok := d.Task(base)
+	if !ok || (k >= 0 && !task.SettingsOf(t).Mapped) {
 		return "", fmt.Errorf("dag %q has no task %q: %w", d.ID(), taskID, store.ErrNotFound)
+	}
+	if k < 0 && task.SettingsOf(t).Mapped {
+		// An expanded mapped task is marked through its instances.
+		if _, err := st.TaskInstance(ctx, run.ID, taskID); errors.Is(err, store.ErrNotFound) {
+			tis, err := st.Instances(ctx, run.ID, taskID)
+			if err != nil {
+				return "", fmt.Errorf("mark task %q of run %q: %w", taskID, run.RunID, err)
+			}
+			var from task.State
+			for _, ti := range tis {
+				if ti.State == to || ti.State == task.StateRemoved {
+					continue
+				}
+				if from, err = st.MarkTask(ctx, run.ID, ti.TaskID, to, note); err != nil {
+					return from, fmt.Errorf("mark task %q of run %q %s: %w", ti.TaskID, run.RunID, to, err)
+				}
+			}
+			return from, nil
+		}
 	}
 	from, err := st.MarkTask(ctx, run.ID, taskID, to, note)
 	if err != nil {

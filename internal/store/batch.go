@@ -18,6 +18,7 @@ type Batch struct {
 	xcoms  []xcom
 	outbox []OutboxEntry
 	assets []AssetEvent
+	expand []Expansion
 }
 
 // TIChange moves a task instance from state From to the values in TI. It applies
@@ -64,12 +65,13 @@ func (b *Batch) PutOutbox(e OutboxEntry) { b.outbox = append(b.outbox, e) }
 
 // Len is the number of changes in the batch.
 func (b *Batch) Len() int {
-	return len(b.tis) + len(b.runs) + len(b.xcoms) + len(b.outbox) + len(b.assets)
+	return len(b.tis) + len(b.runs) + len(b.xcoms) + len(b.outbox) + len(b.assets) + len(b.expand)
 }
 
 // Reset empties the batch, keeping its memory.
 func (b *Batch) Reset() {
 	b.tis, b.runs, b.xcoms, b.outbox, b.assets = b.tis[:0], b.runs[:0], b.xcoms[:0], b.outbox[:0], b.assets[:0]
+	b.expand = b.expand[:0]
 }
 
 // ConflictError says which change of a batch did not apply. It wraps ErrConflict.
@@ -111,6 +113,11 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 		s.stats.commitNanos.Add(int64(time.Since(began)))
 	}()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, e := range b.expand {
+			if err := applyExpansion(ctx, tx, e); err != nil {
+				return err
+			}
+		}
 		if len(b.tis) > 0 {
 			if err := s.applyTIs(ctx, tx, b.tis); err != nil {
 				return err

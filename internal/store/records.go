@@ -555,10 +555,12 @@ func (s *Store) queryTries(ctx context.Context, where string, args ...any) ([]Tr
 }
 
 // XCom returns the stored result of a task in a run; ok is false when there is none.
+// The result of a mapped task is the JSON array of its instances' results, by
+// map index (null where an instance stored none).
 func (s *Store) XCom(ctx context.Context, run int64, taskID string) (value []byte, ok bool, err error) {
 	err = s.r.QueryRowContext(ctx, `SELECT value FROM xcom WHERE run = ? AND task_id = ?`, run, taskID).Scan(&value)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, nil
+		return s.mappedXCom(ctx, run, taskID)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("result of task %q in run #%d: %w", taskID, run, err)
