@@ -332,3 +332,22 @@ func SummaryState(counts map[State]int) (s State, ok bool) {
 	}
 	return StateNone, false
 }
+
+// MappedOutput returns the results of every instance of the mapped task
+// from, a direct upstream of r's task, in element order. It is for tasks
+// mapped with MapOver, MapItems or MapParam, whose Ref is of one instance's
+// result (a mapped Bash task's string); a Map task is read with Output.
+func MappedOutput[T any](r *Run, from Ref[T]) ([]T, error) {
+	if !from.def().mapSrc.set {
+		return nil, fmt.Errorf("task %q reads %q with MappedOutput: %w", r.task.id, from.ID(), ErrNotMapped)
+	}
+	raw, err := r.input(from.def())
+	if err != nil {
+		return nil, err
+	}
+	var vs []T
+	if err := json.Unmarshal(raw, &vs); err != nil {
+		return nil, fmt.Errorf("task %q: decode the results of %q as %T: %w", r.task.id, from.ID(), vs, err)
+	}
+	return vs, nil
+}
