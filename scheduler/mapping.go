@@ -153,7 +153,7 @@ func (s *Scheduler) expand(ctx context.Context, rs *runState, i int) {
 		rs.tis[i].byState = map[task.State]int{}
 		rs.unfinished-- // the task's own slot stands for its instances now
 	}
-	rs.tis = slices.Grow(rs.tis, n-len(rs.tis[i].inst))
+	rs.tis = slices.Grow(rs.tis, max(n-len(rs.tis[i].inst), 0))
 	for k := range n {
 		if k < len(rs.tis[i].inst) {
 			j := rs.tis[i].inst[k]
@@ -173,7 +173,7 @@ func (s *Scheduler) expand(ctx context.Context, rs *runState, i int) {
 		rs.tis[i].byState[task.StateNone]++
 		rs.unfinished++
 	}
-	for _, j := range rs.tis[i].inst[n:] { // past the list: removed, as the store does
+	for _, j := range rs.tis[i].inst[min(n, len(rs.tis[i].inst)):] { // past the list: removed, as the store does
 		st := rs.tis[j].State
 		if st == task.StateRemoved {
 			continue

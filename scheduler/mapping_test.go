@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/runs"
@@ -225,38 +226,90 @@ func TestMapOverMapAndLiterals(t *testing.T) {
 	}
 }
 
+// gated returns a mapped function whose calls each say they started and wait
+// for gate to close.
+func gated(started chan<- int, gate <-chan struct{}) task.Func[int] {
+	return func(ctx context.Context, r *task.Run) (int, error) {
+		started <- r.MapIndex()
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		return r.MapIndex(), nil
+	}
+}
+
+// inFlight counts the instances of the runs that are queued or running in
+// the store.
+func (e *env) inFlight(runs ...store.Run) int {
+	n := 0
+	for _, r := range runs {
+		for _, ti := range e.states(r) {
+			if ti.State.Active() {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// expectLimit runs the scheduler until limit calls are blocked in the gate,
+// checks that the store has exactly limit instances in flight (every
+// instance of these runs is scheduled in one step, so without the limit all
+// of them would be queued in the commit that started these), then opens the
+// gate and runs the runs to their end.
+func (e *env) expectLimit(limit int, started chan int, gate chan struct{}, runs ...store.Run) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := e.runAsync(ctx)
+	for range limit {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			e.t.Fatalf("%d instances never started", limit)
+		}
+	}
+	if n := e.inFlight(runs...); n != limit {
+		e.t.Errorf("instances in flight = %d, want %d", n, limit)
+	}
+	close(gate)
+	go func() {
+		for range started {
+		}
+	}()
+	if err := <-errc; err != nil {
+		e.t.Fatal(err)
+	}
+	for _, r := range runs {
+		if got := e.runState(r); got != task.RunSuccess {
+			e.t.Errorf("run %s = %s", r.RunID, got)
+		}
+	}
+}
+
 // TestMapMaxActivePerRun: at most MaxActivePerRun instances run at once.
 func TestMapMaxActivePerRun(t *testing.T) {
 	t.Parallel()
-	src := list("src", 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
-	var now, peak atomic.Int32
-	gate := make(chan struct{})
-	var once sync.Once
-	m := task.Map("each", src, func(_ context.Context, _ *task.Run, x int) (int, error) {
-		n := now.Add(1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
-		if n == 3 {
-			once.Do(func() { close(gate) })
-		}
-		if x < 3 {
-			<-gate // the first three wait until three run together
-		}
-		now.Add(-1)
-		return x, nil
-	}, task.MaxActivePerRun(3))
-	d := dag.New("m").Add(src, m)
+	started, gate := make(chan int), make(chan struct{})
+	m := task.Go("each", gated(started, gate), task.MapItems(0, 1, 2, 3, 4, 5, 6, 7, 8, 9), task.MaxActivePerRun(3))
+	d := dag.New("m").Add(m)
 	e := setup(t, []*dag.DAG{d})
 	run := e.trigger(d, "r1")
-	e.runUntilIdle()
-	e.expect(run, task.RunSuccess, map[string]task.State{"each[9]": task.StateSuccess})
-	if p := peak.Load(); p != 3 {
-		t.Errorf("peak instances in flight = %d, want 3", p)
-	}
+	e.expectLimit(3, started, gate, run)
+}
+
+// TestMapMaxActivePerDAG: at most MaxActivePerDAG instances of the task run
+// at once over the DAG's runs.
+func TestMapMaxActivePerDAG(t *testing.T) {
+	t.Parallel()
+	started, gate := make(chan int), make(chan struct{})
+	m := task.Go("each", gated(started, gate), task.MapItems(0, 1, 2, 3), task.MaxActivePerDAG(2))
+	d := dag.New("m", dag.MaxActiveRuns(2)).Add(m)
+	e := setup(t, []*dag.DAG{d})
+	r1, r2 := e.trigger(d, "r1"), e.trigger(d, "r2")
+	e.expectLimit(2, started, gate, r1, r2)
 }
 
 // TestMapRefusesAlways: Airflow refuses trigger rule always on a task mapped

@@ -27,7 +27,7 @@ type measurement struct {
 }
 
 func main() {
-	only := flag.String("only", "", "run one scenario: chain, fanout, bash, sqlite, spawn")
+	only := flag.String("only", "", "run one scenario: chain, fanout, mapped, bash, sqlite, spawn")
 	child := flag.String("child", "", "internal: run one scenario in this process and print JSON")
 	syncFlag := flag.String("sync", "normal", "store durability for the trellis scenarios: normal or full")
 	flag.Parse()
@@ -47,7 +47,7 @@ func main() {
 		}
 		return
 	}
-	names := []string{"sqlite", "spawn", "chain", "fanout", "bash"}
+	names := []string{"sqlite", "spawn", "chain", "fanout", "mapped", "bash"}
 	if *only != "" {
 		names = []string{*only}
 	}
@@ -109,6 +109,12 @@ func runChild(name string, durability store.Sync) error {
 		m.Result, m.Ceiling = r, r.String()
 	case "fanout":
 		r, err := bench.FanOut(ctx, dir, 10000, 64, durability)
+		if err != nil {
+			return err
+		}
+		m.Result, m.Ceiling = r, r.String()
+	case "mapped":
+		r, err := bench.Mapped(ctx, dir, 10000, 64, durability)
 		if err != nil {
 			return err
 		}

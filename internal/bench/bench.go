@@ -47,7 +47,7 @@ func (r Result) String() string {
 }
 
 // run executes one run of d to its end on a fresh database in dir.
-func run(ctx context.Context, dir string, d *dag.DAG, parallelism int, sync store.Sync) (time.Duration, store.Stats, error) {
+func run(ctx context.Context, dir string, d *dag.DAG, parallelism int, sync store.Sync, opts ...func(*scheduler.Config)) (time.Duration, store.Stats, error) {
 	if err := d.Validate(); err != nil {
 		return 0, store.Stats{}, err
 	}
@@ -61,8 +61,12 @@ func run(ctx context.Context, dir string, d *dag.DAG, parallelism int, sync stor
 		Report: func(r executor.Report) { sched.Report(r) },
 		Logs:   func(k executor.Key) io.WriteCloser { return st.TryLog(k.Run, k.TaskID, k.Try) },
 	})
-	sched, err = scheduler.New(scheduler.Config{Store: st, DAGs: []*dag.DAG{d}, Local: ex, Parallelism: parallelism,
-		ExitWhenIdle: true, PollInterval: -1})
+	cfg := scheduler.Config{Store: st, DAGs: []*dag.DAG{d}, Local: ex, Parallelism: parallelism,
+		ExitWhenIdle: true, PollInterval: -1}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	sched, err = scheduler.New(cfg)
 	if err != nil {
 		return 0, store.Stats{}, err
 	}
@@ -149,6 +153,37 @@ func FanOut(ctx context.Context, dir string, n, parallelism int, durability stor
 		return Result{}, fmt.Errorf("fan-out ran %d of %d tasks", ran, n)
 	}
 	return Result{Scenario: "fanout", Tasks: n, Parallelism: parallelism, Wall: wall, Store: stats}, nil
+}
+
+// Mapped runs one Go task mapped over a list of n elements (n no-op mapped
+// instances), between the task that returns the list and one that reads
+// every instance's result, at the given parallelism.
+func Mapped(ctx context.Context, dir string, n, parallelism int, durability store.Sync) (Result, error) {
+	d := dag.New("mapped", dag.MaxActiveTasks(parallelism))
+	src := task.Go("src", func(context.Context, *task.Run) ([]int, error) {
+		xs := make([]int, n)
+		for i := range xs {
+			xs[i] = i
+		}
+		return xs, nil
+	})
+	each := task.Map("each", src, func(_ context.Context, _ *task.Run, x int) (int, error) { return x, nil })
+	var got int
+	reduce := task.Go("reduce", func(_ context.Context, r *task.Run) (int, error) {
+		xs, err := task.Output(r, each)
+		got = len(xs)
+		return len(xs), err
+	})
+	each.Then(reduce)
+	d.Add(src, each, reduce)
+	wall, stats, err := run(ctx, dir, d, parallelism, durability, func(c *scheduler.Config) { c.MaxMapLength = n })
+	if err != nil {
+		return Result{}, err
+	}
+	if got != n {
+		return Result{}, fmt.Errorf("mapped: the reduce read %d of %d results", got, n)
+	}
+	return Result{Scenario: "mapped", Tasks: n + 2, Parallelism: parallelism, Wall: wall, Store: stats}, nil
 }
 
 // Bash runs n independent Bash tasks running `true` at the given parallelism.

@@ -40,6 +40,18 @@ func BenchmarkFanOut10000(b *testing.B) {
 	}
 }
 
+// BenchmarkMapped10000 is 10,000 mapped instances of a no-op Go function
+// at parallelism 64 (synchronous=FULL commits).
+func BenchmarkMapped10000(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		r, err := bench.Mapped(context.Background(), b.TempDir(), 10000, 64, store.SyncFull)
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, r)
+	}
+}
+
 // BenchmarkBash1000 is scenario (c): 1,000 Bash `true` tasks at parallelism 8.
 func BenchmarkBash1000(b *testing.B) {
 	for i := 0; i < b.N; i++ {
@@ -55,6 +67,9 @@ func BenchmarkBash1000(b *testing.B) {
 // checked by the ordinary test run.
 func TestScenariosComplete(t *testing.T) {
 	ctx := context.Background()
+	if r, err := bench.Mapped(ctx, t.TempDir(), 200, 8, store.SyncNormal); err != nil || r.Tasks != 202 {
+		t.Fatalf("mapped: %v %+v", err, r)
+	}
 	if r, err := bench.Chain(ctx, t.TempDir(), 20, store.SyncNormal); err != nil || r.HandoffP50 <= 0 {
 		t.Fatalf("chain: %v %+v", err, r)
 	}
