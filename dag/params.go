@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/trellisdag/trellis/task"
 	"math"
 	"reflect"
 	"slices"
@@ -180,6 +181,20 @@ func (d *DAG) paramProblems() []error {
 			if p.Required {
 				errs = append(errs, fmt.Errorf("param %q is required, but the DAG has a schedule and scheduled runs have no conf: give it a default", p.Name))
 			}
+		}
+	}
+	// A task mapped over a param needs the param declared as a list.
+	for _, t := range d.tasks {
+		m, ok := task.MappingOf(t)
+		if !ok || m.Param == "" {
+			continue
+		}
+		i := slices.IndexFunc(d.params, func(p paramSpec) bool { return p.Name == m.Param })
+		switch {
+		case i < 0:
+			errs = append(errs, fmt.Errorf("task %q is mapped over param %q, which the DAG does not declare (dag.Params)", t.ID(), m.Param))
+		case d.params[i].typ != ParamArray && d.params[i].typ != ParamAny:
+			errs = append(errs, fmt.Errorf("task %q is mapped over param %q of type %s; want an array", t.ID(), m.Param, typeName(d.params[i].typ)))
 		}
 	}
 	return errs
