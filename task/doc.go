@@ -34,6 +34,31 @@
 // template file and a *corev1.Pod override), depends_on_past and wait_for_downstream.
 // What a task does not set comes from its group's defaults, then its DAG's.
 //
+// # Dynamic task mapping
+//
+// Map runs a function once per element of an upstream's list, each element a
+// task instance of its own ("size[3]": its own state, tries, log, result and
+// pod), created when the run reaches it (Airflow's expand). Output reads every
+// instance's result downstream, in element order:
+//
+//	files := task.Go("list_files", listFiles) // []string
+//	size := task.Map("size", files, func(ctx context.Context, r *task.Run, path string) (int64, error) {
+//		return fileSize(path) // r.MapIndex() is the element's index
+//	})
+//	total := task.Go("total", func(ctx context.Context, r *task.Run) (int64, error) {
+//		sizes, err := task.Output(r, size) // []int64
+//		...
+//	})
+//	size.Then(total)
+//
+// Any task maps with an option: MapOver (a result), MapItems (a literal list)
+// or MapParam (a DAG param); Bash and Pod templates see {{ .Item }} and
+// {{ .MapIndex }}, and MappedOutput reads their results. An empty list skips
+// the task; a list longer than the runner's limit (DefaultMaxMapLength) fails
+// the task that returned it. Trigger rules count each instance as one upstream;
+// SummaryState is the state shown for the task. MaxActivePerRun and
+// MaxActivePerDAG bound the instances in flight.
+//
 // # Groups
 //
 // A Group (Airflow's TaskGroup) prefixes the ids of its tasks with its own
