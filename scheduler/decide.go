@@ -268,8 +268,8 @@ func (s *Scheduler) succeeded(rs *runState, i int, result []byte, end func(*stor
 			}
 		}
 		for _, d := range p.down[i] {
-			if !keep[d] && rs.tis[d].State == task.StateNone {
-				s.set(rs, d, task.StateSkipped, func(t *store.TaskInstance) { t.Error = "not chosen by branch " + p.tasks[i].ID() })
+			if !keep[d] {
+				s.skipUndecided(rs, d, "not chosen by branch "+p.tasks[i].ID())
 			}
 		}
 	case task.KindShortCircuit:
@@ -285,8 +285,8 @@ func (s *Scheduler) succeeded(rs *runState, i int, result []byte, end func(*stor
 					seen[d] = true
 					// A teardown still runs (Airflow's ShortCircuitOperator
 					// leaves teardowns to their trigger rule).
-					if rs.tis[d].State == task.StateNone && !p.settings[d].Teardown {
-						s.set(rs, d, task.StateSkipped, func(t *store.TaskInstance) { t.Error = "short-circuited by " + p.tasks[i].ID() })
+					if !p.settings[d].Teardown {
+						s.skipUndecided(rs, d, "short-circuited by "+p.tasks[i].ID())
 					}
 					skip(d)
 				}

@@ -66,6 +66,24 @@ func (rs *runState) undecided(i int) bool {
 	return ti.State == task.StateNone && ti.mapIndex < 0
 }
 
+// skipUndecided skips slot d (a task, or an expanded mapped task's
+// instances) if it is still undecided: a branch did not choose it, or a short
+// circuit skips it.
+func (s *Scheduler) skipUndecided(rs *runState, d int, why string) {
+	if !rs.undecided(d) {
+		return
+	}
+	if rs.virtual(d) {
+		for _, j := range rs.tis[d].inst {
+			if rs.tis[j].State == task.StateNone {
+				s.set(rs, j, task.StateSkipped, func(t *store.TaskInstance) { t.Error = why })
+			}
+		}
+		return
+	}
+	s.set(rs, d, task.StateSkipped, func(t *store.TaskInstance) { t.Error = why })
+}
+
 // decideInstances gives the instances in state none of expanded mapped task i
 // the state its trigger rule decided (skipped or upstream_failed).
 func (s *Scheduler) decideInstances(rs *runState, i int, to task.State) {
@@ -151,6 +169,9 @@ func (s *Scheduler) expand(ctx context.Context, rs *runState, i int) {
 	if !rs.tis[i].expanded {
 		rs.tis[i].expanded = true
 		rs.tis[i].byState = map[task.State]int{}
+		for _, j := range rs.tis[i].inst { // removed by an earlier empty list
+			rs.tis[i].byState[rs.tis[j].State]++
+		}
 		rs.unfinished-- // the task's own slot stands for its instances now
 	}
 	rs.tis = slices.Grow(rs.tis, max(n-len(rs.tis[i].inst), 0))

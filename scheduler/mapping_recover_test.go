@@ -131,7 +131,7 @@ func TestMapReexpandsAfterClear(t *testing.T) {
 		n       int32
 		want    string
 		removed []string
-	}{{2, "[10,20]", []string{"each[2]"}}, {4, "[10,20,30,40]", nil}} {
+	}{{2, "[10,20]", []string{"each[2]"}}, {4, "[10,20,30,40]", nil}, {0, "", []string{"each[0]", "each[3]"}}, {3, "[10,20,30]", []string{"each[3]"}}} {
 		n.Store(c.n)
 		cur, err := e.st.RunByID(ctx, run.ID)
 		if err != nil {
@@ -148,6 +148,9 @@ func TestMapReexpandsAfterClear(t *testing.T) {
 			t.Errorf("list of %d: red = %s, want %s", c.n, v, c.want)
 		}
 		st := e.states(run)
+		if c.n == 0 && (st["each"].State != task.StateSkipped || st["red"].State != task.StateSkipped) {
+			t.Errorf("empty list: each %s, red %s; want both skipped", st["each"].State, st["red"].State)
+		}
 		for _, id := range c.removed {
 			if st[id].State != task.StateRemoved {
 				t.Errorf("list of %d: %s is %s, want removed", c.n, id, st[id].State)

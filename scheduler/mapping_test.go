@@ -324,3 +324,20 @@ func TestMapRefusesAlways(t *testing.T) {
 }
 
 var _ = store.ErrNotFound
+
+// TestBranchSkipsMappedTask: a branch that does not choose a mapped task
+// skips it before it expands.
+func TestBranchSkipsMappedTask(t *testing.T) {
+	t.Parallel()
+	src := list("src", 1, 2)
+	m := task.Map("each", src, func(context.Context, *task.Run, int) (int, error) { return 0, nil })
+	other := noop("other")
+	br := task.Branch("pick", func(context.Context, *task.Run) ([]task.Task, error) { return []task.Task{other}, nil })
+	src.Then(br)
+	br.Then(m, other)
+	d := dag.New("m").Add(src, br, m, other)
+	e := setup(t, []*dag.DAG{d})
+	run := e.trigger(d, "r1")
+	e.runUntilIdle()
+	e.expect(run, task.RunSuccess, map[string]task.State{"each": task.StateSkipped, "other": task.StateSuccess})
+}

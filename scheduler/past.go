@@ -54,6 +54,11 @@ func (s *Scheduler) pastOK(ctx context.Context, rs *runState, i int) bool {
 	}
 	for _, id := range ids {
 		ti, err := s.st.TaskInstance(ctx, stored.ID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			// An expanded mapped task has no row of its own: its state
+			// is its instances' summary.
+			ti.State, err = s.mappedState(ctx, stored.ID, id)
+		}
 		if errors.Is(err, store.ErrNotFound) || (err == nil && ti.State == task.StateRemoved) {
 			continue // the previous run did not have the task: nothing to wait for
 		}
@@ -143,4 +148,21 @@ func (s *Scheduler) pastPending() bool {
 		}
 	}
 	return false
+}
+
+// mappedState is the summary state of mapped task id's instances in a stored
+// run, or ErrNotFound when it has none.
+func (s *Scheduler) mappedState(ctx context.Context, run int64, id string) (task.State, error) {
+	tis, err := s.st.Instances(ctx, run, id)
+	if err != nil {
+		return "", err
+	}
+	counts := map[task.State]int{}
+	for _, ti := range tis {
+		counts[ti.State]++
+	}
+	if st, ok := task.SummaryState(counts); ok {
+		return st, nil
+	}
+	return "", store.ErrNotFound
 }
