@@ -358,24 +358,9 @@ func prepareBackfill(ctx context.Context, st *store.Store, d *dag.DAG, ivs []dag
 		case run.State == task.RunFailed && !reprocess:
 			skipped++
 		case run.State == task.RunFailed:
-			tis, err := st.TaskInstances(ctx, run.ID)
-			if err != nil {
-				return nil, 0, err
-			}
-			var ids []string
-			for _, ti := range tis {
-				if ti.State == task.StateFailed || ti.State == task.StateUpstreamFailed {
-					ids = append(ids, ti.TaskID)
-				}
-			}
-			retries := func(id string) int {
-				t, _ := d.Task(id)
-				if t == nil {
-					return 0
-				}
-				return task.PolicyOf(t, d.Defaults()).Retries
-			}
-			if err := st.Clear(ctx, run.ID, ids, retries); err != nil {
+			// Its failed and upstream_failed tasks (mapped instances
+			// included) run again, through the one clear rule.
+			if _, err := runs.Clear(ctx, st, d, run, nil, runs.ClearOptions{FailedOnly: true}); err != nil {
 				return nil, 0, err
 			}
 			track = append(track, run.ID)

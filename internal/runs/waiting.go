@@ -32,7 +32,8 @@ func Waiting(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, ti
 	}
 	why := map[string]string{}
 	for _, ti := range tis {
-		t, ok := d.Task(ti.TaskID)
+		base, _ := task.ParseInstanceID(ti.TaskID) // a mapped instance waits as its task does
+		t, ok := d.Task(base)
 		if !ok {
 			continue // removed from the DAG: it waits for nothing
 		}
