@@ -201,6 +201,9 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 		case t.Teardown:
 			kind += " (teardown)"
 		}
+		if t.Map != nil {
+			kind += " (mapped)"
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, kind, t.TriggerRule, t.Retries, delay, timeout,
 			prio, pool, ex, past, down)
 	}
@@ -210,6 +213,11 @@ func cmdDagsShow(ctx context.Context, r *Runner, args []string) error {
 	if err := printGroups(out, snap); err != nil {
 		return err
 	}
+	var current *dag.DAG
+	if shown == d.Version() {
+		current = d
+	}
+	printMapped(out, snap, current, r.cfg.MaxMapLength)
 	for _, t := range snap.Tasks {
 		if t.Sensor != nil {
 			fmt.Fprintf(out, "\nsensor %s: pokes every %s for at most %s", t.ID, t.Sensor.PokeInterval, t.Sensor.Timeout)
@@ -251,8 +259,13 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "dags test")
 	ld := f.fs.String("logical-date", "", "logical date of the run, in the DAG's timezone unless it has an offset (default: now)")
 	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
+	maxMap := addMaxMapLengthFlag(f)
 	kube := r.addKubeFlags(f)
 	pos, err := f.parse(args, "<dag>")
+	if err != nil {
+		return err
+	}
+	maxMapLength, err := maxMap()
 	if err != nil {
 		return err
 	}
@@ -307,6 +320,7 @@ func cmdDagsTest(ctx context.Context, r *Runner, args []string) error {
 		pollInterval: -1,
 		noCron:       true,
 		kube:         ptr(kube()),
+		maxMapLength: maxMapLength,
 	})
 	if err != nil {
 		return err
@@ -325,8 +339,13 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
 	ld := f.fs.String("logical-date", "", "logical date of the run, in the DAG's timezone unless it has an offset (default: now)")
 	wait := f.fs.Bool("wait", false, "wait until the run ends; run it in this process when no scheduler is running")
+	maxMap := addMaxMapLengthFlag(f)
 	kube := r.addKubeFlags(f)
 	pos, err := f.parse(args, "<dag>")
+	if err != nil {
+		return err
+	}
+	maxMapLength, err := maxMap()
 	if err != nil {
 		return err
 	}
@@ -382,7 +401,7 @@ func cmdDagsTrigger(ctx context.Context, r *Runner, args []string) error {
 		defer unlock()
 		p := newProgress(r.cfg.Stdout, d)
 		e, err := r.newEngine(st, engineConfig{observe: p.observe, runs: func(x store.Run) bool { return x.ID == run.ID },
-			exitWhenIdle: true, pollInterval: -1, noCron: true, kube: ptr(kube())})
+			exitWhenIdle: true, pollInterval: -1, noCron: true, kube: ptr(kube()), maxMapLength: maxMapLength})
 		if err != nil {
 			return err
 		}
@@ -427,7 +446,7 @@ func (r *Runner) summary(ctx context.Context, st *store.Store, dagID, runID stri
 	if err != nil {
 		return err
 	}
-	if err := r.printRun(ctx, st, run); err != nil {
+	if err := r.printRun(ctx, st, run, defaultMaxInstances); err != nil {
 		return err
 	}
 	if run.State == task.RunFailed {

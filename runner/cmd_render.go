@@ -25,6 +25,9 @@ func cmdRender(ctx context.Context, r *Runner, args []string) error {
 	confFlag := f.fs.String("conf", "", "run conf, a JSON object")
 	out := f.fs.String("o", "yaml", "output format: yaml or json")
 	try := f.fs.Int("try", 1, "try number")
+	var mi mapIndexFlag
+	f.fs.Var(&mi, "map-index", "render this instance of the mapped task given (also written task[N]; default: the first, 0)")
+	itemFlag := f.fs.String("item", "", "the element, as JSON, a mapped task is rendered with (default: element --map-index of its literal list or param; a placeholder for an upstream's result)")
 	kf := r.addKubeFlags(f)
 	pos, err := f.parse(args, "<dag>", "[task]")
 	if err != nil {
@@ -43,16 +46,28 @@ func cmdRender(ctx context.Context, r *Runner, args []string) error {
 		return err
 	}
 	tasks := d.Tasks()
+	index := mi.index()
 	if len(pos) > 1 {
-		t, ok := d.Task(pos[1])
-		if !ok {
+		arg, err := parseTaskArg("render", d, pos[1], &mi)
+		if err != nil {
+			return err
+		}
+		t := arg.task
+		if t == nil {
 			return usagef("dag %q has no task %q", d.ID(), pos[1])
 		}
+		if *itemFlag != "" && !task.SettingsOf(t).Mapped {
+			return usagef("render: --item: task %q of dag %q is not mapped", t.ID(), d.ID())
+		}
+		index = arg.index
 		if task.SettingsOf(t).Kind == task.KindSensor {
 			return usagef("render: task %q of dag %q is a sensor: its pokes run in the runner, never in a pod", t.ID(), d.ID())
 		}
 		tasks = []task.Task{t}
 	} else {
+		if mi.set || *itemFlag != "" {
+			return usagef("render: --map-index and --item need a task: render %s <task> --map-index N", d.ID())
+		}
 		// Sensors poke in the runner: they have no pod to show.
 		kept := tasks[:0:0]
 		for _, t := range tasks {
@@ -79,19 +94,66 @@ func cmdRender(ctx context.Context, r *Runner, args []string) error {
 	if err != nil {
 		return &UsageError{err}
 	}
+	if *itemFlag != "" && !json.Valid([]byte(*itemFlag)) {
+		return usagef("render: --item: malformed JSON: %s", preview(*itemFlag, 60))
+	}
+	items := map[string]renderItem{}
+	for _, t := range tasks {
+		if !task.SettingsOf(t).Mapped {
+			continue
+		}
+		it, err := mapItem(t, max(index, 0), json.RawMessage(*itemFlag), params)
+		if err != nil {
+			return err
+		}
+		if len(tasks) > 1 {
+			fmt.Fprintf(r.cfg.Stderr, "render: %s is mapped: its pod is shown for %s (render %s %s --map-index N shows another)\n",
+				t.ID(), task.InstanceID(t.ID(), it.index), d.ID(), t.ID())
+		}
+		items[t.ID()] = it
+	}
 	ks, err := r.newKubeSetup(kf(), *f.db)
 	if err != nil {
 		return err
 	}
-	pods, err := ks.renderPods(ctx, d, tasks, logical, conf, params, *try)
+	pods, err := ks.renderPods(ctx, d, tasks, items, logical, conf, params, *try)
 	if err != nil {
 		return err
 	}
 	return writePods(r, pods, *out)
 }
 
-// renderPods builds the pods of one try of each task of a run at logical.
-func (ks *kubeSetup) renderPods(ctx context.Context, d *dag.DAG, tasks []task.Task, logical time.Time, conf json.RawMessage, params map[string]any, try int) ([]*corev1.Pod, error) {
+// renderItem is the instance of a mapped task that render shows.
+type renderItem struct {
+	index int
+	item  json.RawMessage
+}
+
+// mapItem returns the instance of mapped task t that render shows: element
+// k of its literal list or param, or item when given. Without a run, an
+// upstream's result does not exist: the element is then a placeholder string,
+// as render's upstream results are.
+func mapItem(t task.Task, k int, item json.RawMessage, params map[string]any) (renderItem, error) {
+	if len(item) > 0 {
+		return renderItem{k, item}, nil
+	}
+	m, _ := task.MappingOf(t)
+	if m.Over != "" {
+		return renderItem{k, json.RawMessage(fmt.Sprintf(`"<element %d of the result of %s>"`, k, m.Over))}, nil
+	}
+	items, _, err := m.Elements(nil, params)
+	if err != nil {
+		return renderItem{}, &UsageError{fmt.Errorf("render: task %q: %w", t.ID(), err)}
+	}
+	if k >= len(items) {
+		return renderItem{}, usagef("render: --map-index %d is out of range: the list task %q is mapped over has %d element(s)", k, t.ID(), len(items))
+	}
+	return renderItem{k, items[k]}, nil
+}
+
+// renderPods builds the pods of one try of each task of a run at logical;
+// a mapped task's is the pod of its instance in items.
+func (ks *kubeSetup) renderPods(ctx context.Context, d *dag.DAG, tasks []task.Task, items map[string]renderItem, logical time.Time, conf json.RawMessage, params map[string]any, try int) ([]*corev1.Pod, error) {
 	start, end := d.InferInterval(logical)
 	runID := runID("manual", logical)
 	var pods []*corev1.Pod
@@ -99,10 +161,16 @@ func (ks *kubeSetup) renderPods(ctx context.Context, d *dag.DAG, tasks []task.Ta
 	for _, t := range tasks {
 		pol := task.PolicyOf(t, d.Defaults())
 		info := task.Info{DAGID: d.ID(), TaskID: t.ID(), RunID: runID, RunType: task.RunManual, Try: try,
-			MaxTries: pol.Retries + 1, LogicalDate: logical, DataIntervalStart: start, DataIntervalEnd: end, Location: d.Location()}
+			MaxTries: pol.Retries + 1, LogicalDate: logical, DataIntervalStart: start, DataIntervalEnd: end, Location: d.Location(), MapIndex: -1}
+		var in task.Inputs = renderInputs
+		id := t.ID()
+		if it, ok := items[t.ID()]; ok {
+			info.MapIndex, id = it.index, task.InstanceID(t.ID(), it.index)
+			in = task.WithItem(in, it.item)
+		}
 		pod, err := ks.buildPod(ctx, executor.Try{
-			Key:  executor.Key{DAGID: d.ID(), RunID: runID, TaskID: t.ID(), Try: try},
-			Task: t, Info: info, Params: params, Conf: conf, Timeout: pol.Timeout, Inputs: renderInputs,
+			Key:  executor.Key{DAGID: d.ID(), RunID: runID, TaskID: id, Try: try},
+			Task: t, Info: info, Params: params, Conf: conf, Timeout: pol.Timeout, Inputs: in,
 		}, false)
 		if err != nil {
 			errs = append(errs, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -118,9 +119,13 @@ func findRun(ctx context.Context, st *store.Store, dagID, runID string) (store.R
 
 func cmdRunsShow(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "runs show")
+	maxInst := f.fs.Int("max-instances", defaultMaxInstances, "instances listed under each mapped task (those not succeeded first); 0 lists all")
 	pos, err := f.parse(args, "<dag>", "<run>")
 	if err != nil {
 		return err
+	}
+	if *maxInst < 0 {
+		return usagef("runs show: --max-instances %d: want 0 (all) or more", *maxInst)
 	}
 	if _, err := r.dag(pos[0]); err != nil {
 		return err
@@ -136,11 +141,67 @@ func cmdRunsShow(ctx context.Context, r *Runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	return r.printRun(ctx, st, run)
+	return r.printRun(ctx, st, run, *maxInst)
 }
 
-// printRun prints a run's header and a table of its task instances in DAG order.
-func (r *Runner) printRun(ctx context.Context, st *store.Store, run store.Run) error {
+// defaultMaxInstances is how many instances of a mapped task runs show (and
+// the summary of dags test) lists.
+const defaultMaxInstances = 20
+
+// instanceStates is the order in which the per-state counts of a mapped task
+// are printed: Airflow's order for its summary state.
+var instanceStates = []task.State{task.StateFailed, task.StateUpstreamFailed, task.StateUpForRetry, task.StateQueued,
+	task.StateScheduled, task.StateDeferred, task.StateRunning, task.StateNone, task.StateSuccess, task.StateSkipped, task.StateRemoved}
+
+// stateCounts prints counts as "4 success, 1 failed", in instanceStates'
+// order (states it does not know last, by name).
+func stateCounts(counts map[task.State]int) string {
+	var parts []string
+	seen := map[task.State]bool{}
+	for _, s := range instanceStates {
+		seen[s] = true
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	var other []string
+	for s, n := range counts {
+		if !seen[s] && n > 0 {
+			other = append(other, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	slices.Sort(other)
+	return strings.Join(append(parts, other...), ", ")
+}
+
+// shownInstances picks at most limit (0: all) of a mapped task's instances,
+// those that did not succeed first, and returns them by map index.
+func shownInstances(tis []store.TaskInstance, limit int) []store.TaskInstance {
+	if limit == 0 || len(tis) <= limit {
+		return tis
+	}
+	rank := func(s task.State) int {
+		switch s {
+		case task.StateSuccess, task.StateSkipped, task.StateRemoved:
+			return 1
+		}
+		return 0
+	}
+	picked := slices.Clone(tis)
+	slices.SortStableFunc(picked, func(a, b store.TaskInstance) int { return rank(a.State) - rank(b.State) })
+	picked = picked[:limit]
+	slices.SortFunc(picked, func(a, b store.TaskInstance) int {
+		_, i := task.ParseInstanceID(a.TaskID)
+		_, j := task.ParseInstanceID(b.TaskID)
+		return i - j
+	})
+	return picked
+}
+
+// printRun prints a run's header and a table of its task instances in DAG
+// order. A mapped task is one line with its summary state and a count per
+// state, followed by at most maxInstances (0: all) of its instances.
+func (r *Runner) printRun(ctx context.Context, st *store.Store, run store.Run, maxInstances int) error {
 	tis, err := st.TaskInstances(ctx, run.ID)
 	if err != nil {
 		return err
@@ -161,8 +222,20 @@ func (r *Runner) printRun(ctx context.Context, st *store.Store, run store.Run) e
 	}
 	fmt.Fprintln(out)
 	byID := map[string]store.TaskInstance{}
+	instances := map[string][]store.TaskInstance{} // a mapped task's instances, by map index
 	for _, ti := range tis {
+		if base, k := task.ParseInstanceID(ti.TaskID); k >= 0 {
+			instances[base] = append(instances[base], ti)
+			continue
+		}
 		byID[ti.TaskID] = ti
+	}
+	for _, list := range instances {
+		slices.SortFunc(list, func(a, b store.TaskInstance) int {
+			_, i := task.ParseInstanceID(a.TaskID)
+			_, j := task.ParseInstanceID(b.TaskID)
+			return i - j
+		})
 	}
 	var order []string
 	var waiting map[string]string
@@ -175,18 +248,22 @@ func (r *Runner) printRun(ctx context.Context, st *store.Store, run store.Run) e
 			return err
 		}
 	}
+	listed := map[string]bool{}
 	for _, ti := range tis { // tasks the run has but the DAG lost, last
-		if !known[ti.TaskID] {
-			order = append(order, ti.TaskID)
+		id, _ := task.ParseInstanceID(ti.TaskID)
+		if !known[id] && !listed[id] {
+			order, listed[id] = append(order, id), true
 		}
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TASK\tSTATE\tTRY\tDURATION\tEXIT\tRESULT / ERROR")
-	for _, id := range order {
-		ti, ok := byID[id]
-		if !ok {
-			continue
+	removed := func(id string, detail string) string {
+		if len(known) > 0 && !known[id] {
+			return "(removed from the DAG) " + detail
 		}
+		return detail
+	}
+	row := func(id string, ti store.TaskInstance, base string) {
 		exit := "-"
 		if ti.ExitCode != nil {
 			exit = strconv.Itoa(*ti.ExitCode)
@@ -200,10 +277,50 @@ func (r *Runner) printRun(ctx context.Context, st *store.Store, run store.Run) e
 				detail = preview(string(v), 60)
 			}
 		}
-		if len(known) > 0 && !known[id] && ti.State != task.StateRemoved {
-			detail = "(removed from the DAG) " + detail
+		if ti.State != task.StateRemoved {
+			detail = removed(base, detail)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", id, ti.State, ti.Try, ti.MaxTries, fmtDuration(ti.Started, ti.Ended), exit, preview(detail, 120))
+	}
+	for _, id := range order {
+		if ti, ok := byID[id]; ok {
+			row(id, ti, id)
+		}
+		list := instances[id]
+		if len(list) == 0 {
+			continue
+		}
+		counts := map[task.State]int{}
+		var first, last time.Time
+		for _, ti := range list {
+			counts[ti.State]++
+			if !ti.Started.IsZero() && (first.IsZero() || ti.Started.Before(first)) {
+				first = ti.Started
+			}
+			if ti.Ended.After(last) {
+				last = ti.Ended
+			}
+		}
+		state, _ := task.SummaryState(counts)
+		dur := "-"
+		if counts[task.StateRunning]+counts[task.StateQueued]+counts[task.StateScheduled]+counts[task.StateNone]+
+			counts[task.StateUpForRetry]+counts[task.StateDeferred] == 0 {
+			dur = fmtDuration(first, last)
+		}
+		detail := "[" + stateCounts(counts) + "]"
+		if state == task.StateSuccess {
+			if v, ok, err := st.XCom(ctx, run.ID, id); err == nil && ok {
+				detail += " " + preview(string(v), 60)
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", id, state, "-", dur, "-", preview(removed(id, detail), 120))
+		shown := shownInstances(list, maxInstances)
+		for _, ti := range shown {
+			row(ti.TaskID, ti, id)
+		}
+		if n := len(list) - len(shown); n > 0 {
+			fmt.Fprintf(w, "%s[…]\t%d more instances of %s not shown (runs show --max-instances 0 lists all)\n", id, n, id)
+		}
 	}
 	return w.Flush()
 }
@@ -219,6 +336,8 @@ func preview(s string, n int) string {
 func cmdLogs(ctx context.Context, r *Runner, args []string) error {
 	f := newFlags(r, "logs")
 	try := f.fs.Int("try", 0, "try number (default: the latest)")
+	var mi mapIndexFlag
+	f.fs.Var(&mi, "map-index", "the instance of a mapped task (its element's index in the list; also written task[N])")
 	pos, err := f.parse(args, "<dag>", "<run>", "<task>")
 	if err != nil {
 		return err
@@ -227,10 +346,14 @@ func cmdLogs(ctx context.Context, r *Runner, args []string) error {
 	if err != nil {
 		return err
 	}
+	arg, err := parseTaskArg("logs", d, pos[2], &mi)
+	if err != nil {
+		return err
+	}
 	// A task the DAG no longer has (renamed or removed since) still has its
 	// logs in the runs that ran it.
-	_, known := d.Task(pos[2])
-	unknown := usagef("dag %q has no task %q", pos[0], pos[2])
+	known := arg.task != nil
+	unknown := usagef("dag %q has no task %q", pos[0], arg.base)
 	st, err := openRead(ctx, *f.db)
 	if err != nil {
 		return err
@@ -245,27 +368,31 @@ func cmdLogs(ctx context.Context, r *Runner, args []string) error {
 		}
 		return err
 	}
-	ti, err := st.TaskInstance(ctx, run.ID, pos[2])
+	if err := checkInstance(ctx, st, "logs", run, arg); err != nil {
+		return err
+	}
+	id := arg.id()
+	ti, err := st.TaskInstance(ctx, run.ID, id)
 	if err != nil {
 		if !known && errors.Is(err, store.ErrNotFound) {
 			return unknown
 		}
-		return err
+		return fmt.Errorf("logs of %q in run %q: %w", id, run.RunID, err)
 	}
 	if ti.Try == 0 {
-		return usagef("task %q of run %q has no try yet (it is %s)", pos[2], pos[1], ti.State)
+		return usagef("task %q of run %q has no try yet (it is %s)", id, pos[1], ti.State)
 	}
 	n := *try
 	if n == 0 {
 		n = ti.Try
 	}
 	if n < 1 || n > ti.Try {
-		return usagef("task %q of run %q has %d tries; --try %d does not exist", pos[2], pos[1], ti.Try, *try)
+		return usagef("task %q of run %q has %d tries; --try %d does not exist", id, pos[1], ti.Try, *try)
 	}
 	// Page by page, so that memory stays bounded whatever the log's size.
 	for after, more := int64(0), true; more; {
 		var data []byte
-		data, after, more, err = st.LogPage(ctx, run.ID, pos[2], n, after, store.MaxLogPage)
+		data, after, more, err = st.LogPage(ctx, run.ID, id, n, after, store.MaxLogPage)
 		if err != nil {
 			return err
 		}
@@ -274,4 +401,38 @@ func cmdLogs(ctx context.Context, r *Runner, args []string) error {
 		}
 	}
 	return nil
+}
+
+// checkInstance checks, in a run, the task instance a command names: a map
+// index the run's mapped task has, or a mapped task that is not yet expanded
+// when no index is given. Anything else is a usage error naming --map-index.
+func checkInstance(ctx context.Context, st *store.Store, cmd string, run store.Run, a taskArg) error {
+	if a.task != nil && a.index < 0 && !task.SettingsOf(a.task).Mapped {
+		return nil
+	}
+	if a.task == nil && a.index < 0 {
+		return nil
+	}
+	tis, err := st.Instances(ctx, run.ID, a.base)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	top := -1
+	for _, ti := range tis {
+		if _, k := task.ParseInstanceID(ti.TaskID); k > top {
+			top = k
+		}
+		if ti.TaskID == a.id() {
+			return nil
+		}
+	}
+	switch {
+	case a.index < 0 && len(tis) == 0:
+		return nil // not expanded yet, or mapped over an empty list: the task's own row
+	case a.index < 0:
+		return usagef("%s: task %q is mapped: pass --map-index N (run %q has map indexes 0-%d)", cmd, a.base, run.RunID, top)
+	case len(tis) == 0:
+		return usagef("%s: --map-index %d: task %q of run %q has no mapped instances (its list is not known yet, or was empty)", cmd, a.index, a.base, run.RunID)
+	}
+	return usagef("%s: --map-index %d is out of range: task %q of run %q has map indexes 0-%d", cmd, a.index, a.base, run.RunID, top)
 }

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -33,6 +34,7 @@ type serveOptions struct {
 	pauseNew    bool         // --pause-new-dags
 	retention   time.Duration
 	http        httpLimits // the --http-* flags
+	maxMap      int        // --max-map-length
 }
 
 // httpLimits bound what one HTTP client may hold of serve: the http.Server's
@@ -100,9 +102,14 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 	leaseNS := f.fs.String("lease-namespace", "", "namespace of the Lease (default $POD_NAMESPACE, else the pod's, else default)")
 	retention := f.fs.String("retention", "", "delete finished runs whose logical date is older than this (e.g. 30d, 720h), at start and every hour, as db clean does; default: keep everything")
 	pauseNew := f.fs.Bool("pause-new-dags", r.pauseNewDAGs(), "DAGs this database has never seen start paused, as in Airflow (default: $TRELLIS_PAUSE_NEW_DAGS, else runner.Config.PauseNewDAGs)")
+	maxMap := addMaxMapLengthFlag(f)
 	kube := r.addKubeFlags(f) // its --kubeconfig and --context are also the Lease's
 	httpFlags := addHTTPFlags(f)
 	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	maxMapLength, err := maxMap()
+	if err != nil {
 		return err
 	}
 	hl, err := httpFlags()
@@ -118,7 +125,7 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 			listenSet = true
 		}
 	})
-	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen, kube: ptr(kube()), pauseNew: *pauseNew, http: hl}
+	o := serveOptions{db: *f.db, parallelism: *par, untilIdle: *untilIdle, listen: *listen, kube: ptr(kube()), pauseNew: *pauseNew, http: hl, maxMap: maxMapLength}
 	if *retention != "" {
 		d, err := parseAge(*retention)
 		if err != nil {
@@ -241,7 +248,8 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 			ws.Observe(ev)
 		}
 	}
-	e, err := r.newEngine(st, engineConfig{parallelism: o.parallelism, exitWhenIdle: o.untilIdle, observe: observe, kube: o.kube, logger: log})
+	e, err := r.newEngine(st, engineConfig{parallelism: o.parallelism, exitWhenIdle: o.untilIdle, observe: observe, kube: o.kube, logger: log,
+		maxMapLength: o.maxMap})
 	if err != nil {
 		return err
 	}
@@ -278,7 +286,7 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 		case <-stopped:
 		}
 	}()
-	log.Info("scheduler started", "db", st.Path(), "dags", len(r.dags), "parallelism", o.parallelism)
+	log.Info("scheduler started", "db", st.Path(), "dags", len(r.dags), "parallelism", o.parallelism, "max_map_length", cmp.Or(o.maxMap, r.cfg.MaxMapLength))
 	err = e.run(schedCtx)
 	close(stopped)
 	log.Info("scheduler stopped")

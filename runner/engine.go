@@ -105,6 +105,9 @@ type engineConfig struct {
 	noCron bool
 	// maxActiveRuns overrides every DAG's max active runs when positive.
 	maxActiveRuns int
+	// maxMapLength is the longest list a task may be mapped over (default
+	// Config.MaxMapLength).
+	maxMapLength int
 	// logger receives the scheduler's messages (default: warnings and errors
 	// as text on the runner's stderr).
 	logger *slog.Logger
@@ -138,6 +141,9 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 	if ec.parallelism <= 0 {
 		ec.parallelism = r.cfg.Parallelism
 	}
+	if ec.maxMapLength <= 0 {
+		ec.maxMapLength = r.cfg.MaxMapLength
+	}
 	kube, defaultExec, err := r.kubeExecutor(st, ec.kube, reports.Report)
 	if err != nil {
 		return nil, err
@@ -153,7 +159,7 @@ func (r *Runner) newEngine(st *store.Store, ec engineConfig) (*engine, error) {
 		Store: st, DAGs: r.dags, Local: e.local, Kubernetes: asExecutor(kube), DefaultExecutor: defaultExec,
 		Parallelism: ec.parallelism, Pools: r.cfg.Pools, MaxResultSize: r.cfg.MaxResultSize,
 		Observe: ec.observe, Runs: ec.runs, ExitWhenIdle: ec.exitWhenIdle, PollInterval: ec.pollInterval,
-		Cron: !ec.noCron, MaxActiveRuns: ec.maxActiveRuns,
+		Cron: !ec.noCron, MaxActiveRuns: ec.maxActiveRuns, MaxMapLength: ec.maxMapLength,
 	})
 	if err != nil {
 		return nil, err

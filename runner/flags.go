@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/runs"
 	"github.com/trellisdag/trellis/task"
 )
@@ -130,3 +131,106 @@ func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
 func runID(prefix string, t time.Time) string { return runs.ID(task.RunType(prefix), t) }
+
+// mapIndexFlag is --map-index: a map index (0 or more) that may be unset.
+type mapIndexFlag struct {
+	n   int
+	set bool
+}
+
+func (m *mapIndexFlag) String() string {
+	if m == nil || !m.set {
+		return ""
+	}
+	return strconv.Itoa(m.n)
+}
+
+func (m *mapIndexFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a map index, 0 or more")
+	}
+	m.n, m.set = n, true
+	return nil
+}
+
+// index is the map index given, or -1 when the flag was not.
+func (m *mapIndexFlag) index() int {
+	if !m.set {
+		return -1
+	}
+	return m.n
+}
+
+// mapIndexList is a repeatable --map-index.
+type mapIndexList []int
+
+func (l *mapIndexList) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(*l))
+	for i, n := range *l {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *mapIndexList) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a map index, 0 or more")
+	}
+	*l = append(*l, n)
+	return nil
+}
+
+// addMaxMapLengthFlag declares --max-map-length (default Config.MaxMapLength);
+// the returned function reads it after parsing, or returns a usage error
+// naming the flag.
+func addMaxMapLengthFlag(f *flags) func() (int, error) {
+	n := f.fs.Int("max-map-length", f.r.cfg.MaxMapLength,
+		"the longest list a task may be mapped over (Airflow's max_map_length): a longer one fails the task that maps over it or returned it (runner.Config.MaxMapLength)")
+	return func() (int, error) {
+		if *n <= 0 {
+			return 0, usagef("%s: --max-map-length %d: must be positive", f.name, *n)
+		}
+		return *n, nil
+	}
+}
+
+// taskArg is a task named on the command line, with the map index it names
+// ("resize[3]", or --map-index 3) or -1.
+type taskArg struct {
+	base  string
+	index int
+	task  task.Task // nil for a task the DAG does not have (any more)
+}
+
+// id is the id of the task instance named.
+func (a taskArg) id() string { return task.InstanceID(a.base, a.index) }
+
+// parseTaskArg reads a task argument, which may name a mapped instance itself
+// ("resize[3]"), and --map-index. Giving two different indexes, or an index
+// for a task of the DAG that is not mapped, is a usage error naming the flag.
+func parseTaskArg(cmd string, d *dag.DAG, arg string, mi *mapIndexFlag) (taskArg, error) {
+	a := taskArg{base: arg, index: -1}
+	if _, ok := d.Task(arg); !ok {
+		if base, k := task.ParseInstanceID(arg); k >= 0 {
+			a.base, a.index = base, k
+		}
+	}
+	if mi != nil && mi.set {
+		if a.index >= 0 && a.index != mi.n {
+			return a, usagef("%s: --map-index %d: the task argument %q names map index %d; give one", cmd, mi.n, arg, a.index)
+		}
+		a.index = mi.n
+	}
+	if t, ok := d.Task(a.base); ok {
+		a.task = t
+		if a.index >= 0 && !task.SettingsOf(t).Mapped {
+			return a, usagef("%s: --map-index %d: task %q of dag %q is not mapped", cmd, a.index, a.base, d.ID())
+		}
+	}
+	return a, nil
+}

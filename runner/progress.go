@@ -20,9 +20,11 @@ type progress struct {
 func newProgress(w io.Writer, d *dag.DAG) *progress {
 	width := 4
 	for _, t := range d.Tasks() {
-		if len(t.ID()) > width {
-			width = len(t.ID())
+		n := len(t.ID())
+		if task.SettingsOf(t).Mapped {
+			n += len("[999]") // its instances' lines: "resize[3]"
 		}
+		width = max(width, n)
 	}
 	return &progress{w: w, width: width, start: time.Now()}
 }

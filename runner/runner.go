@@ -34,6 +34,11 @@ type Config struct {
 	// its task sets task.MaxResultSize (default scheduler.DefaultMaxResultSize,
 	// 8 MiB); a larger one fails the try.
 	MaxResultSize int64
+	// MaxMapLength is the longest list a task may be mapped over (Airflow's
+	// max_map_length; default task.DefaultMaxMapLength, 1024): a longer one
+	// fails the task that maps over it, or that returned it [serve
+	// --max-map-length, dags test --max-map-length].
+	MaxMapLength int
 	// MaxLogBytes bounds the log kept of one try (default
 	// store.DefaultMaxLogBytes, 64 MiB; negative: unbounded): past it the first
 	// and the last half are kept, with a line that says how much was dropped.
@@ -114,6 +119,9 @@ func New(cfg Config, dags ...*dag.DAG) *Runner {
 	if cfg.Parallelism <= 0 {
 		cfg.Parallelism = 32
 	}
+	if cfg.MaxMapLength <= 0 {
+		cfg.MaxMapLength = task.DefaultMaxMapLength
+	}
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
 	}
@@ -177,14 +185,14 @@ func (r *Runner) commands() []command {
 		{"dags list", "", "list the DAGs with their schedule and latest run", cmdDagsList},
 		{"dags show", "<dag>", "print a DAG's tasks, edges and schedule", cmdDagsShow},
 		{"dags params", "<dag> [--json]", "print the params a run's conf may set: type, default, allowed values, description (--json: as a JSON Schema)", cmdDagsParams},
-		{"dags test", "<dag> [--logical-date D] [--conf JSON]", "run one complete DAG run now, in this process, with live progress", cmdDagsTest},
+		{"dags test", "<dag> [--logical-date D] [--conf JSON] [--max-map-length N]", "run one complete DAG run now, in this process, with live progress", cmdDagsTest},
 		{"dags trigger", "<dag> [--conf JSON] [--wait]", "create a manual run for the scheduler (with --wait, wait for its end)", cmdDagsTrigger},
 		{"dags next", "<dag> [--count N] [--now D]", "print the upcoming scheduled runs in the DAG's timezone", cmdDagsNext},
 		{"dags backfill", "<dag> --from D --to D [--reprocess-failed] [--max-active-runs N] [--dry-run]", "run every interval of a date range", cmdDagsBackfill},
 		{"dags pause", "<dag>", "stop creating and starting runs of a DAG", cmdDagsPause},
 		{"dags unpause", "<dag>", "resume a paused DAG (catchup decides what is created)", cmdDagsUnpause},
-		{"tasks test", "<dag> <task> [--logical-date D] [--conf JSON]", "run one task once in this process; nothing is recorded", cmdTasksTest},
-		{"tasks clear", "<dag> <run|latest> [--task T]... [--downstream] [--failed-only]", "reset finished tasks of a run so that they run again (with their setups and teardowns, as Airflow)", cmdTasksClear},
+		{"tasks test", "<dag> <task> [--map-index N] [--item JSON] [--run R] [--logical-date D] [--conf JSON]", "run one task once in this process; nothing is recorded", cmdTasksTest},
+		{"tasks clear", "<dag> <run|latest> [--task T]... [--map-index N]... [--downstream] [--failed-only]", "reset finished tasks of a run so that they run again (with their setups and teardowns, as Airflow)", cmdTasksClear},
 		{"tasks mark", "<dag> <run> <task> --state success|failed [--note TEXT]", "set a task instance's state by hand (Airflow's mark success/failed)", cmdTasksMark},
 		{"pools list", "", "the pools (runner.Config.Pools and default_pool) with their slots, the slots in use (pool_slots of the tries in flight) and the tasks that use them", cmdPoolsList},
 		{"pools set", "<pool> <slots>", "resize a declared pool at run time, without a rebuild (a running scheduler picks it up)", cmdPoolsSet},
@@ -192,13 +200,13 @@ func (r *Runner) commands() []command {
 		{"assets events", "[uri] [--limit N]", "the latest asset events, newest first", cmdAssetsEvents},
 		{"assets post", "<uri> [--extra JSON]", "record an asset event by hand; DAGs scheduled on the asset run", cmdAssetsPost},
 		{"runs list", "<dag> [--state S] [--limit N]", "list a DAG's runs, newest first", cmdRunsList},
-		{"runs show", "<dag> <run|latest>", "print a run's task instances", cmdRunsShow},
+		{"runs show", "<dag> <run|latest> [--max-instances N]", "print a run's task instances (a mapped task: its summary, counts per state and instances)", cmdRunsShow},
 		{"runs delete", "<dag> <run|latest>", "delete a finished run with its task instances, tries, logs and results", cmdRunsDelete},
 		{"db clean", "--before D [--dag D] [--dry-run]", "delete finished runs older than a date (the newest of each DAG is kept)", cmdDBClean},
-		{"logs", "<dag> <run|latest> <task> [--try N]", "print a try's log (default: the latest try)", cmdLogs},
-		{"serve", "[--parallelism N] [--until-idle]", "run the scheduler: execute triggered runs until stopped", cmdServe},
+		{"logs", "<dag> <run|latest> <task> [--map-index N] [--try N]", "print a try's log (default: the latest try)", cmdLogs},
+		{"serve", "[--parallelism N] [--until-idle] [--max-map-length N]", "run the scheduler: execute triggered runs until stopped", cmdServe},
 		{"manifests", "--image IMAGE [--namespace NS] [--name NAME] [--dockerfile]", "print Kubernetes YAML (or a Dockerfile) to deploy this binary", cmdManifests},
-		{"render", "<dag> [task] [--logical-date D] [-o yaml|json]", "print the pod each task would run in, without a cluster", cmdRender},
+		{"render", "<dag> [task] [--map-index N] [--item JSON] [--logical-date D] [-o yaml|json]", "print the pod each task would run in, without a cluster", cmdRender},
 		{"task-run", "--dag D --run R --task T --try N", "run one try inside a worker pod (used by the kubernetes executor)", cmdTaskRun},
 		{"version", "", "print the version", cmdVersion},
 	}
