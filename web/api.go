@@ -111,55 +111,17 @@ func (s *Server) runOf(ctx context.Context, d *dag.DAG, runID string) (store.Run
 	return run, nil
 }
 
-func taskOf(d *dag.DAG, id string) (task.Task, error) {
-	t, ok := d.Task(id)
-	if !ok {
-		return nil, notFound("dag %q has no task %q", d.ID(), id)
-	}
-	return t, nil
-}
-
-// target resolves the DAG, run and task of a task route.
-func (s *Server) target(r *http.Request) (*dag.DAG, store.Run, task.Task, error) {
-	d, err := s.dagOf(r)
+// readTarget resolves the DAG, run and task of a read-only task route, with
+// its map index (see resolve): key is the id the store keeps the instance
+// under. The task may be one the DAG no longer has (removed or renamed since
+// a run ran it): when the run has an instance of it, its tries, logs and
+// result stay readable, and t is nil.
+func (s *Server) readTarget(r *http.Request) (d *dag.DAG, run store.Run, key string, t task.Task, err error) {
+	ref, err := s.resolve(r, true)
 	if err != nil {
-		return nil, store.Run{}, nil, err
-	}
-	t, err := taskOf(d, r.PathValue("task"))
-	if err != nil {
-		return nil, store.Run{}, nil, err
-	}
-	run, err := s.runOf(r.Context(), d, r.PathValue("run"))
-	if err != nil {
-		return nil, store.Run{}, nil, err
-	}
-	return d, run, t, nil
-}
-
-// readTarget resolves the DAG, run and task of a read-only task route. The
-// task may be one the DAG no longer has (removed or renamed since a run ran
-// it): when the run has an instance of it, its tries, logs and result stay
-// readable, and t is nil.
-func (s *Server) readTarget(r *http.Request) (d *dag.DAG, run store.Run, id string, t task.Task, err error) {
-	if d, err = s.dagOf(r); err != nil {
 		return nil, store.Run{}, "", nil, err
 	}
-	id = r.PathValue("task")
-	t, known := d.Task(id)
-	if run, err = s.runOf(r.Context(), d, r.PathValue("run")); err != nil {
-		if !known {
-			return nil, store.Run{}, "", nil, notFound("dag %q has no task %q", d.ID(), id)
-		}
-		return nil, store.Run{}, "", nil, err
-	}
-	if !known {
-		if _, err := s.st.TaskInstance(r.Context(), run.ID, id); errors.Is(err, store.ErrNotFound) {
-			return nil, store.Run{}, "", nil, notFound("dag %q has no task %q, and run %q never had it", d.ID(), id, run.RunID)
-		} else if err != nil {
-			return nil, store.Run{}, "", nil, err
-		}
-	}
-	return d, run, id, t, nil
+	return ref.d, ref.run, ref.key, ref.t, nil
 }
 
 // kindOf is a task's kind, or "" for a task the DAG no longer has.
@@ -576,28 +538,52 @@ func (s *Server) listTaskInstances(w http.ResponseWriter, r *http.Request, _ *Pr
 	return err
 }
 
-// orderTIs lists a run's task instances in the DAG's topological order.
+// orderTIs lists a run's task instances in the DAG's topological order, a
+// mapped task's instances as one summary entry (see mappedAgg).
 func (s *Server) orderTIs(d *dag.DAG, run store.Run, tis []store.TaskInstance) TaskInstanceList {
 	lay := layoutOf(d)
 	by := make(map[string]store.TaskInstance, len(tis))
+	aggs := map[string]*mappedAgg{}
+	var gone []string // ids the DAG does not have, in the order met
 	for _, ti := range tis {
-		by[ti.TaskID] = ti
-	}
-	out := TaskInstanceList{TaskInstances: make([]TaskInstance, 0, len(tis))}
-	for _, i := range lay.order {
-		id := lay.ids[i]
-		ti, ok := by[id]
-		if !ok {
+		base, k := task.ParseInstanceID(ti.TaskID)
+		if _, ok := d.Task(base); !ok {
+			if _, seen := by[base]; !seen && aggs[base] == nil {
+				gone = append(gone, base)
+			}
+		}
+		if k < 0 {
+			by[base] = ti
 			continue
 		}
-		out.TaskInstances = append(out.TaskInstances, tiOf(run, lay.kind[i], ti))
-		delete(by, id)
+		a := aggs[base]
+		if a == nil {
+			a = &mappedAgg{}
+			aggs[base] = a
+		}
+		a.add(ti)
 	}
-	for _, ti := range tis { // task instances of tasks no longer in the DAG
-		if _, ok := by[ti.TaskID]; ok {
-			gone := tiOf(run, "", ti)
-			gone.Removed = true
-			out.TaskInstances = append(out.TaskInstances, gone)
+	entry := func(id string, kind task.Kind, mapped bool) (TaskInstance, bool) {
+		if ti, ok := by[id]; ok {
+			e := tiOf(run, kind, ti)
+			e.Mapped = mapped
+			return e, true
+		}
+		if a := aggs[id]; a != nil {
+			return a.entry(run, id, kind), true
+		}
+		return TaskInstance{}, false
+	}
+	out := TaskInstanceList{TaskInstances: make([]TaskInstance, 0, len(by)+len(aggs))}
+	for _, i := range lay.order {
+		if e, ok := entry(lay.ids[i], lay.kind[i], lay.mapped[i]); ok {
+			out.TaskInstances = append(out.TaskInstances, e)
+		}
+	}
+	for _, id := range gone { // task instances of tasks no longer in the DAG
+		if e, ok := entry(id, "", false); ok {
+			e.Removed = true
+			out.TaskInstances = append(out.TaskInstances, e)
 		}
 	}
 	out.Total = len(out.TaskInstances)
@@ -605,28 +591,28 @@ func (s *Server) orderTIs(d *dag.DAG, run store.Run, tis []store.TaskInstance) T
 }
 
 func (s *Server) getTaskInstance(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	d, run, id, t, err := s.readTarget(r)
+	ref, err := s.resolve(r, true)
 	if err != nil {
 		return err
 	}
-	ti, err := s.st.TaskInstance(r.Context(), run.ID, id)
+	ctx := r.Context()
+	out, err := s.entryOf(ctx, ref.run, ref.key, kindOf(ref.t), ref.mapped() && ref.index < 0)
 	if errors.Is(err, store.ErrNotFound) {
-		return notFound("run %q has no task instance %q", run.RunID, id)
+		return notFound("run %q has no task instance %q", ref.run.RunID, ref.key)
 	}
 	if err != nil {
 		return err
 	}
-	out := tiOf(run, kindOf(t), ti)
-	out.Removed = t == nil
-	all, err := s.st.TaskInstances(r.Context(), run.ID) // what it waits for depends on the others
+	out.Removed = ref.t == nil
+	all, err := s.st.TaskInstances(ctx, ref.run.ID) // what it waits for depends on the others
+	if err != nil {
+		return fmt.Errorf("task instances of run %q: %w", ref.run.RunID, err)
+	}
+	waiting, err := runs.Waiting(ctx, s.st, ref.d, ref.run, all)
 	if err != nil {
 		return err
 	}
-	waiting, err := runs.Waiting(r.Context(), s.st, d, run, all)
-	if err != nil {
-		return err
-	}
-	out.Waiting = waiting[ti.TaskID]
+	out.Waiting = waiting[ref.key]
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -646,6 +632,9 @@ func (s *Server) clearTasks(w http.ResponseWriter, r *http.Request, p *Principal
 	}
 	var chosen []task.Task
 	for _, id := range req.Tasks {
+		if base, k := task.ParseInstanceID(id); k >= 0 {
+			return badParam("tasks", "tasks: %q names one instance of a mapped task; clear it with POST .../runs/%s/tasks/%s/clear?map_index=%d", id, run.RunID, base, k)
+		}
 		t, ok := d.Task(id)
 		if !ok {
 			return badParam("tasks", "dag %q has no task %q", d.ID(), id)
@@ -700,10 +689,11 @@ func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request, p *Principal)
 }
 
 func (s *Server) markTaskInstance(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	d, run, t, err := s.target(r)
+	ref, err := s.resolve(r, false)
 	if err != nil {
 		return err
 	}
+	d, run := ref.d, ref.run
 	var req MarkRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return err
@@ -711,30 +701,30 @@ func (s *Server) markTaskInstance(w http.ResponseWriter, r *http.Request, p *Pri
 	if req.State != task.StateSuccess && req.State != task.StateFailed {
 		return badParam("state", "state %q: want success or failed", req.State)
 	}
-	from, err := runs.Mark(r.Context(), s.st, d, run, t.ID(), req.State, "marked failed by "+p.Name)
-	s.audit(r, p, "mark_"+string(req.State), d.ID(), run.RunID, t.ID(), fmt.Sprintf("from %s", from), err)
+	from, err := runs.Mark(r.Context(), s.st, d, run, ref.key, req.State, "marked failed by "+p.Name)
+	s.audit(r, p, "mark_"+string(req.State), d.ID(), run.RunID, ref.key, fmt.Sprintf("from %s", from), err)
 	switch {
 	case errors.Is(err, store.ErrActive):
 		return errorf(http.StatusConflict, CodeConflict, "%v; a try is in flight, wait for it to end", err)
 	case errors.Is(err, store.ErrConflict):
 		return errorf(http.StatusConflict, CodeConflict, "%v", err)
 	case errors.Is(err, store.ErrNotFound):
-		return notFound("run %q has no task instance %q", run.RunID, t.ID())
+		return notFound("run %q has no task instance %q", run.RunID, ref.key)
 	case err != nil:
-		return fmt.Errorf("mark task %q: %w", t.ID(), err)
+		return fmt.Errorf("mark task %q: %w", ref.key, err)
 	}
 	s.cache.invalidate()
 	s.cfg.Wake()
-	s.hub.action("mark_"+string(req.State), d.ID(), run.RunID, t.ID())
-	ti, err := s.st.TaskInstance(r.Context(), run.ID, t.ID())
-	if err != nil {
-		return err
-	}
+	s.hub.action("mark_"+string(req.State), d.ID(), run.RunID, ref.key)
 	run, err = s.runOf(r.Context(), d, run.RunID)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, tiOf(run, task.SettingsOf(t).Kind, ti))
+	out, err := s.entryOf(r.Context(), run, ref.key, task.SettingsOf(ref.t).Kind, ref.mapped() && ref.index < 0)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -752,10 +742,14 @@ func (s *Server) getXCom(w http.ResponseWriter, r *http.Request, _ *Principal) e
 }
 
 func (s *Server) listTries(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	_, run, id, _, err := s.readTarget(r)
+	ref, err := s.resolve(r, true)
 	if err != nil {
 		return err
 	}
+	if err := s.needIndex(r.Context(), ref); err != nil {
+		return err
+	}
+	run, id := ref.run, ref.key
 	tries, err := s.st.Tries(r.Context(), run.ID, id)
 	if err != nil {
 		return err
@@ -771,10 +765,14 @@ func (s *Server) listTries(w http.ResponseWriter, r *http.Request, _ *Principal)
 // tryOf resolves a try route (see readTarget: t is nil for a task the DAG no
 // longer has).
 func (s *Server) tryOf(r *http.Request) (*dag.DAG, store.Run, string, task.Task, store.Try, error) {
-	d, run, id, t, err := s.readTarget(r)
+	ref, err := s.resolve(r, true)
 	if err != nil {
 		return nil, store.Run{}, "", nil, store.Try{}, err
 	}
+	if err := s.needIndex(r.Context(), ref); err != nil {
+		return nil, store.Run{}, "", nil, store.Try{}, err
+	}
+	d, run, id, t := ref.d, ref.run, ref.key, ref.t
 	n, err := strconv.Atoi(r.PathValue("try"))
 	if err != nil || n < 1 {
 		return nil, store.Run{}, "", nil, store.Try{}, badParam("try", "try %q: want a positive integer", r.PathValue("try"))
@@ -877,7 +875,7 @@ func (s *Server) downloadLog(w http.ResponseWriter, r *http.Request, _ *Principa
 }
 
 func (s *Server) getPod(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	d, run, _, t, tr, err := s.tryOf(r)
+	d, run, key, t, tr, err := s.tryOf(r)
 	if err != nil {
 		return err
 	}
@@ -890,9 +888,9 @@ func (s *Server) getPod(w http.ResponseWriter, r *http.Request, _ *Principal) er
 	case s.cfg.PodYAML == nil:
 		out.Reason = "not available for this task: this binary cannot render pods"
 	default:
-		ti, err := s.st.TaskInstance(r.Context(), run.ID, t.ID())
+		ti, err := s.st.TaskInstance(r.Context(), run.ID, key)
 		if err != nil {
-			return err
+			return fmt.Errorf("task %q of run %q: %w", key, run.RunID, err)
 		}
 		b, err := s.cfg.PodYAML(d, t, run, ti)
 		if err != nil {
@@ -940,7 +938,9 @@ func (s *Server) getGantt(w http.ResponseWriter, r *http.Request, _ *Principal) 
 
 // GridData returns the grid of a DAG: its latest n runs (oldest first) by task,
 // the tasks of each group together under the group (see layout.gridTree),
-// and each group's summary state per run (see groupState).
+// each mapped task as one row of its summary state and instance count (see
+// store.GridCells, which groups instances in SQL), and each group's summary
+// state per run (see groupState).
 func (s *Server) GridData(ctx context.Context, d *dag.DAG, n int) (Grid, error) {
 	rs, err := s.st.Runs(ctx, store.RunFilter{DAGID: d.ID(), Limit: n})
 	if err != nil {
@@ -948,28 +948,55 @@ func (s *Server) GridData(ctx context.Context, d *dag.DAG, n int) (Grid, error) 
 	}
 	slices.Reverse(rs)
 	keys := make([]int64, len(rs))
+	col := make(map[int64]int, len(rs))
 	for i, r := range rs {
 		keys[i] = r.ID
+		col[r.ID] = i
 	}
-	tis, err := s.st.TaskInstancesOfRuns(ctx, keys)
+	cells, err := s.st.GridCells(ctx, keys)
 	if err != nil {
-		return Grid{}, err
+		return Grid{}, fmt.Errorf("grid of dag %q: %w", d.ID(), err)
 	}
 	lay := layoutOf(d)
 	rows, spans := lay.gridTree()
 	g := Grid{DAGID: d.ID(), Tasks: make([]GridTask, len(rows)), Runs: make([]Run, len(rs)), Cells: make([][]Cell, len(rows))}
 	row := make(map[string]int, len(rows))
 	for pos, i := range rows {
-		g.Tasks[pos] = GridTask{ID: lay.ids[i], Level: lay.level[i], Group: lay.group[i], Setup: lay.setup[i], Teardown: lay.teardown[i]}
+		g.Tasks[pos] = GridTask{ID: lay.ids[i], Level: lay.level[i], Group: lay.group[i], Setup: lay.setup[i], Teardown: lay.teardown[i], Mapped: lay.mapped[i]}
 		row[lay.ids[i]] = pos
 		g.Cells[pos] = make([]Cell, len(rs))
 	}
 	for c, r := range rs {
 		g.Runs[c] = runOf(r)
-		for _, ti := range tis[r.ID] {
-			if pos, ok := row[ti.TaskID]; ok {
-				g.Cells[pos][c] = Cell{State: ti.State, Try: ti.Try}
-			}
+	}
+	// A mapped task's instances, counted by state per (row, column).
+	counts := map[[2]int]map[task.State]int{}
+	for _, gc := range cells {
+		pos, ok := row[gc.TaskID]
+		if !ok {
+			continue
+		}
+		c := col[gc.Run]
+		cell := &g.Cells[pos][c]
+		if !gc.MapIndexed {
+			cell.State, cell.Try = gc.State, gc.Try
+			continue
+		}
+		k := [2]int{pos, c}
+		m := counts[k]
+		if m == nil {
+			m = map[task.State]int{}
+			counts[k] = m
+		}
+		m[gc.State] += gc.Count
+		if gc.State != task.StateRemoved {
+			cell.N += gc.Count
+			cell.Try = max(cell.Try, gc.Try)
+		}
+	}
+	for k, m := range counts {
+		if st, ok := task.SummaryState(m); ok {
+			g.Cells[k[0]][k[1]].State = st
 		}
 	}
 	if len(spans) > 0 {
@@ -1153,10 +1180,26 @@ func (s *Server) getDurations(w http.ResponseWriter, r *http.Request, _ *Princip
 	}
 	for c, run := range rs {
 		out.Runs[c] = runOf(run)
+		aggs := map[string]*mappedAgg{}
 		for _, ti := range tis[run.ID] {
+			base, k := task.ParseInstanceID(ti.TaskID)
+			if k >= 0 {
+				if aggs[base] == nil {
+					aggs[base] = &mappedAgg{}
+				}
+				aggs[base].add(ti)
+				continue
+			}
 			if pos, ok := row[ti.TaskID]; ok {
 				t := &out.Tasks[pos]
 				t.Durations[c], t.States[c], t.Tries[c] = dur(ti.Started, ti.Ended), ti.State, ti.Try
+			}
+		}
+		for id, a := range aggs { // a mapped task: from its first start to its last end
+			if pos, ok := row[id]; ok {
+				e := a.entry(run, id, "")
+				t := &out.Tasks[pos]
+				t.Durations[c], t.States[c], t.Tries[c] = e.Duration, e.State, e.Try
 			}
 		}
 	}
@@ -1214,6 +1257,7 @@ func (s *Server) getGraph(w http.ResponseWriter, r *http.Request, _ *Principal) 
 		return err
 	}
 	states := map[string]task.State{}
+	instances := map[string]int{} // a mapped task's instances in the run
 	lay, title := layoutOf(d), "Graph of DAG "+d.ID()
 	runID := r.URL.Query().Get("run")
 	if runID != "" {
@@ -1221,12 +1265,26 @@ func (s *Server) getGraph(w http.ResponseWriter, r *http.Request, _ *Principal) 
 		if err != nil {
 			return err
 		}
-		tis, err := s.st.TaskInstances(r.Context(), run.ID)
+		cells, err := s.st.GridCells(r.Context(), []int64{run.ID})
 		if err != nil {
-			return err
+			return fmt.Errorf("graph of run %q: %w", run.RunID, err)
 		}
-		for _, ti := range tis {
-			states[ti.TaskID] = ti.State
+		byState := map[string]map[task.State]int{}
+		for _, gc := range cells {
+			if !gc.MapIndexed {
+				states[gc.TaskID] = gc.State
+				continue
+			}
+			if byState[gc.TaskID] == nil {
+				byState[gc.TaskID] = map[task.State]int{}
+			}
+			byState[gc.TaskID][gc.State] += gc.Count
+			if gc.State != task.StateRemoved {
+				instances[gc.TaskID] += gc.Count
+			}
+		}
+		for id, m := range byState {
+			states[id], _ = task.SummaryState(m)
 		}
 		title += ", run " + runID
 		// A run made with another definition is drawn as the graph it ran
@@ -1257,7 +1315,7 @@ func (s *Server) getGraph(w http.ResponseWriter, r *http.Request, _ *Principal) 
 	}
 	w.Header().Set("Content-Type", "image/svg+xml")
 	w.Header().Set("Cache-Control", "no-store")
-	_, err = w.Write(renderGraph(d.ID(), lay, title, runID, states))
+	_, err = w.Write(renderGraph(d.ID(), lay, title, runID, states, instances))
 	return err
 }
 

@@ -93,7 +93,7 @@ func BenchmarkGraphSVG(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if len(renderGraph(d.ID(), layoutOf(d), "Graph", "run", states)) == 0 {
+		if len(renderGraph(d.ID(), layoutOf(d), "Graph", "run", states, nil)) == 0 {
 			b.Fatal("empty")
 		}
 	}

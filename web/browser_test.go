@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,8 +50,9 @@ const failMinute = 7
 // Europe/Paris with tags and a doc, whose sensor feeds the last task across
 // three columns (the graph routes that edge around the boxes); marts, tagged;
 // vendor_sftp, whose sensor waits an hour between pokes; report (typed
-// params); and lakehouse (task groups, one nested, and a setup and teardown
-// pair: groupsDAG).
+// params); lakehouse (task groups, one nested, and a setup and teardown
+// pair: groupsDAG); and fan (a mapped task whose element 3 fails once:
+// fanTestDAG).
 func browserDAGs(s *stack) []*dag.DAG {
 	ds := testDAGs(s)
 	wh := dag.New("warehouse", dag.Schedule("0 3 * * *"), dag.TimezoneName("Europe/Paris"), dag.StartDate(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)),
@@ -88,7 +90,9 @@ func browserDAGs(s *stack) []*dag.DAG {
 	ingest := task.Go("ingest", func(ctx context.Context, r *task.Run) (int, error) { return 0, nil })
 	vendor.Add(landed, ingest)
 	landed.Then(ingest)
-	return append(ds, wh, marts, vendor, reportDAG(), groupsDAG())
+	failThree := new(atomic.Bool)
+	failThree.Store(true)
+	return append(ds, wh, marts, vendor, reportDAG(), groupsDAG(), fanTestDAG(failThree))
 }
 
 func TestBrowser(t *testing.T) {
@@ -131,6 +135,8 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	vendor := s.trigger("vendor_sftp", "")
+	fan := s.trigger("fan", "")
+	s.waitRun("fan", fan.RunID, task.RunFailed)
 	lhGood := s.trigger("lakehouse", "")
 	s.waitRun("lakehouse", lhGood.RunID, task.RunSuccess)
 	lhBad := s.trigger("lakehouse", `{"fail": true}`)
@@ -246,7 +252,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(base+"#/"),
 		chromedp.WaitVisible(`button[aria-label="Trigger etl"]`),
 		poll(`document.getElementById("live").textContent === "live"`),
-		poll(rows+` === "etl,flaky,lakehouse,marts,report,slow,vendor_sftp,warehouse"`),
+		poll(rows+` === "etl,fan,flaky,lakehouse,marts,report,slow,vendor_sftp,warehouse"`),
 		chromedp.Evaluate(`Object.fromEntries([...document.querySelectorAll("table.dags tbody tr[data-dag]")].map((tr) =>
 			[tr.dataset.dag, [...tr.querySelectorAll(".cnt")].map((c) => c.dataset.state + "=" + c.firstChild.textContent).join(" ")]))`, &counts),
 	)
@@ -261,18 +267,18 @@ func TestBrowser(t *testing.T) {
 	err = chromedp.Run(ctx,
 		text(`tr[data-dag="warehouse"] td.next .time`, &nextRun),
 		chromedp.SendKeys(`#dag-search`, "ware"),
-		poll(rows+` === "warehouse" && location.hash === "#/?search=ware" && document.getElementById("dag-count").textContent === "1 of 8 DAG(s) match"`),
+		poll(rows+` === "warehouse" && location.hash === "#/?search=ware" && document.getElementById("dag-count").textContent === "1 of 9 DAG(s) match"`),
 		chromedp.Evaluate(`(() => { const i = document.getElementById("dag-search"); i.value = ""; i.dispatchEvent(new Event("input")); })()`, nil),
-		poll(rows+`.split(",").length === 8`),
+		poll(rows+`.split(",").length === 9`),
 		click(`button.chip[data-tag="warehouse"]`),
 		poll(rows+` === "marts,warehouse" && location.hash === "#/?tag=warehouse" && document.querySelector('button.chip[data-tag="warehouse"]').getAttribute("aria-pressed") === "true"`),
 		click(`tr[data-dag="marts"] button.chip`), // the row's own tag chip: warehouse again, which unsets it
-		poll(rows+`.split(",").length === 8 && location.hash === "#/"`),
+		poll(rows+`.split(",").length === 9 && location.hash === "#/"`),
 		chromedp.Navigate(base+"#/?tag=nightly&search=LOAD"),
 		poll(rows+` === "warehouse" && document.querySelector('button.chip[data-tag="nightly"]').getAttribute("aria-pressed") === "true"`),
 		chromedp.Value(`#dag-search`, &searchValue),
 		chromedp.Navigate(base+"#/"),
-		poll(rows+`.split(",").length === 8`),
+		poll(rows+`.split(",").length === 9`),
 		shot("dags.png"),
 	)
 	if err != nil {
@@ -758,6 +764,64 @@ func TestBrowser(t *testing.T) {
 		fatal("failed-try-clear-rerun", err)
 	}
 	s.waitRun("flaky", fl.RunID, task.RunSuccess)
+
+	// A mapped task: one grid row whose cell is the summary state of its
+	// five instances (failed: element 3 failed); the cell opens the
+	// drill-down, which lists the instances with their state, try and
+	// duration, a link to each one's log and a button to clear it; the log
+	// of one instance is its own; clearing the failed instance runs it
+	// again; the graph draws the task with "[5]" and its summary state.
+	mcell := `a.cell.mapped[data-task="square"][data-run="` + fan.RunID + `"]`
+	var drill struct {
+		Title, Counts, Range string
+		States               []string
+		Tries                []string
+	}
+	var instLog, instTitle, download string
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"#/dags/fan"),
+		poll(`!!document.querySelector('`+mcell+`[data-state="failed"][data-mapped="5"]') && document.querySelectorAll('table.grid tbody tr').length === 3`),
+		poll(`document.querySelector('tr[data-task="square"] th').textContent.includes("[ ]")`),
+		click(mcell),
+		poll(`location.hash.endsWith("/tasks/square/instances") && document.querySelectorAll("table.instances tbody tr").length === 5`),
+		chromedp.Evaluate(`(() => ({
+			title: document.querySelector("main h1").textContent,
+			counts: document.getElementById("instance-counts").textContent,
+			range: document.getElementById("instances-range").textContent,
+			states: [...document.querySelectorAll("table.instances tbody tr")].map((tr) => tr.dataset.mapIndex + "=" + tr.dataset.state),
+			tries: [...document.querySelectorAll("table.instances tbody tr")].map((tr) => tr.children[2].textContent),
+		}))()`, &drill),
+		shot("mapped-instances.png"),
+		click(`table.instances tr[data-map-index="2"] a.log-link`),
+		poll(`location.hash.includes("map_index=2") && document.getElementById("log") && document.getElementById("log").textContent.includes("squaring 2 at map index 2")`),
+		text(`main h1`, &instTitle),
+		chromedp.Evaluate(`document.getElementById("log").textContent`, &instLog),
+		chromedp.Evaluate(`document.getElementById("log-download").getAttribute("href")`, &download),
+		chromedp.Navigate(base+"#/dags/fan/runs/"+url.PathEscape(fan.RunID)+"/tasks/square/instances"),
+		waitClick(`table.instances tr[data-map-index="3"][data-state="failed"] button.clear-instance`),
+		poll(`!!document.querySelector('table.instances tr[data-map-index="3"][data-state="success"]')`),
+		poll(`document.getElementById("instance-counts").textContent === "5 success"`),
+		chromedp.Navigate(base+"#/dags/fan/graph?run="+url.QueryEscape(fan.RunID)),
+		poll(`!!document.querySelector('.graph svg a.node[data-task="square"][data-mapped="5"][data-state="success"]') && `+
+			`document.querySelector('.graph svg a.node[data-task="square"] tspan.map-count').textContent === " [5]"`),
+		shot("mapped-graph.png"),
+	)
+	if err != nil {
+		fatal("mapped-task", err)
+	}
+	if drill.Title != "square [5]" || drill.Counts != "4 success, 1 failed" || drill.Range != "Instances 1–5 of 5" ||
+		strings.Join(drill.States, ",") != "0=success,1=success,2=success,3=failed,4=success" || strings.Join(drill.Tries, ",") != "1/1,1/1,1/1,1/1,1/1" {
+		t.Errorf("drill-down = %+v", drill)
+	}
+	if instTitle != "square[2]" || !strings.Contains(instLog, "squaring 2 at map index 2") || strings.Contains(instLog, "squaring 3") ||
+		!strings.HasSuffix(download, "/tasks/square/tries/1/log/download?map_index=2") {
+		t.Errorf("instance log: title %q, download %q, log %q", instTitle, download, instLog)
+	}
+	var sq3 TryList
+	s.do("GET", runPath("fan", fan.RunID)+"/tasks/square/tries?map_index=3", nil, &sq3)
+	if len(sq3.Tries) != 2 || sq3.Tries[1].State != task.StateSuccess {
+		t.Errorf("square[3] after its clear in the UI: %+v", sq3)
+	}
 
 	// The audit log shows the UI's actions.
 	err = chromedp.Run(ctx,

@@ -15,6 +15,18 @@
 // Actions (trigger, clear, mark, pause) go through the store's legal transitions,
 // wake the scheduler, and are recorded in the audit log.
 //
+// # Mapped tasks
+//
+// A mapped task is one entry of a run's task list and one row of the grid:
+// its summary state (task.SummaryState), its instance count and its
+// instances counted by state. GET .../tasks/{task}/instances pages its
+// instances by map index (limit 1-1000, default 100; offset). Every per-task
+// route takes the query parameter map_index for one instance
+// (.../tasks/resize/tries/1/log?map_index=3); the path names the task by its
+// own id only, and a map index the run's task lacks is a 404 naming the run,
+// the task and the index. POST .../tasks/{task}/clear?map_index=3 clears one
+// instance (runs.Clear with MapIndexes). See mapped.go.
+//
 // # Access control
 //
 // Off only when the server listens on loopback (CheckListen refuses anything else

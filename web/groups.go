@@ -226,7 +226,7 @@ func (l *layout) collapseNow(keep []string, parent map[string]string) *layout {
 		if box == "" {
 			rep[i] = len(nodes)
 			nodes = append(nodes, node{id: t.id, kind: t.kind, rule: t.rule, group: t.group,
-				setup: t.setup, teardown: t.teardown, failRun: t.failRun})
+				setup: t.setup, teardown: t.teardown, failRun: t.failRun, mapped: t.mapped})
 			first = append(first, pos[i])
 			continue
 		}

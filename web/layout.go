@@ -37,6 +37,7 @@ type layout struct {
 	// (nil for a task), and the DAG's groups, outer groups first.
 	group                    []string
 	setup, teardown, failRun []bool
+	mapped                   []bool // the task is mapped (drawn with its instance count)
 	members                  [][]string
 	groups                   []groupDef
 	nodes                    []node        // what the layout was computed from
@@ -85,7 +86,7 @@ func layoutOf(d *dag.DAG) *layout {
 	for i, t := range ts {
 		set := task.SettingsOf(t)
 		nodes[i] = node{id: t.ID(), kind: set.Kind, rule: set.TriggerRule, group: set.Group,
-			setup: set.Setup, teardown: set.Teardown, failRun: set.FailRun}
+			setup: set.Setup, teardown: set.Teardown, failRun: set.FailRun, mapped: set.Mapped}
 		for _, u := range task.Upstream(t) {
 			nodes[i].up = append(nodes[i].up, u.ID())
 		}
@@ -109,7 +110,7 @@ func layoutOfSnapshot(s dag.Snapshot) *layout {
 	nodes := make([]node, len(s.Tasks))
 	for i, t := range s.Tasks {
 		nodes[i] = node{id: t.ID, kind: t.Kind, rule: t.TriggerRule, up: t.Upstream, group: t.Group,
-			setup: t.Setup, teardown: t.Teardown, failRun: t.FailRun}
+			setup: t.Setup, teardown: t.Teardown, failRun: t.FailRun, mapped: t.Map != nil}
 	}
 	groups := make([]groupDef, len(s.Groups))
 	for i, g := range s.Groups {
@@ -128,6 +129,7 @@ type node struct {
 	upArrows                 []edgeArrows // per up: nil means arrowEnd for all
 	group                    string
 	setup, teardown, failRun bool
+	mapped                   bool
 	members                  []string
 }
 
@@ -144,13 +146,14 @@ func computeLayout(nodes []node, groups []groupDef) *layout {
 	n := len(nodes)
 	l := &layout{ids: make([]string, n), kind: make([]task.Kind, n), rule: make([]task.TriggerRule, n),
 		level: make([]int, n), up: make([][]int, n), upArrows: make([][]edgeArrows, n),
-		group: make([]string, n), setup: make([]bool, n), teardown: make([]bool, n), failRun: make([]bool, n),
+		group: make([]string, n), setup: make([]bool, n), teardown: make([]bool, n), failRun: make([]bool, n), mapped: make([]bool, n),
 		members: make([][]string, n), groups: groups, nodes: nodes}
 	index := make(map[string]int, n)
 	for i, t := range nodes {
 		index[t.id] = i
 		l.ids[i], l.kind[i], l.rule[i] = t.id, t.kind, t.rule
 		l.group[i], l.setup[i], l.teardown[i], l.failRun[i], l.members[i] = t.group, t.setup, t.teardown, t.failRun, t.members
+		l.mapped[i] = t.mapped
 	}
 	indeg := make([]int, n)
 	down := make([][]int, n)

@@ -106,8 +106,8 @@ func TestGraphEdgesAvoidBoxes(t *testing.T) {
 	if !blocked {
 		t.Errorf("the test DAG is too easy: a straight extract → publish misses every box")
 	}
-	svg := renderGraph("d", lay, "Graph", "", nil)
-	if again := renderGraph("d", computeLayout(nodes, nil), "Graph", "", nil); !bytes.Equal(svg, again) {
+	svg := renderGraph("d", lay, "Graph", "", nil, nil)
+	if again := renderGraph("d", computeLayout(nodes, nil), "Graph", "", nil, nil); !bytes.Equal(svg, again) {
 		t.Error("two layouts of one DAG differ")
 	}
 	for _, want := range []string{`>publish</text>`, `>bash · all_done</text>`, `>go · one_failed</text>`, `>pod</text>`,
@@ -173,7 +173,7 @@ func TestGraphOfDAGShowsKindsAndRules(t *testing.T) {
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	svg := string(renderGraph("kinds", layoutOf(d), "Graph", "", nil))
+	svg := string(renderGraph("kinds", layoutOf(d), "Graph", "", nil, nil))
 	for _, want := range []string{">sensor</text>", ">branch</text>", ">short_circuit</text>", ">bash</text>",
 		">go · none_failed_min_one_success</text>", `data-rule="none_failed_min_one_success"`} {
 		if !strings.Contains(svg, want) {
@@ -193,7 +193,7 @@ func TestGraphOfDAGShowsKindsAndRules(t *testing.T) {
 	if err := json.Unmarshal(b, &snap); err != nil {
 		t.Fatal(err)
 	}
-	if old := string(renderGraph("kinds", layoutOfSnapshot(snap), "Graph", "", nil)); old != svg {
+	if old := string(renderGraph("kinds", layoutOfSnapshot(snap), "Graph", "", nil, nil)); old != svg {
 		t.Errorf("the graph from the snapshot differs:\n%s\nwant\n%s", old, svg)
 	}
 }
@@ -271,7 +271,7 @@ func TestGraphCollapsedGroups(t *testing.T) {
 		if again := base.collapse(slices.Clone(c.collapsed)); again != lay {
 			t.Errorf("%v: not cached", c.collapsed)
 		}
-		svg := string(renderGraph("d&", lay, "Graph", "r 1", states))
+		svg := string(renderGraph("d&", lay, "Graph", "r 1", states, nil))
 		boxes := map[string]string{}
 		for i, id := range lay.ids {
 			if lay.members[i] != nil {
@@ -327,7 +327,7 @@ func TestGraphCollapsedCycle(t *testing.T) {
 	if hits := boxHits(lay); len(hits) > 0 {
 		t.Errorf("edges pass through boxes:\n%s", strings.Join(hits, "\n"))
 	}
-	svg := string(renderGraph("d", lay, "Graph", "", nil))
+	svg := string(renderGraph("d", lay, "Graph", "", nil, nil))
 	got := edgeTitles(svg)
 	slices.Sort(got)
 	// g → x and x → g merge; g → y; y → h and h → z run both ways between y

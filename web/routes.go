@@ -39,6 +39,13 @@ func (s *Server) apiRoutes() []route {
 	taskP := runP + "/tasks/{task}"
 	tryP := taskP + "/tries/{try}"
 	page := []qparam{{"limit", "integer", "page size (1-1000)"}, {"offset", "integer", "entries to skip"}}
+	// Every per-task route takes map_index to address one instance of a
+	// mapped task (the store's "task[3]"); the path's {task} is always the
+	// task's own id (an id with "[k]" is a 400 pointing here). Without it a
+	// mapped task answers as a whole: its summary entry, all its results,
+	// the mark of all its instances; its tries and logs need it.
+	mi := qparam{"map_index", "integer", "the map index of one instance of a mapped task (0 or more; -1 or absent: the task itself); an index the run's task lacks is a 404 naming the run, task and index"}
+	one := []qparam{mi}
 	return []route{
 		{method: "GET", path: "/api/v1/openapi.json", op: "getOpenAPI", summary: "This API's OpenAPI 3 document", public: true, resp: map[string]any{}, h: s.getOpenAPI},
 		{method: "GET", path: "/api/v1/session", op: "getSession", summary: "Who the caller is, and the CSRF token of its session", resp: Session{}, h: s.getSession},
@@ -63,17 +70,20 @@ func (s *Server) apiRoutes() []route {
 		{method: "DELETE", path: runP, op: "deleteRun", summary: "Delete a finished run with its task instances, tries, logs and results (operator)", status: http.StatusNoContent, h: s.deleteRun},
 		{method: "GET", path: runP + "/gantt", op: "getGantt", summary: "Every try of a run, for the Gantt view", resp: Gantt{}, h: s.getGantt},
 		{method: "POST", path: runP + "/clear", op: "clearTasks", summary: "Clear task instances so they run again", body: ClearRequest{}, resp: ClearResult{}, h: s.clearTasks},
-		{method: "GET", path: runP + "/tasks", op: "listTaskInstances", summary: "The task instances of a run, in topological order", resp: TaskInstanceList{}, h: s.listTaskInstances},
-		{method: "GET", path: taskP, op: "getTaskInstance", summary: "One task instance", resp: TaskInstance{}, h: s.getTaskInstance},
-		{method: "POST", path: taskP + "/mark", op: "markTaskInstance", summary: "Mark a task instance success or failed", body: MarkRequest{}, resp: TaskInstance{}, h: s.markTaskInstance},
-		{method: "GET", path: taskP + "/xcom", op: "getXCom", summary: "The task's stored result", resp: XCom{}, h: s.getXCom},
-		{method: "GET", path: taskP + "/tries", op: "listTries", summary: "The tries of a task instance", resp: TryList{}, h: s.listTries},
-		{method: "GET", path: tryP, op: "getTry", summary: "One try", resp: Try{}, h: s.getTry},
-		{method: "GET", path: tryP + "/log", op: "getLog", summary: "A try's log after a position, a page of at most 1 MiB (for paging and tail-following)", query: []qparam{{"after", "integer", "position returned as next by the previous call (default 0: from the start)"},
+		{method: "GET", path: runP + "/tasks", op: "listTaskInstances", summary: "The task instances of a run, in topological order; a mapped task is one entry with its summary state, instance count and counts by state (its instances: .../instances)", resp: TaskInstanceList{}, h: s.listTaskInstances},
+		{method: "GET", path: taskP, op: "getTaskInstance", summary: "One task instance; for a mapped task without map_index, its summary entry (summary state, instance count, counts by state)", query: one, resp: TaskInstance{}, h: s.getTaskInstance},
+		{method: "POST", path: taskP + "/mark", op: "markTaskInstance", summary: "Mark a task instance success or failed (a mapped task without map_index: all its instances)", query: one, body: MarkRequest{}, resp: TaskInstance{}, h: s.markTaskInstance},
+		{method: "POST", path: taskP + "/clear", op: "clearTaskInstance", summary: "Clear one task (with map_index: one instance of a mapped task) so it runs again, optionally with its downstream tasks", query: one, body: ClearTaskRequest{}, resp: ClearResult{}, h: s.clearTaskInstance},
+		{method: "GET", path: taskP + "/instances", op: "listInstances", summary: "A page of a mapped task's instances by map index, with its summary state and its instances counted by state",
+			query: []qparam{{"limit", "integer", "page size (1-1000, default 100)"}, {"offset", "integer", "instances to skip (default 0)"}}, resp: InstanceList{}, h: s.listInstances},
+		{method: "GET", path: taskP + "/xcom", op: "getXCom", summary: "The task's stored result (a mapped task without map_index: the JSON array of its instances' results by map index)", query: one, resp: XCom{}, h: s.getXCom},
+		{method: "GET", path: taskP + "/tries", op: "listTries", summary: "The tries of a task instance (an expanded mapped task needs map_index)", query: one, resp: TryList{}, h: s.listTries},
+		{method: "GET", path: tryP, op: "getTry", summary: "One try", query: one, resp: Try{}, h: s.getTry},
+		{method: "GET", path: tryP + "/log", op: "getLog", summary: "A try's log after a position, a page of at most 1 MiB (for paging and tail-following)", query: []qparam{mi, {"after", "integer", "position returned as next by the previous call (default 0: from the start)"},
 			{"tail", "boolean", "the last page instead (then follow with after=next, page back with before=prev)"},
 			{"before", "integer", "the page that ends before this position (a previous answer's prev)"}}, resp: LogChunk{}, h: s.getLog},
-		{method: "GET", path: tryP + "/log/download", op: "downloadLog", summary: "A try's whole log as a text file (streamed)", media: "text/plain", h: s.downloadLog},
-		{method: "GET", path: tryP + "/pod", op: "getPod", summary: "The pod of a try: its name and rendered YAML when available", resp: PodInfo{}, h: s.getPod},
+		{method: "GET", path: tryP + "/log/download", op: "downloadLog", summary: "A try's whole log as a text file (streamed)", query: one, media: "text/plain", h: s.downloadLog},
+		{method: "GET", path: tryP + "/pod", op: "getPod", summary: "The pod of a try: its name and rendered YAML when available", query: one, resp: PodInfo{}, h: s.getPod},
 		{method: "GET", path: "/api/v1/assets", op: "listAssets", summary: "The assets with the tasks that update them, the DAGs scheduled on them and their event counts", resp: AssetList{}, h: s.listAssets},
 		{method: "GET", path: "/api/v1/assets/events", op: "listAssetEvents", summary: "Asset events, newest first", query: append([]qparam{{"uri", "string", "only this asset's events"}}, page...), resp: AssetEventList{}, h: s.listAssetEvents},
 		{method: "POST", path: "/api/v1/assets/events", op: "postAssetEvent", summary: "Record an asset event from outside (operator); DAGs scheduled on the asset run", body: AssetEventRequest{}, resp: AssetEvent{}, status: http.StatusCreated, h: s.postAssetEvent},

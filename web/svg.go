@@ -195,7 +195,7 @@ func (e edgeRoute) pathData(b []byte) []byte {
 // number of tasks, coloured by their summary state (groupState), which links
 // to the graph with the group expanded. An edge from a setup to a teardown is
 // dashed.
-func renderGraph(dagID string, lay *layout, title, runID string, states map[string]task.State) []byte {
+func renderGraph(dagID string, lay *layout, title, runID string, states map[string]task.State, instances map[string]int) []byte {
 	b := make([]byte, 0, 600*(len(lay.ids)+1))
 	b = fmt.Appendf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-labelledby="graph-title" font-family="system-ui, sans-serif" font-size="12">`,
 		lay.width, lay.height, lay.width, lay.height)
@@ -255,6 +255,14 @@ func renderGraph(dagID string, lay *layout, title, runID string, states map[stri
 			}
 			sub = nodeSubtitle(lay.kind[i], lay.rule[i], lay.setup[i], lay.teardown[i])
 			desc = id + ": " + string(st) + "; kind " + kindName(lay.kind[i])
+			if lay.mapped[i] {
+				sub += " · mapped"
+				if n, ok := instances[id]; ok {
+					desc = id + " [" + strconv.Itoa(n) + "]: mapped, " + strconv.Itoa(n) + " instance(s), " + string(st) + " (their summary state); kind " + kindName(lay.kind[i])
+				} else {
+					desc = id + " [ ]: mapped; " + string(st) + "; kind " + kindName(lay.kind[i])
+				}
+			}
 			if r := lay.rule[i]; r != "" && r != task.AllSuccess {
 				desc += "; trigger rule " + string(r)
 			}
@@ -287,6 +295,9 @@ func renderGraph(dagID string, lay *layout, title, runID string, states map[stri
 			b = appendAttr(b, "data-state", string(st))
 		case runID != "":
 			href := "#/dags/" + url.PathEscape(dagID) + "/runs/" + url.PathEscape(runID) + "/tasks/" + url.PathEscape(id)
+			if lay.mapped[i] {
+				href += "/instances" // the drill-down into its instances
+			}
 			b = append(b, `<a`...)
 			b = appendAttr(b, "href", href)
 			b = appendAttr(b, "class", "node st-"+string(st))
@@ -302,6 +313,12 @@ func renderGraph(dagID string, lay *layout, title, runID string, states map[stri
 			}
 			if lay.teardown[i] {
 				b = append(b, ` data-teardown="true"`...)
+			}
+			if lay.mapped[i] {
+				b = appendAttr(b, "data-mapped", strconv.Itoa(instances[id]))
+				if runID != "" {
+					b = appendAttr(b, "data-state", string(st))
+				}
 			}
 		}
 		b = appendAttr(b, "aria-label", desc)
@@ -332,7 +349,20 @@ func renderGraph(dagID string, lay *layout, title, runID string, states map[stri
 		b = appendNumAttr(b, "y", y+17)
 		b = appendAttr(b, "fill", col[1])
 		b = append(b, ` font-weight="600">`...)
-		b = appendEscaped(b, clip(id, gMaxLen))
+		if lay.mapped[i] && members == nil {
+			// A mapped task: its id and "[n]", its instances in the run
+			// ("[ ]" without a run, as Airflow draws it).
+			mark := " [ ]"
+			if n, ok := instances[id]; ok {
+				mark = " [" + strconv.Itoa(n) + "]"
+			}
+			b = appendEscaped(b, clip(id, gMaxLen-len(mark)))
+			b = append(b, `<tspan class="map-count">`...)
+			b = appendEscaped(b, mark)
+			b = append(b, `</tspan>`...)
+		} else {
+			b = appendEscaped(b, clip(id, gMaxLen))
+		}
 		b = append(b, `</text><text class="sub"`...)
 		b = appendNumAttr(b, "x", x+8)
 		b = appendNumAttr(b, "y", y+33)

@@ -124,6 +124,40 @@ type TaskInstance struct {
 	NextPoke *time.Time `json:"nextPoke,omitempty"`
 	// Removed is true for a task the run has but the DAG no longer does.
 	Removed bool `json:"removed,omitempty"`
+	// MapIndex is the index of a mapped task instance's element (absent for
+	// a task that is not mapped and for a mapped task's summary entry).
+	MapIndex *int `json:"mapIndex,omitempty"`
+	// Mapped is true for a mapped task's summary entry: its State is the
+	// summary state of its instances (task.SummaryState), Try and MaxTries the
+	// highest of theirs, Started the earliest start and Ended the latest end
+	// (once all have ended). Before the task is expanded (or when its list
+	// was empty) the entry is the task's own instance, with MapCount 0.
+	Mapped bool `json:"mapped,omitempty"`
+	// MapCount is how many instances a mapped task has in the run (removed
+	// ones not counted).
+	MapCount int `json:"mapCount,omitempty"`
+	// StateCounts counts a mapped task's instances by state (removed ones
+	// included).
+	StateCounts map[task.State]int `json:"stateCounts,omitempty"`
+}
+
+// InstanceList is a page of a mapped task's instances in a run, by map
+// index (GET .../tasks/{task}/instances).
+type InstanceList struct {
+	DAGID  string `json:"dagId"`
+	RunID  string `json:"runId"`
+	TaskID string `json:"taskId"`
+	// State is the task's summary state (task.SummaryState of StateCounts).
+	State task.State `json:"state"`
+	// StateCounts counts all its instances by state, not only this page's.
+	StateCounts map[task.State]int `json:"stateCounts"`
+	// Instances are the page's instances, each with its MapIndex.
+	Instances []TaskInstance `json:"instances"`
+	// Total is how many instances the task has (removed ones included);
+	// Limit and Offset are the page's.
+	Total  int `json:"total"`
+	Limit  int `json:"limit"`
+	Offset int `json:"offset"`
 }
 
 // TaskInstanceList is the task instances of a run.
@@ -134,7 +168,10 @@ type TaskInstanceList struct {
 
 // Try is one try of a task instance.
 type Try struct {
-	TaskID   string     `json:"taskId"`
+	TaskID string `json:"taskId"`
+	// MapIndex is the map index of a mapped task instance's try (TaskID is
+	// then the task's id without it).
+	MapIndex *int       `json:"mapIndex,omitempty"`
 	Try      int        `json:"try"`
 	State    task.State `json:"state"`
 	Queued   *time.Time `json:"queued,omitempty"`
@@ -205,6 +242,13 @@ type ClearRequest struct {
 	FailedOnly bool     `json:"failedOnly,omitempty"`
 }
 
+// ClearTaskRequest is the body of POST .../tasks/{task}/clear, which clears
+// one task (or, with map_index, one instance of a mapped task).
+type ClearTaskRequest struct {
+	Downstream bool `json:"downstream,omitempty"`
+	FailedOnly bool `json:"failedOnly,omitempty"`
+}
+
 // ClearResult lists the task instances a clear reset.
 type ClearResult struct {
 	Cleared []string `json:"cleared"`
@@ -238,6 +282,9 @@ type Grid struct {
 type GridTask struct {
 	ID    string `json:"id"`
 	Level int    `json:"level"`
+	// Mapped says the task is mapped: its cells are its summary state, with
+	// the number of its instances in N.
+	Mapped bool `json:"mapped,omitempty"`
 	// Group is the full id of the task's innermost group ("" when none).
 	Group string `json:"group,omitempty"`
 	// Setup and Teardown say the task is a setup or a teardown.
@@ -267,6 +314,9 @@ type GridGroup struct {
 type Cell struct {
 	State task.State `json:"s"`
 	Try   int        `json:"t,omitempty"`
+	// N is how many instances a mapped task has in the run (removed ones not
+	// counted); State is then their summary state and Try the highest try.
+	N int `json:"n,omitempty"`
 }
 
 // Calendar is a DAG's runs by day of their logical date, for the calendar
@@ -399,8 +449,17 @@ func runOf(r store.Run) Run {
 		Started: tp(r.Started), Ended: tp(r.Ended), Duration: dur(r.Started, r.Ended), DAGVersion: r.DAGVersion}
 }
 
+// indexPtr is k as a MapIndex: nil for a negative k (no map index).
+func indexPtr(k int) *int {
+	if k < 0 {
+		return nil
+	}
+	return &k
+}
+
 func tiOf(r store.Run, kind task.Kind, ti store.TaskInstance) TaskInstance {
-	out := TaskInstance{DAGID: r.DAGID, RunID: r.RunID, TaskID: ti.TaskID, Kind: kind, State: ti.State, Try: ti.Try,
+	id, k := task.ParseInstanceID(ti.TaskID)
+	out := TaskInstance{DAGID: r.DAGID, RunID: r.RunID, TaskID: id, MapIndex: indexPtr(k), Kind: kind, State: ti.State, Try: ti.Try,
 		MaxTries: ti.MaxTries, Started: tp(ti.Started), Ended: tp(ti.Ended), Duration: dur(ti.Started, ti.Ended),
 		NextRetry: tp(ti.NextRetry), ExitCode: ti.ExitCode, Error: ti.Error, Executor: ti.Executor, Host: ti.Host, Pod: ti.Pod,
 		Pokes: ti.Pokes}
@@ -411,7 +470,8 @@ func tiOf(r store.Run, kind task.Kind, ti store.TaskInstance) TaskInstance {
 }
 
 func tryOf(t store.Try) Try {
-	return Try{TaskID: t.TaskID, Try: t.Try, State: t.State, Queued: tp(t.Queued), Started: tp(t.Started),
+	id, k := task.ParseInstanceID(t.TaskID)
+	return Try{TaskID: id, MapIndex: indexPtr(k), Try: t.Try, State: t.State, Queued: tp(t.Queued), Started: tp(t.Started),
 		Ended: tp(t.Ended), Duration: dur(t.Started, t.Ended), ExitCode: t.ExitCode, Error: t.Error,
 		Executor: t.Executor, Host: t.Host, Pod: t.Pod}
 }

@@ -270,7 +270,8 @@ function route() {
   else if (p[0] === "dags" && p[2] === "calendar" && p.length === 3) v = calendarView(p[1]);
   else if (p[0] === "dags" && p[2] === "durations" && p.length === 3) v = durationsView(p[1]);
   else if (p[0] === "dags" && p[2] === "runs" && p.length === 4) v = runView(p[1], p[3]);
-  else if (p[0] === "dags" && p[2] === "runs" && p[4] === "tasks") v = tryView(p[1], p[3], p[5], p[7] ? Number(p[7]) : 0);
+  else if (p[0] === "dags" && p[2] === "runs" && p[4] === "tasks" && p[6] === "instances") v = instancesView(p[1], p[3], p[5], Number(q.get("offset")) || 0);
+  else if (p[0] === "dags" && p[2] === "runs" && p[4] === "tasks") v = tryView(p[1], p[3], p[5], p[7] ? Number(p[7]) : 0, q.has("map_index") ? Number(q.get("map_index")) : -1);
   else v = { refresh: async () => { $("main").replaceChildren(h("h1", { text: "Not found" }), h("p", {}, h("a", { href: "#/", text: "Back to the DAGs" }))); } };
   current = v;
   v.refresh().then(() => { if (v.focus !== false) { const h1 = $("main").querySelector("h1"); if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); } } v.focus = false; }).catch(showError);
@@ -616,11 +617,21 @@ function gridView(dag) {
       h("th", { scope: "row", class: "task", title: t.id, style: g.groups ? { paddingLeft: (depth * 1.1 + 0.1).toFixed(1) + "em" } : null },
         g.groups ? h("span", { class: "chev", "aria-hidden": "true" }) : null,
         t.group ? sr(t.group + ".") : null, shortName(t.id, t.group),
-        t.setup ? h("span", { class: "role", text: "setup" }) : null, t.teardown ? h("span", { class: "role", text: "teardown" }) : null),
+        t.setup ? h("span", { class: "role", text: "setup" }) : null, t.teardown ? h("span", { class: "role", text: "teardown" }) : null,
+        t.mapped ? h("span", { class: "role map", title: "mapped: one task instance per element of a list", text: "[ ]" }) : null),
       g.runs.map((r, c) => {
         const cell = g.cells[i][c];
         const s = cell.s || "none";
-        const href = "#/dags/" + enc(dag) + "/runs/" + enc(r.runId) + "/tasks/" + enc(t.id) + (cell.t ? "/tries/" + cell.t : "");
+        const tasks = "#/dags/" + enc(dag) + "/runs/" + enc(r.runId) + "/tasks/" + enc(t.id);
+        if (t.mapped) {
+          // One cell for all the instances: their summary state; it opens
+          // the drill-down into them.
+          const n = cell.n || 0;
+          const what = n ? s.replace(/_/g, " ") + " (summary of " + n + " mapped instance" + (n === 1 ? "" : "s") + ")" : s.replace(/_/g, " ") + " (not expanded)";
+          return h("td", {}, h("a", { class: "cell mapped st-" + s, href: n ? tasks + "/instances" : tasks, "data-task": t.id, "data-run": r.runId, "data-state": s,
+            "data-mapped": String(n), title: t.id + " [" + n + "] · " + r.runId + " · " + what, "aria-label": t.id + " in run " + r.runId + ": " + what, text: GLYPH[s] }));
+        }
+        const href = tasks + (cell.t ? "/tries/" + cell.t : "");
         return h("td", {}, h("a", { class: "cell st-" + s, href, "data-task": t.id, "data-run": r.runId, "data-state": s,
           title: t.id + " · " + r.runId + " · " + s, "aria-label": t.id + " in run " + r.runId + ": " + s.replace(/_/g, " "), text: GLYPH[s] }));
       }));
@@ -894,8 +905,10 @@ function runView(dag, run) {
       const r = g.run;
       const version = !r.dagVersion ? "-" : r.dagVersion === info.version ? r.dagVersion
         : r.dagVersion + " (this binary's is " + info.version + "; the graph shows the run's)";
-      const rows = tis.taskInstances.map((ti) => h("tr", {},
-        h("th", { scope: "row" }, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(ti.taskId), text: ti.taskId }),
+      const rows = tis.taskInstances.map((ti) => h("tr", { "data-task": ti.taskId },
+        h("th", { scope: "row" }, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(ti.taskId) + (ti.mapCount ? "/instances" : ""),
+          text: ti.taskId + (ti.mapped ? " [" + (ti.mapCount || " ") + "]" : "") }),
+          ti.mapCount ? h("span", { class: "muted map-counts", text: " " + stateCounts(ti.stateCounts) }) : null,
           ti.removed ? h("span", { class: "muted", text: " (no longer in the DAG)" }) : null),
         h("td", {}, pill(ti.state)),
         h("td", { text: ti.try + "/" + ti.maxTries }),
@@ -937,20 +950,20 @@ function gantt(dag, run, g) {
     const track = h("div", { class: "track" });
     track.append(h("div", { class: "q", style: { left: pct(q), width: (100 * ((s || e) - q) / span).toFixed(3) + "%" } }));
     if (s) {
-      const label = t.taskId + " try " + t.try + ": " + t.state + ", " + fmtDur((e - s) / 1000) + ", from " + fmtTime(t.started);
-      track.append(h("a", { class: "b st-" + t.state, href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(t.taskId) + "/tries/" + t.try,
+      const label = instName(t) + " try " + t.try + ": " + t.state + ", " + fmtDur((e - s) / 1000) + ", from " + fmtTime(t.started);
+      track.append(h("a", { class: "b st-" + t.state, href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(t.taskId) + "/tries/" + t.try + miQuery(t.mapIndex),
         title: label, "aria-label": label, style: { left: pct(s), width: (100 * (e - s) / span).toFixed(3) + "%" } }));
     }
-    return h("div", { class: "row" }, h("div", { class: "name", title: t.taskId, text: t.taskId + (t.try > 1 ? " #" + t.try : "") }), track);
+    return h("div", { class: "row" }, h("div", { class: "name", title: instName(t), text: instName(t) + (t.try > 1 ? " #" + t.try : "") }), track);
   });
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => h("span", { text: "+" + fmtDur(f * span / 1000) }));
   return h("div", { class: "scroll" }, h("div", { class: "gantt", role: "group", "aria-label": "Gantt chart of the run's tries, from " + fmtTime(new Date(t0).toISOString()) },
     rows, h("div", { class: "axis" }, h("span", { text: fmtShort(new Date(t0).toISOString()) }), h("div", { class: "ticks" }, ticks))));
 }
 
-async function doClear(dag, run, body) {
+async function doClear(dag, run, body, path) {
   try {
-    const r = await api("POST", "/dags/" + enc(dag) + "/runs/" + enc(run) + "/clear", body);
+    const r = await api("POST", path || "/dags/" + enc(dag) + "/runs/" + enc(run) + "/clear", body);
     flash(r.cleared.length ? "Cleared " + r.cleared.join(", ") : "Nothing to clear", true);
     if (current) current.refresh().catch(showError);
   } catch (e) { showError(e); }
@@ -984,14 +997,25 @@ function whyOf(ti, tr, def, tis) {
 }
 
 // ---- task try ----
-function tryView(dag, run, taskId, tryNo) {
+function tryView(dag, run, taskId, tryNo, mi) {
   let follow = 0, logPos = 0, logTry = 0, logPrev = 0, logEarlier = false;
   const base = "/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId);
+  // u is an API path of this task instance: with its map index, for one
+  // instance of a mapped task.
+  const u = (path, extra) => { const q = [mi >= 0 ? "map_index=" + mi : "", extra || ""].filter(Boolean).join("&"); return base + path + (q ? "?" + q : ""); };
+  const name = mi >= 0 ? taskId + "[" + mi + "]" : taskId;
   const v = {
     dag,
     destroy: () => { clearTimeout(follow); },
     refresh: async () => {
-      const [ti, tries, xcom, info, tis] = await Promise.all([api("GET", base), api("GET", base + "/tries"), api("GET", base + "/xcom"), dagInfo(dag),
+      const ti = await api("GET", u(""));
+      if (v.gone) return;
+      if (mi < 0 && ti.mapCount) {
+        // An expanded mapped task has no try of its own: show its instances.
+        location.replace("#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId) + "/instances");
+        return;
+      }
+      const [tries, xcom, info, tis] = await Promise.all([api("GET", u("/tries")), api("GET", u("/xcom")), dagInfo(dag),
         api("GET", "/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks")]);
       if (v.gone) return;
       showDAG(info);
@@ -1001,7 +1025,7 @@ function tryView(dag, run, taskId, tryNo) {
       const diff = logTry !== n;
       const pre = diff ? h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "Log of try " + n, "aria-live": "off" }) : $("log");
       if (diff) { logPos = 0; logTry = n; }
-      const tryLinks = tries.tries.map((t) => h("a", { class: "btn try", href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId) + "/tries/" + t.try,
+      const tryLinks = tries.tries.map((t) => h("a", { class: "btn try", href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId) + "/tries/" + t.try + miQuery(mi),
         "aria-current": t.try === n ? "page" : null, text: "Try " + t.try }));
       const down = h("input", { type: "checkbox", id: "clear-down" });
       const failed = h("input", { type: "checkbox", id: "clear-failed" });
@@ -1009,7 +1033,8 @@ function tryView(dag, run, taskId, tryNo) {
         h("div", { class: "actions" },
           h("label", { class: "inline" }, down, "with downstream"),
           h("label", { class: "inline" }, failed, "failed only"),
-          h("button", { class: "btn", type: "button", id: "clear", disabled: !can(), text: "Clear", onclick: () => doClear(dag, run, { tasks: [taskId], downstream: down.checked, failedOnly: failed.checked }) }),
+          h("button", { class: "btn", type: "button", id: "clear", disabled: !can(), text: mi >= 0 ? "Clear this instance" : "Clear",
+            onclick: () => doClear(dag, run, { downstream: down.checked, failedOnly: failed.checked }, u("/clear")) }),
           h("button", { class: "btn", type: "button", id: "mark-success", disabled: !can(), text: "Mark success", onclick: () => doMark("success") }),
           h("button", { class: "btn danger", type: "button", id: "mark-failed", disabled: !can(), text: "Mark failed", onclick: () => doMark("failed") })));
       const details = h("dl", { class: "kv" },
@@ -1031,8 +1056,9 @@ function tryView(dag, run, taskId, tryNo) {
         h("dl", { class: "kv" }, why.map(([k, ...v]) => [h("dt", { text: k }), h("dd", {}, v)]))) : null;
       const podBox = h("div", { id: "pod" });
       $("main").replaceChildren(
-        crumbs(dag, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run), text: run })),
-        h("h1", { text: taskId }),
+        crumbs(dag, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run), text: run }),
+          mi >= 0 ? h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId) + "/instances", text: taskId + " [ ]" }) : null),
+        h("h1", { text: name }),
         h("div", { class: "actions" }, tryLinks.length ? tryLinks : h("span", { class: "muted", text: "No try yet (" + ti.state + ")" })),
         whyBox,
         h("div", { class: "two" }, h("div", {}, h("h2", { text: "Try" }), details),
@@ -1043,11 +1069,11 @@ function tryView(dag, run, taskId, tryNo) {
         tr ? h("div", { class: "actions" },
           h("button", { class: "btn", type: "button", id: "log-earlier", hidden: diff || !logEarlier,
             text: "Load earlier", onclick: () => loadEarlier(n).catch(showError) }),
-          h("a", { class: "btn", id: "log-download", href: "/api/v1" + base + "/tries/" + n + "/log/download", download: "", text: "Download the whole log" }),
+          h("a", { class: "btn", id: "log-download", href: "/api/v1" + u("/tries/" + n + "/log/download"), download: "", text: "Download the whole log" }),
           h("span", { class: "muted", text: "The log opens at its end; pages of 1 MiB." })) : null,
         pre);
       if (tr) {
-        api("GET", base + "/tries/" + n + "/pod").then((p) => podBox.replaceChildren(
+        api("GET", u("/tries/" + n + "/pod")).then((p) => podBox.replaceChildren(
           p.available ? h("pre", { class: "code", text: p.yaml }) : h("p", { class: "muted", text: (p.pod ? "Pod " + p.pod + ". " : "") + "Rendered pod YAML " + p.reason.replace(/^not available/, "is not available") + "." }))).catch(showError);
         if (diff) await loadTail(n); else await followLog(n);
       } else {
@@ -1060,7 +1086,7 @@ function tryView(dag, run, taskId, tryNo) {
   // loadTail shows the end of a try's log (at most a page), then follows it.
   async function loadTail(n) {
     clearTimeout(follow);
-    const chunk = await api("GET", base + "/tries/" + n + "/log?tail=1");
+    const chunk = await api("GET", u("/tries/" + n + "/log", "tail=1"));
     const pre = $("log");
     if (!pre || logTry !== n) return;
     pre.textContent = chunk.content || (chunk.finished ? "(empty log)" : "");
@@ -1075,7 +1101,7 @@ function tryView(dag, run, taskId, tryNo) {
   }
   // loadEarlier puts the page before what is shown on top, keeping the view.
   async function loadEarlier(n) {
-    const chunk = await api("GET", base + "/tries/" + n + "/log?before=" + logPrev);
+    const chunk = await api("GET", u("/tries/" + n + "/log", "before=" + logPrev));
     const pre = $("log");
     if (!pre || logTry !== n) return;
     const from = pre.scrollHeight;
@@ -1088,7 +1114,7 @@ function tryView(dag, run, taskId, tryNo) {
   }
   async function followLog(n) {
     clearTimeout(follow);
-    const chunk = await api("GET", base + "/tries/" + n + "/log?after=" + logPos);
+    const chunk = await api("GET", u("/tries/" + n + "/log", "after=" + logPos));
     const pre = $("log");
     if (!pre || logTry !== n) return;
     if (chunk.content) {
@@ -1103,11 +1129,58 @@ function tryView(dag, run, taskId, tryNo) {
   }
   async function doMark(state) {
     try {
-      await api("POST", base + "/mark", { state });
-      flash("Marked " + taskId + " " + state, true);
+      await api("POST", u("/mark"), { state });
+      flash("Marked " + name + " " + state, true);
       v.refresh().catch(showError);
     } catch (e) { showError(e); }
   }
+  return v;
+}
+
+// miQuery is the query of a UI link to one instance of a mapped task.
+function miQuery(k) { return k === undefined || k === null || k < 0 ? "" : "?map_index=" + k; }
+// instName is a task instance's name: "resize[3]" for a mapped instance.
+function instName(x) { return x.mapIndex === undefined || x.mapIndex === null ? x.taskId : x.taskId + "[" + x.mapIndex + "]"; }
+// stateCounts says how many instances are in each state, in the states' order.
+function stateCounts(c) { return STATES.filter((s) => c && c[s]).map((s) => c[s] + " " + s.replace(/_/g, " ")).join(", "); }
+
+// ---- a mapped task's instances (the grid's drill-down), a page at a time ----
+const INSTANCE_PAGE = 50;
+function instancesView(dag, run, taskId, offset) {
+  const base = "/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId);
+  const here = "#/dags/" + enc(dag) + "/runs/" + enc(run) + "/tasks/" + enc(taskId);
+  const v = {
+    dag,
+    refresh: async () => {
+      const [list, info] = await Promise.all([api("GET", base + "/instances?limit=" + INSTANCE_PAGE + "&offset=" + offset), dagInfo(dag)]);
+      if (v.gone) return;
+      showDAG(info);
+      const rows = list.instances.map((ti) => h("tr", { "data-map-index": String(ti.mapIndex), "data-state": ti.state },
+        h("th", { scope: "row" }, h("a", { href: here + (ti.try ? "/tries/" + ti.try : "") + miQuery(ti.mapIndex), text: instName(ti) })),
+        h("td", {}, pill(ti.state)),
+        h("td", { text: ti.try + "/" + ti.maxTries }),
+        h("td", { class: "hide-sm", text: fmtTime(ti.started) }),
+        h("td", { text: fmtDur(ti.duration) }),
+        h("td", {}, ti.try ? h("a", { class: "log-link", href: here + "/tries/" + ti.try + miQuery(ti.mapIndex), "aria-label": "Log of " + instName(ti) + ", try " + ti.try, text: "Log" }) : h("span", { class: "muted", text: "–" })),
+        h("td", {}, h("button", { class: "btn clear-instance", type: "button", disabled: !can() || ["none", "removed", "running", "queued"].includes(ti.state),
+          "aria-label": "Clear " + instName(ti), text: "Clear",
+          onclick: () => doClear(dag, run, {}, base + "/clear?map_index=" + ti.mapIndex) }))));
+      const last = offset + list.instances.length;
+      const pager = h("div", { class: "actions pager" },
+        h("span", { id: "instances-range", text: list.total ? "Instances " + (offset + 1) + "–" + last + " of " + list.total : "No instances (the task is not expanded yet, or its list was empty)" }),
+        offset > 0 ? h("a", { class: "btn", id: "instances-prev", href: here + "/instances?offset=" + Math.max(0, offset - INSTANCE_PAGE), text: "Previous" }) : null,
+        last < list.total ? h("a", { class: "btn", id: "instances-next", href: here + "/instances?offset=" + last, text: "Next" }) : null);
+      $("main").replaceChildren(
+        crumbs(dag, h("a", { href: "#/dags/" + enc(dag) + "/runs/" + enc(run), text: run }), taskId + " [ ]"),
+        h("h1", { text: taskId + " [" + list.total + "]" }),
+        h("div", { class: "actions" }, pill(list.state || "none"), h("span", { id: "instance-counts", text: stateCounts(list.stateCounts) }),
+          h("span", { class: "hint", text: "The task's state is the first of failed, upstream failed, up for retry, queued, scheduled, deferred, running, none, success, skipped that an instance has." })),
+        pager,
+        h("div", { class: "scroll" }, h("table", { class: "instances", "aria-label": "Instances of " + taskId + " by map index" },
+          h("thead", {}, h("tr", {}, ["Instance", "State", "Try", "Started", "Duration", "Log", "Clear"].map((c, i) => h("th", { scope: "col", class: i === 3 ? "hide-sm" : null, text: c })))),
+          h("tbody", {}, rows))));
+    },
+  };
   return v;
 }
 
