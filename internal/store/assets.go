@@ -49,12 +49,13 @@ func putAssetEvent(ctx context.Context, tx *sql.Tx, e AssetEvent) (int64, error)
 	if len(e.Extra) > 0 {
 		extra = string(e.Extra)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO asset_events (uri, source_dag, source_run, source_task, source_try, source, extra, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.URI, e.SourceDAG, e.SourceRun, e.SourceTask, e.SourceTry, e.Source, extra, e.Created.UnixMicro())
-	if err != nil {
+	var id int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO asset_events (uri, source_dag, source_run, source_task, source_try, source, extra, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.URI, e.SourceDAG, e.SourceRun, e.SourceTask, e.SourceTry, e.Source, extra,
+		e.Created.UnixMicro()).Scan(&id); err != nil {
 		return 0, fmt.Errorf("asset %q: record the event: %w", e.URI, err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // PostAssetEvent records an event outside a batch (an external event, posted
@@ -150,7 +151,7 @@ func (s *Store) CreateAssetRun(ctx context.Context, dagID string, uris []string,
 		}
 		for _, p := range ready {
 			res, err := tx.ExecContext(ctx, `INSERT INTO asset_consumers (dag_id, uri, last_event_id) VALUES (?, ?, ?)
-				ON CONFLICT (dag_id, uri) DO UPDATE SET last_event_id = excluded.last_event_id WHERE last_event_id = ?`,
+				ON CONFLICT (dag_id, uri) DO UPDATE SET last_event_id = excluded.last_event_id WHERE asset_consumers.last_event_id = ?`,
 				dagID, p.uri, p.newe, p.last)
 			if err != nil {
 				return fmt.Errorf("dag %q: asset %q: %w", dagID, p.uri, err)

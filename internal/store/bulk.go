@@ -11,7 +11,9 @@ import (
 
 // The SQLite driver parses a statement's text on every execution, so a batch is
 // written with one statement per kind of change: the rows travel as one JSON array
-// bound to a single parameter and are expanded by json_each.
+// bound to a single parameter and are expanded by json_each (json_array_elements
+// on PostgreSQL, see pgRewrites), each field cast to its column's type, as
+// PostgreSQL wants.
 
 // tiRow is a task-instance change as JSON for the bulk statements.
 type tiRow struct {
@@ -91,37 +93,37 @@ func (s *Store) execJSON(ctx context.Context, tx *sql.Tx, q string, rows any, ar
 
 const (
 	bulkUpdateTI = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
-		UPDATE task_instances AS t SET state = c.value->>'s', try_number = c.value->>'n',
-		max_tries = c.value->>'m', started_at = c.value->>'st', ended_at = c.value->>'en',
-		next_retry_at = c.value->>'nr', exit_code = c.value->>'ec', error = c.value->>'e',
-		executor = c.value->>'x', host = c.value->>'h', pod = c.value->>'p', pokes = c.value->>'pk'
+		UPDATE task_instances AS t SET state = c.value->>'s', try_number = CAST(c.value->>'n' AS BIGINT),
+		max_tries = CAST(c.value->>'m' AS BIGINT), started_at = CAST(c.value->>'st' AS BIGINT), ended_at = CAST(c.value->>'en' AS BIGINT),
+		next_retry_at = CAST(c.value->>'nr' AS BIGINT), exit_code = CAST(c.value->>'ec' AS BIGINT), error = c.value->>'e',
+		executor = c.value->>'x', host = c.value->>'h', pod = c.value->>'p', pokes = CAST(c.value->>'pk' AS BIGINT)
 		FROM c
-		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.state = c.value->>'f'`
+		WHERE t.run = CAST(c.value->>'r' AS BIGINT) AND t.task_id = c.value->>'t' AND t.state = c.value->>'f'`
 	bulkDeleteTry = `DELETE FROM task_tries WHERE (run, task_id, try_number) IN
-		(SELECT c.value->>'r', c.value->>'t', (c.value->>'n') + 1 FROM json_each(?) AS c)`
+		(SELECT CAST(c.value->>'r' AS BIGINT), c.value->>'t', CAST(c.value->>'n' AS BIGINT) + 1 FROM json_each(?) AS c)`
 	bulkInsertTry = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
 		INSERT INTO task_tries (run, task_id, try_number, state, queued_at, executor, pod)
-		SELECT c.value->>'r', c.value->>'t', c.value->>'n', 'queued', c.value->>'at', c.value->>'x', c.value->>'p'
+		SELECT CAST(c.value->>'r' AS BIGINT), c.value->>'t', CAST(c.value->>'n' AS BIGINT), 'queued', CAST(c.value->>'at' AS BIGINT), c.value->>'x', c.value->>'p'
 		FROM c WHERE true
 		ON CONFLICT (run, task_id, try_number) DO UPDATE SET state = 'queued', queued_at = excluded.queued_at,
 		started_at = NULL, ended_at = NULL, exit_code = NULL, error = '', executor = excluded.executor, pod = excluded.pod`
 	bulkStartTry = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
-		UPDATE task_tries AS t SET state = 'running', started_at = c.value->>'st', host = c.value->>'h',
+		UPDATE task_tries AS t SET state = 'running', started_at = CAST(c.value->>'st' AS BIGINT), host = c.value->>'h',
 		pod = c.value->>'p' FROM c
-		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.try_number = c.value->>'n'`
+		WHERE t.run = CAST(c.value->>'r' AS BIGINT) AND t.task_id = c.value->>'t' AND t.try_number = CAST(c.value->>'n' AS BIGINT)`
 	bulkEndTry = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
-		UPDATE task_tries AS t SET state = c.value->>'s', started_at = COALESCE(t.started_at, c.value->>'st'),
-		ended_at = c.value->>'en', exit_code = c.value->>'ec', error = c.value->>'e', host = c.value->>'h',
+		UPDATE task_tries AS t SET state = c.value->>'s', started_at = COALESCE(t.started_at, CAST(c.value->>'st' AS BIGINT)),
+		ended_at = CAST(c.value->>'en' AS BIGINT), exit_code = CAST(c.value->>'ec' AS BIGINT), error = c.value->>'e', host = c.value->>'h',
 		pod = c.value->>'p' FROM c
-		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.try_number = c.value->>'n'`
+		WHERE t.run = CAST(c.value->>'r' AS BIGINT) AND t.task_id = c.value->>'t' AND t.try_number = CAST(c.value->>'n' AS BIGINT)`
 	bulkInsertTI = `INSERT INTO task_instances (run, task_id, state, max_tries)
-		SELECT ?, c.value->>'t', 'none', c.value->>'m' FROM json_each(?) AS c`
+		SELECT CAST(? AS BIGINT), c.value->>'t', 'none', CAST(c.value->>'m' AS BIGINT) FROM json_each(?) AS c`
 	bulkInsertLogs = `INSERT INTO task_logs (run, task_id, try_number, data)
-		SELECT c.value->>'r', c.value->>'t', c.value->>'n', unhex(c.value->>'d') FROM json_each(?) AS c`
+		SELECT CAST(c.value->>'r' AS BIGINT), c.value->>'t', CAST(c.value->>'n' AS BIGINT), unhex(c.value->>'d') FROM json_each(?) AS c`
 	insertRun = `INSERT INTO dag_runs (dag_id, run_id, run_type, state, logical_date, interval_start,
-		interval_end, conf, created_at, dag_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id) DO NOTHING`
+		interval_end, conf, created_at, dag_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id) DO NOTHING RETURNING id`
 	bulkXCom = `INSERT INTO xcom (run, task_id, value)
-		SELECT c.value->>'r', c.value->>'t', CAST(c.value->'v' AS BLOB) FROM json_each(?) AS c WHERE true
+		SELECT CAST(c.value->>'r' AS BIGINT), c.value->>'t', CAST(c.value->'v' AS BLOB) FROM json_each(?) AS c WHERE true
 		ON CONFLICT (run, task_id) DO UPDATE SET value = excluded.value`
 )
 

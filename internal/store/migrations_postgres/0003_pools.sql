@@ -1,0 +1,8 @@
+-- Pool sizes set at run time (pools set, the API), without a rebuild. They
+-- override runner.Config.Pools for the pools they name.
+CREATE TABLE pools (
+    name       TEXT   PRIMARY KEY,
+    slots      BIGINT NOT NULL CHECK (slots >= 0),
+    updated_at BIGINT NOT NULL
+);
+CREATE TRIGGER pools_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pools FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();
