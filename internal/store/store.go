@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	
 )
 
 //go:embed migrations/*.sql migrations_postgres/*.sql
