@@ -64,6 +64,12 @@ var suite = []struct {
 	{"Lock", testLock},
 	{"SurvivesReopen", testSurvivesReopen},
 	{"RecentRuns", testRecentRuns},
+	{"Outbox", testOutbox},
+	{"PoolsAndVersions", testPoolsAndVersions},
+	{"MappedInstances", testMappedInstances},
+	{"MarkAndCount", testMarkAndCount},
+	{"RunsByDate", testRunsByDate},
+	{"AssetListings", testAssetListings},
 }
 
 // TestStore runs the suite on every backend available.

@@ -2,11 +2,11 @@
 -- settings), stored once; each run records the version it was created with, or
 -- last reconciled to.
 CREATE TABLE dag_versions (
-    dag_id     TEXT   NOT NULL,
-    version    TEXT   NOT NULL,
-    definition TEXT   NOT NULL,
+    dag_id     TEXT COLLATE "C"   NOT NULL,
+    version    TEXT COLLATE "C"   NOT NULL,
+    definition TEXT COLLATE "C"   NOT NULL,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (dag_id, version)
 );
-ALTER TABLE dag_runs ADD COLUMN dag_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE dag_runs ADD COLUMN dag_version TEXT COLLATE "C" NOT NULL DEFAULT '';
 CREATE TRIGGER dag_versions_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON dag_versions FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();
