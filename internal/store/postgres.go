@@ -34,9 +34,10 @@ func IsPostgres(path string) bool {
 // pgRewrites are the fragments written in SQLite's dialect that PostgreSQL spells
 // otherwise. Each must appear in a statement of this package (a test checks).
 var pgRewrites = []struct{ sqlite, postgres string }{
-	// A JSON array bound to one parameter, one row per element (column value).
+	// A JSON array bound to one parameter, one row per element (column value):
+	// json_array_elements with a better row estimate (migrations_postgres/0001).
 	// PostgreSQL's json (not jsonb) keeps each element's text as sent.
-	{`json_each(?)`, `json_array_elements(CAST(? AS json))`},
+	{`json_each(?)`, `trellis_json_rows(CAST(? AS json))`},
 	// A log chunk travels hex-encoded in the JSON array.
 	{`unhex(c.value->>'d')`, `decode(c.value->>'d', 'hex')`},
 	// A result's JSON text, stored as bytes.
@@ -98,7 +99,10 @@ func rebind(q string) string {
 }
 
 // pgConnector opens pgx's database/sql connections wrapped in pgConn.
-type pgConnector struct{ base driver.Connector }
+type pgConnector struct {
+	base  driver.Connector
+	begin string // pgConn.begin
+}
 
 func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	cn, err := c.base.Connect(ctx)
@@ -110,14 +114,19 @@ func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		cn.Close()
 		return nil, fmt.Errorf("pgx returned a %T, not a *stdlib.Conn", cn)
 	}
-	return &pgConn{sc}, nil
+	return &pgConn{sc, c.begin}, nil
 }
 
 func (c pgConnector) Driver() driver.Driver { return c.base.Driver() }
 
 // pgConn is pgx's connection with every statement rewritten by pgSQL; the rest of
-// its methods (transactions, argument checks, session reset) are pgx's own.
-type pgConn struct{ *stdlib.Conn }
+// its methods (argument checks, session reset) are pgx's own.
+type pgConn struct {
+	*stdlib.Conn
+	// begin, when set, begins every read-write transaction of default isolation
+	// (the writer's): BEGIN and the writer lock in one round trip.
+	begin string
+}
 
 func (c *pgConn) Prepare(q string) (driver.Stmt, error) { return c.Conn.Prepare(pgSQL(q)) }
 
@@ -132,6 +141,30 @@ func (c *pgConn) ExecContext(ctx context.Context, q string, args []driver.NamedV
 func (c *pgConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	return c.Conn.QueryContext(ctx, pgSQL(q), args)
 }
+
+// BeginTx begins a transaction; the writer's begin with c.begin.
+func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if c.begin == "" || opts.ReadOnly || sql.IsolationLevel(opts.Isolation) != sql.LevelDefault {
+		return c.Conn.BeginTx(ctx, opts)
+	}
+	if c.Conn.Conn().IsClosed() {
+		return nil, driver.ErrBadConn
+	}
+	tx, err := c.Conn.Conn().BeginTx(ctx, pgx.TxOptions{BeginQuery: c.begin})
+	if err != nil {
+		return nil, err
+	}
+	return pgTx{ctx, tx}, nil
+}
+
+// pgTx is a transaction begun by pgConn.BeginTx.
+type pgTx struct {
+	ctx context.Context
+	tx  pgx.Tx
+}
+
+func (t pgTx) Commit() error   { return t.tx.Commit(t.ctx) }
+func (t pgTx) Rollback() error { return t.tx.Rollback(t.ctx) }
 
 // pgChannel is the channel the schema's triggers notify (migrations_postgres/0001).
 const pgChannel = "trellis_changes"
@@ -171,7 +204,7 @@ func openPostgres(ctx context.Context, s *Store, dsn string, o Options) (*pgEngi
 	e := &pgEngine{cfg: cfg}
 	rc := cfg.Copy()
 	rc.RuntimeParams["default_transaction_read_only"] = "on"
-	s.r = sql.OpenDB(pgConnector{stdlib.GetConnector(*rc)})
+	s.r = sql.OpenDB(pgConnector{base: stdlib.GetConnector(*rc)})
 	s.r.SetMaxOpenConns(4)
 	s.r.SetConnMaxIdleTime(time.Minute)
 	var db string
@@ -197,7 +230,11 @@ func openPostgres(ctx context.Context, s *Store, dsn string, o Options) (*pgEngi
 		busy = 10 * time.Second
 	}
 	wc.RuntimeParams["lock_timeout"] = strconv.FormatInt(busy.Milliseconds(), 10)
-	s.w = sql.OpenDB(pgConnector{stdlib.GetConnector(*wc)})
+	// Write transactions of every process are serialized by the schema's writer
+	// lock, taken with BEGIN, as SQLite's BEGIN IMMEDIATE serializes them: a
+	// read-then-write in a transaction sees no concurrent change.
+	begin := fmt.Sprintf("BEGIN; SELECT pg_advisory_xact_lock(%d)", e.writerKey)
+	s.w = sql.OpenDB(pgConnector{stdlib.GetConnector(*wc), begin})
 	s.w.SetMaxOpenConns(1)
 	s.w.SetConnMaxIdleTime(0)
 	return e, nil
@@ -237,16 +274,9 @@ func (e *pgEngine) beforeMigrate(ctx context.Context, s *Store) error {
 	})
 }
 
-// beginWrite takes the schema's writer lock for the transaction: write
-// transactions of every process are serialized, as SQLite's BEGIN IMMEDIATE
-// serializes them, so a read-then-write in a transaction sees no concurrent
-// change.
-func (e *pgEngine) beginWrite(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, e.writerKey); err != nil {
-		return fmt.Errorf("writer lock: %w", err)
-	}
-	return nil
-}
+// beginWrite does nothing: the writer's BEGIN takes the writer lock (see
+// openPostgres).
+func (e *pgEngine) beginWrite(context.Context, *sql.Tx) error { return nil }
 
 // dataVersion counts the notifications of the schema's changes received on a
 // dedicated LISTEN connection. Each call makes one round trip on it, which reads
