@@ -132,11 +132,11 @@ type tiKey struct {
 	task string
 }
 
-// applyTIs writes the task-instance changes of a batch. Several changes of one
+// tiSteps write the task-instance changes of a batch. Several changes of one
 // task instance (scheduled, then queued) collapse into one row update from the
 // first expected state to the last values; the tries follow every change, in
 // lifecycle order: removals, inserts, starts, ends.
-func (s *Store) applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
+func tiSteps(cs []TIChange) ([]step, error) {
 	var updates []tiRow
 	at := map[tiKey]int{}
 	var dels, ins, starts, ends []tiRow
@@ -161,13 +161,12 @@ func (s *Store) applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
 			ends = append(ends, rowOf(c)) // a deferred try's row follows it too
 		}
 	}
-	n, err := s.execJSON(ctx, tx, bulkUpdateTI, updates)
+	js, err := json.Marshal(updates)
 	if err != nil {
-		return fmt.Errorf("update task instances: %w", err)
+		return nil, err
 	}
-	if n != int64(len(updates)) {
-		return conflictOf(ctx, tx, updates)
-	}
+	steps := []step{{q: bulkUpdateTI, args: []any{string(js)}, want: int64(len(updates)), what: "update task instances",
+		fail: func(ctx context.Context, tx *sql.Tx) error { return conflictOf(ctx, tx, updates) }}}
 	for _, op := range []struct {
 		q    string
 		rows []tiRow
@@ -175,11 +174,13 @@ func (s *Store) applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
 		if len(op.rows) == 0 {
 			continue
 		}
-		if _, err := s.execJSON(ctx, tx, op.q, op.rows); err != nil {
-			return fmt.Errorf("record tries: %w", err)
+		js, err := json.Marshal(op.rows)
+		if err != nil {
+			return nil, err
 		}
+		steps = append(steps, step{q: op.q, args: []any{string(js)}, want: -1, what: "record tries"})
 	}
-	return nil
+	return steps, nil
 }
 
 // conflictOf names the first change whose row was not in its expected state.
@@ -199,14 +200,18 @@ func conflictOf(ctx context.Context, tx *sql.Tx, rows []tiRow) error {
 	return &ConflictError{Reason: "a task instance changed concurrently"}
 }
 
-func (s *Store) applyXComs(ctx context.Context, tx *sql.Tx, xs []xcom) error {
+// xcomStep stores a batch's results.
+func xcomStep(xs []xcom) (step, error) {
 	rows := make([]tiRow, 0, len(xs))
 	for _, x := range xs {
 		if !json.Valid(x.value) {
-			return fmt.Errorf("result of task %q is not valid JSON", x.taskID)
+			return step{}, fmt.Errorf("result of task %q is not valid JSON", x.taskID)
 		}
 		rows = append(rows, tiRow{Run: x.run, Task: x.taskID, Value: x.value})
 	}
-	_, err := s.execJSON(ctx, tx, bulkXCom, rows)
-	return err
+	js, err := json.Marshal(rows)
+	if err != nil {
+		return step{}, err
+	}
+	return step{q: bulkXCom, args: []any{string(js)}, want: -1, what: "store results"}, nil
 }

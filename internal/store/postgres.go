@@ -166,7 +166,8 @@ type pgTx struct {
 func (t pgTx) Commit() error   { return t.tx.Commit(t.ctx) }
 func (t pgTx) Rollback() error { return t.tx.Rollback(t.ctx) }
 
-// pgChannel is the channel the schema's triggers notify (migrations_postgres/0001).
+// pgChannel is the channel every write transaction notifies, with its schema's
+// name.
 const pgChannel = "trellis_changes"
 
 // pgEngine is the PostgreSQL side of a Store.
@@ -233,7 +234,9 @@ func openPostgres(ctx context.Context, s *Store, dsn string, o Options) (*pgEngi
 	// Write transactions of every process are serialized by the schema's writer
 	// lock, taken with BEGIN, as SQLite's BEGIN IMMEDIATE serializes them: a
 	// read-then-write in a transaction sees no concurrent change.
-	begin := fmt.Sprintf("BEGIN; SELECT pg_advisory_xact_lock(%d)", e.writerKey)
+	// The transaction notifies its change to the DataVersion listeners, at
+	// commit (a rolled back one notifies nothing).
+	begin := fmt.Sprintf("BEGIN; SELECT pg_advisory_xact_lock(%d); SELECT pg_notify('%s', %s)", e.writerKey, pgChannel, pgQuote(e.schema))
 	s.w = sql.OpenDB(pgConnector{stdlib.GetConnector(*wc), begin})
 	s.w.SetMaxOpenConns(1)
 	s.w.SetConnMaxIdleTime(0)
@@ -277,6 +280,72 @@ func (e *pgEngine) beforeMigrate(ctx context.Context, s *Store) error {
 // beginWrite does nothing: the writer's BEGIN takes the writer lock (see
 // openPostgres).
 func (e *pgEngine) beginWrite(context.Context, *sql.Tx) error { return nil }
+
+// pipeline sends a batch's transaction in one round trip (pgx's pipelined
+// batch: BEGIN, the writer lock, every step) and commits it in a second, if
+// every step changed the rows it had to. Otherwise it rolls back and leaves the
+// batch to the sequential way, which names the conflict (or applies the batch,
+// if what conflicted changed meanwhile: every step is a compare-and-swap).
+func (e *pgEngine) pipeline(ctx context.Context, s *Store, steps []step) (bool, error) {
+	if s.w == nil {
+		return false, nil
+	}
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	done := false
+	err = conn.Raw(func(dc any) error {
+		pc, ok := dc.(*pgConn)
+		if !ok {
+			return fmt.Errorf("writer connection is a %T", dc)
+		}
+		c := pc.Conn.Conn()
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue("SELECT pg_advisory_xact_lock($1)", e.writerKey)
+		b.Queue("SELECT pg_notify($1, $2)", pgChannel, e.schema)
+		for _, st := range steps {
+			b.Queue(pgSQL(st.q), st.args...)
+		}
+		br := c.SendBatch(ctx, b)
+		ok = true
+		var failed error
+		for i := -3; i < len(steps); i++ {
+			tag, err := br.Exec()
+			switch {
+			case err != nil:
+				if failed == nil {
+					failed = err
+					if i >= 0 {
+						failed = fmt.Errorf("%s: %w", steps[i].what, err)
+					}
+				}
+				ok = false
+			case i >= 0 && steps[i].want >= 0 && tag.RowsAffected() != steps[i].want:
+				ok = false
+			}
+		}
+		if err := br.Close(); err != nil && failed == nil {
+			failed = err
+		}
+		end := "COMMIT"
+		if !ok || failed != nil {
+			end = "ROLLBACK"
+		}
+		if _, err := c.Exec(ctx, end); err != nil {
+			return fmt.Errorf("%s: %w", strings.ToLower(end), errors.Join(err, failed))
+		}
+		var pgErr *pgconn.PgError
+		if failed != nil && !errors.As(failed, &pgErr) {
+			return failed // the connection's, not a statement's
+		}
+		done = ok && failed == nil
+		return nil
+	})
+	return done, err
+}
 
 // dataVersion counts the notifications of the schema's changes received on a
 // dedicated LISTEN connection. Each call makes one round trip on it, which reads
@@ -381,6 +450,9 @@ func pgLock(dsn string, wait bool) (func() error, error) {
 		return err
 	}, nil
 }
+
+// pgQuote quotes a string literal.
+func pgQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // redactDSN hides a DSN's password, for messages and Path.
 func redactDSN(dsn string) string {

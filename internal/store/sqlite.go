@@ -26,6 +26,10 @@ type engine interface {
 	beforeMigrate(ctx context.Context, s *Store) error
 	// beginWrite runs first in every write transaction.
 	beginWrite(ctx context.Context, tx *sql.Tx) error
+	// pipeline commits steps in one transaction if it can do so faster than one
+	// statement at a time; done false (with no error) leaves nothing changed and
+	// the batch to the sequential way.
+	pipeline(ctx context.Context, s *Store, steps []step) (done bool, err error)
 	dataVersion(ctx context.Context) (int64, error)
 	close() error
 }
@@ -122,6 +126,10 @@ func (e *sqliteEngine) beforeMigrate(ctx context.Context, s *Store) error {
 
 // beginWrite does nothing: the writer's transactions are BEGIN IMMEDIATE.
 func (e *sqliteEngine) beginWrite(context.Context, *sql.Tx) error { return nil }
+
+// pipeline leaves every batch to the sequential way: SQLite runs in this
+// process, a statement costs no round trip.
+func (e *sqliteEngine) pipeline(context.Context, *Store, []step) (bool, error) { return false, nil }
 
 func (e *sqliteEngine) dataVersion(ctx context.Context) (int64, error) {
 	e.mu.Lock()

@@ -294,7 +294,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // process, or this store's writer) commits. Pollers use it to notice changes made
 // by other processes cheaply. On SQLite it is PRAGMA data_version; on PostgreSQL
 // a count of the change notifications (LISTEN/NOTIFY) of the store's schema,
-// which every change but a log append sends.
+// which every write transaction sends at its commit.
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
 	return s.eng.dataVersion(ctx)
 }

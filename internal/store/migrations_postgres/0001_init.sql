@@ -3,17 +3,10 @@
 -- integers, BYTEA for blobs, BOOLEAN for flags, identity columns for ids, and
 -- text compared byte by byte (COLLATE "C") as SQLite compares it, whatever the
 -- database's locale: ranges of task ids and every ORDER BY depend on it.
--- Times are UTC instants in Unix microseconds; NULL means not set.
-
--- Every committed change to the state (not to logs) notifies channel
--- trellis_changes with the schema's name: Store.DataVersion counts these
--- notifications, as SQLite's PRAGMA data_version counts commits.
-CREATE FUNCTION trellis_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('trellis_changes', TG_TABLE_SCHEMA);
-    RETURN NULL;
-END
-$$;
+-- Times are UTC instants in Unix microseconds; NULL means not set. Every write
+-- transaction of a store notifies channel trellis_changes with the schema's
+-- name (see postgres.go): Store.DataVersion counts these notifications, as
+-- SQLite's PRAGMA data_version counts commits.
 
 -- The elements of a JSON array, one row each (column value): the batch
 -- statements' rows travel as one array (see bulk.go). It is json_array_elements
@@ -103,8 +96,3 @@ CREATE TABLE task_logs (
 );
 CREATE INDEX task_logs_by_try ON task_logs (run, task_id, try_number, id);
 
-CREATE TRIGGER dags_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON dags FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();
-CREATE TRIGGER dag_runs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON dag_runs FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();
-CREATE TRIGGER task_instances_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON task_instances FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();
-CREATE TRIGGER task_tries_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON task_tries FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();
-CREATE TRIGGER xcom_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON xcom FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();

@@ -14,4 +14,3 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_by_dag ON audit_log (dag_id, id);
 CREATE INDEX task_instances_by_state ON task_instances (state);
-CREATE TRIGGER audit_log_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();

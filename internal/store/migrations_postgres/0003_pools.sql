@@ -5,4 +5,3 @@ CREATE TABLE pools (
     slots      BIGINT NOT NULL CHECK (slots >= 0),
     updated_at BIGINT NOT NULL
 );
-CREATE TRIGGER pools_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pools FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();

@@ -9,4 +9,3 @@ CREATE TABLE dag_versions (
     PRIMARY KEY (dag_id, version)
 );
 ALTER TABLE dag_runs ADD COLUMN dag_version TEXT COLLATE "C" NOT NULL DEFAULT '';
-CREATE TRIGGER dag_versions_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON dag_versions FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();

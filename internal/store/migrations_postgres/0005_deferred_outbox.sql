@@ -19,4 +19,3 @@ CREATE TABLE outbox (
     delivered_at BIGINT                  -- NULL until delivered (or given up: see attempts)
 );
 CREATE INDEX outbox_due ON outbox (next_at) WHERE delivered_at IS NULL;
-CREATE TRIGGER outbox_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON outbox FOR EACH STATEMENT EXECUTE FUNCTION trellis_changed();
