@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -33,16 +34,7 @@ type tiRow struct {
 	Pod      string  `json:"p"`
 	Pokes    int     `json:"pk"`
 	At       *int64  `json:"at"`
-	Value    rawJSON `json:"v,omitempty"`
-}
-
-type rawJSON []byte
-
-func (r rawJSON) MarshalJSON() ([]byte, error) {
-	if len(r) == 0 {
-		return []byte("null"), nil
-	}
-	return r, nil
+	Value    string  `json:"v,omitempty"` // a result's JSON text, compacted
 }
 
 func microsPtr(v any) *int64 {
@@ -123,7 +115,7 @@ const (
 	insertRun = `INSERT INTO dag_runs (dag_id, run_id, run_type, state, logical_date, interval_start,
 		interval_end, conf, created_at, dag_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id) DO NOTHING RETURNING id`
 	bulkXCom = `INSERT INTO xcom (run, task_id, value)
-		SELECT CAST(c.value->>'r' AS BIGINT), c.value->>'t', CAST(c.value->'v' AS BLOB) FROM json_each(?) AS c WHERE true
+		SELECT CAST(c.value->>'r' AS BIGINT), c.value->>'t', CAST(c.value->>'v' AS BLOB) FROM json_each(?) AS c WHERE true
 		ON CONFLICT (run, task_id) DO UPDATE SET value = excluded.value`
 )
 
@@ -204,10 +196,11 @@ func conflictOf(ctx context.Context, tx *sql.Tx, rows []tiRow) error {
 func xcomStep(xs []xcom) (step, error) {
 	rows := make([]tiRow, 0, len(xs))
 	for _, x := range xs {
-		if !json.Valid(x.value) {
-			return step{}, fmt.Errorf("result of task %q is not valid JSON", x.taskID)
+		var v bytes.Buffer
+		if err := json.Compact(&v, x.value); err != nil {
+			return step{}, fmt.Errorf("result of task %q is not valid JSON: %w", x.taskID, err)
 		}
-		rows = append(rows, tiRow{Run: x.run, Task: x.taskID, Value: x.value})
+		rows = append(rows, tiRow{Run: x.run, Task: x.taskID, Value: v.String()})
 	}
 	js, err := json.Marshal(rows)
 	if err != nil {

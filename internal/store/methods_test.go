@@ -277,3 +277,16 @@ func testAssetListings(t *testing.T, be backend) {
 		t.Errorf("AssetEvents = %+v, %d, %v", evs, total, err)
 	}
 }
+
+// testXComText: a result is kept as the JSON text given (compacted), on every
+// backend: key order, number spelling and escapes stay as they were.
+func testXComText(t *testing.T, be backend) {
+	t.Parallel()
+	s, _ := setup(t, be)
+	r := mkRun(t, s, "r1", "a")
+	apply(t, s, xc(r.ID, "a", `{"b": 1e300, "a":[1.0, 2], "\u00e9":"x\"y"}`))
+	v, ok, err := s.XCom(context.Background(), r.ID, "a")
+	if want := `{"b":1e300,"a":[1.0,2],"\u00e9":"x\"y"}`; err != nil || !ok || string(v) != want {
+		t.Errorf("XCom = %s, %v, %v; want %s", v, ok, err, want)
+	}
+}

@@ -35,13 +35,12 @@ func IsPostgres(path string) bool {
 // otherwise. Each must appear in a statement of this package (a test checks).
 var pgRewrites = []struct{ sqlite, postgres string }{
 	// A JSON array bound to one parameter, one row per element (column value):
-	// json_array_elements with a better row estimate (migrations_postgres/0001).
-	// PostgreSQL's json (not jsonb) keeps each element's text as sent.
-	{`json_each(?)`, `trellis_json_rows(CAST(? AS json))`},
+	// jsonb_array_elements with a better row estimate (migrations_postgres/0001).
+	{`json_each(?)`, `trellis_json_rows(CAST(? AS jsonb))`},
 	// A log chunk travels hex-encoded in the JSON array.
 	{`unhex(c.value->>'d')`, `decode(c.value->>'d', 'hex')`},
-	// A result's JSON text, stored as bytes.
-	{`CAST(c.value->'v' AS BLOB)`, `convert_to(CAST(c.value->'v' AS text), 'UTF8')`},
+	// A result's JSON text (a string in the array), stored as bytes.
+	{`CAST(c.value->>'v' AS BLOB)`, `convert_to(c.value->>'v', 'UTF8')`},
 }
 
 var pgCache sync.Map // SQLite-dialect statement -> PostgreSQL statement

@@ -70,6 +70,7 @@ var suite = []struct {
 	{"MarkAndCount", testMarkAndCount},
 	{"RunsByDate", testRunsByDate},
 	{"AssetListings", testAssetListings},
+	{"XComText", testXComText},
 }
 
 // TestStore runs the suite on every backend available.

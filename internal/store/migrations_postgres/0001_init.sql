@@ -9,14 +9,14 @@
 -- SQLite's PRAGMA data_version counts commits.
 
 -- The elements of a JSON array, one row each (column value): the batch
--- statements' rows travel as one array (see bulk.go). It is json_array_elements
--- with a planner estimate of one row instead of a hundred, so that a batch of a
--- few changes updates its rows through the primary key instead of hashing a
--- whole table. PL/pgSQL keeps the estimate (an SQL function would be inlined)
--- and its plan between calls.
-CREATE FUNCTION trellis_json_rows(a json) RETURNS TABLE (value json)
+-- statements' rows travel as one array (see bulk.go). It is
+-- jsonb_array_elements with a planner estimate of one row instead of a hundred,
+-- so that a batch of a few changes updates its rows through the primary key
+-- instead of hashing a whole table. PL/pgSQL keeps the estimate (an SQL function
+-- would be inlined) and its plan between calls.
+CREATE FUNCTION trellis_json_rows(a jsonb) RETURNS TABLE (value jsonb)
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE ROWS 1
-    AS $$ BEGIN RETURN QUERY SELECT json_array_elements(a); END $$;
+    AS $$ BEGIN RETURN QUERY SELECT jsonb_array_elements(a); END $$;
 
 CREATE TABLE dags (
     dag_id              TEXT COLLATE "C"    PRIMARY KEY,
