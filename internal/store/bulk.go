@@ -18,23 +18,23 @@ import (
 
 // tiRow is a task-instance change as JSON for the bulk statements.
 type tiRow struct {
-	Run      int64   `json:"r"`
-	Task     string  `json:"t"`
-	From     string  `json:"f"`
-	State    string  `json:"s"`
-	Try      int     `json:"n"`
-	MaxTries int     `json:"m"`
-	Started  *int64  `json:"st"`
-	Ended    *int64  `json:"en"`
-	Next     *int64  `json:"nr"`
-	Exit     *int    `json:"ec"`
-	Error    string  `json:"e"`
-	Executor string  `json:"x"`
-	Host     string  `json:"h"`
-	Pod      string  `json:"p"`
-	Pokes    int     `json:"pk"`
-	At       *int64  `json:"at"`
-	Value    string  `json:"v,omitempty"` // a result's JSON text, compacted
+	Run      int64  `json:"r"`
+	Task     string `json:"t"`
+	From     string `json:"f"`
+	State    string `json:"s"`
+	Try      int    `json:"n"`
+	MaxTries int    `json:"m"`
+	Started  *int64 `json:"st"`
+	Ended    *int64 `json:"en"`
+	Next     *int64 `json:"nr"`
+	Exit     *int   `json:"ec"`
+	Error    string `json:"e"`
+	Executor string `json:"x"`
+	Host     string `json:"h"`
+	Pod      string `json:"p"`
+	Pokes    int    `json:"pk"`
+	At       *int64 `json:"at"`
+	Value    string `json:"v,omitempty"` // a result's JSON text, compacted
 }
 
 func microsPtr(v any) *int64 {
