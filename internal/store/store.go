@@ -32,15 +32,17 @@ var (
 	ErrNoDatabase = errors.New("no database")
 )
 
-// Sync is SQLite's synchronous setting for the writer.
+// Sync is the durability of the writer's commits: SQLite's synchronous setting,
+// PostgreSQL's synchronous_commit.
 type Sync int
 
 const (
 	// SyncFull (the default) fsyncs every commit: a committed change survives a
-	// crash of the process and of the machine.
+	// crash of the process and of the machine (PostgreSQL: synchronous_commit on).
 	SyncFull Sync = iota
 	// SyncNormal fsyncs at WAL checkpoints only: a committed change survives a crash
-	// of the process (kill -9), not a power loss.
+	// of the process (kill -9), not a power loss (PostgreSQL: synchronous_commit
+	// off, a commit survives a crash of trellis, not of the server).
 	SyncNormal
 )
 
@@ -52,7 +54,7 @@ type Options struct {
 	// migrated. A missing file is ErrNoDatabase.
 	ReadOnly bool
 	// BusyTimeout is how long a connection waits for another process's lock
-	// (default 10s).
+	// (default 10s; PostgreSQL's lock_timeout).
 	BusyTimeout time.Duration
 	// MaxLogBytes bounds the log the TryLog writer keeps of one try (default
 	// DefaultMaxLogBytes; negative: unbounded). Past it, the first half and the

@@ -336,8 +336,26 @@ func testDataVersion(t *testing.T, be backend) {
 	if err := a.SetPaused(ctx, "d", false); err != nil {
 		t.Fatal(err)
 	}
-	if v := dv(a); v == v1 {
+	v2 := dv(a)
+	if v2 == v1 {
 		t.Fatalf("DataVersion stayed %d after this store's writer committed", v1)
+	}
+	// A batch (pipelined on PostgreSQL) is a commit too; a refused one is not.
+	r := mkRun(t, b, "r1", "a")
+	v3 := dv(a)
+	if v3 == v2 {
+		t.Fatalf("DataVersion stayed %d after another Store created a run", v2)
+	}
+	apply(t, b, ch(task.StateNone, TaskInstance{Run: r.ID, TaskID: "a", State: task.StateScheduled, MaxTries: 1}))
+	v4 := dv(a)
+	if v4 == v3 {
+		t.Fatalf("DataVersion stayed %d after another Store applied a batch", v3)
+	}
+	if err := b.Apply(ctx, batch(ch(task.StateNone, TaskInstance{Run: r.ID, TaskID: "a", State: task.StateScheduled, MaxTries: 1}))); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale batch = %v, want ErrConflict", err)
+	}
+	if v := dv(a); v != v4 {
+		t.Errorf("DataVersion changed from %d to %d after a batch that was refused", v4, v)
 	}
 }
 
