@@ -75,7 +75,12 @@ var suite = []struct {
 
 // TestStore runs the suite on every backend available.
 func TestStore(t *testing.T) {
-	for _, be := range backends(t) {
+	if os.Getenv("TRELLIS_TEST_POSTGRES") == "" {
+		t.Run("postgres", func(t *testing.T) {
+			t.Skip("$TRELLIS_TEST_POSTGRES is empty (hack/postgres.sh up; eval $(hack/postgres.sh env))")
+		})
+	}
+	for _, be := range backends() {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			for _, tc := range suite {
@@ -85,11 +90,11 @@ func TestStore(t *testing.T) {
 	}
 }
 
-func backends(t *testing.T) []backend {
+// backends are SQLite, and PostgreSQL when $TRELLIS_TEST_POSTGRES holds a DSN.
+func backends() []backend {
 	bs := []backend{{name: "sqlite", newDB: func(t testing.TB) string { return filepath.Join(t.TempDir(), "trellis.db") }}}
 	dsn := os.Getenv("TRELLIS_TEST_POSTGRES")
 	if dsn == "" {
-		t.Log("PostgreSQL not tested: $TRELLIS_TEST_POSTGRES is empty (hack/postgres.sh up; eval $(hack/postgres.sh env))")
 		return bs
 	}
 	return append(bs, backend{name: "postgres", pg: true, newDB: func(t testing.TB) string { return pgSchema(t, dsn) }})
