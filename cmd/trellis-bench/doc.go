@@ -3,6 +3,11 @@
 //
 //	go run ./cmd/trellis-bench            # every scenario
 //	go run ./cmd/trellis-bench -only chain
+//	go run ./cmd/trellis-bench -sync full -db postgres://trellis@127.0.0.1:25432/trellis?sslmode=disable
+//
+// With -db (or $TRELLIS_BENCH_DB) the trellis scenarios run on PostgreSQL, each
+// in a new schema of that database, dropped after, and the raw commit ceiling
+// measured is PostgreSQL's (see hack/postgres.sh for a local server).
 //
 // Each scenario runs in a fresh child process, so that the peak RSS reported is
 // that scenario's alone. The ceilings are what the machine allows without trellis:

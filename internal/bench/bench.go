@@ -46,12 +46,26 @@ func (r Result) String() string {
 	return s
 }
 
-// run executes one run of d to its end on a fresh database in dir.
-func run(ctx context.Context, dir string, d *dag.DAG, parallelism int, sync store.Sync, opts ...func(*scheduler.Config)) (time.Duration, store.Stats, error) {
+// DB is the store a scenario runs on.
+type DB struct {
+	// Path is an empty PostgreSQL schema's DSN (postgres://...), or empty for a
+	// new SQLite file in the scenario's directory.
+	Path string
+	// Sync is the store's durability.
+	Sync store.Sync
+}
+
+// run executes one run of d to its end on a fresh database: db's, or a SQLite
+// file in dir.
+func run(ctx context.Context, dir string, db DB, d *dag.DAG, parallelism int, opts ...func(*scheduler.Config)) (time.Duration, store.Stats, error) {
 	if err := d.Validate(); err != nil {
 		return 0, store.Stats{}, err
 	}
-	st, err := store.Open(ctx, filepath.Join(dir, "bench.db"), store.Options{Sync: sync})
+	path := db.Path
+	if path == "" {
+		path = filepath.Join(dir, "bench.db")
+	}
+	st, err := store.Open(ctx, path, store.Options{Sync: db.Sync})
 	if err != nil {
 		return 0, store.Stats{}, err
 	}
@@ -101,7 +115,7 @@ func run(ctx context.Context, dir string, d *dag.DAG, parallelism int, sync stor
 // Chain runs n no-op Go tasks one after the other and measures each hand-off:
 // from the moment a task's function returned to the moment its downstream task's
 // function started. Every hand-off includes the commit of the upstream's success.
-func Chain(ctx context.Context, dir string, n int, sync store.Sync) (Result, error) {
+func Chain(ctx context.Context, dir string, db DB, n int) (Result, error) {
 	starts := make([]time.Time, n)
 	ends := make([]time.Time, n)
 	d := dag.New("chain", dag.MaxActiveTasks(1))
@@ -119,7 +133,7 @@ func Chain(ctx context.Context, dir string, n int, sync store.Sync) (Result, err
 		}
 		prev = t
 	}
-	wall, stats, err := run(ctx, dir, d, 1, sync)
+	wall, stats, err := run(ctx, dir, db, d, 1)
 	if err != nil {
 		return Result{}, err
 	}
@@ -133,7 +147,7 @@ func Chain(ctx context.Context, dir string, n int, sync store.Sync) (Result, err
 }
 
 // FanOut runs n independent no-op Go tasks at the given parallelism.
-func FanOut(ctx context.Context, dir string, n, parallelism int, durability store.Sync) (Result, error) {
+func FanOut(ctx context.Context, dir string, db DB, n, parallelism int) (Result, error) {
 	d := dag.New("fanout", dag.MaxActiveTasks(parallelism))
 	var mu sync.Mutex
 	ran := 0
@@ -145,7 +159,7 @@ func FanOut(ctx context.Context, dir string, n, parallelism int, durability stor
 			return struct{}{}, nil
 		}))
 	}
-	wall, stats, err := run(ctx, dir, d, parallelism, durability)
+	wall, stats, err := run(ctx, dir, db, d, parallelism)
 	if err != nil {
 		return Result{}, err
 	}
@@ -158,7 +172,7 @@ func FanOut(ctx context.Context, dir string, n, parallelism int, durability stor
 // Mapped runs one Go task mapped over a list of n elements (n no-op mapped
 // instances), between the task that returns the list and one that reads
 // every instance's result, at the given parallelism.
-func Mapped(ctx context.Context, dir string, n, parallelism int, durability store.Sync) (Result, error) {
+func Mapped(ctx context.Context, dir string, db DB, n, parallelism int) (Result, error) {
 	d := dag.New("mapped", dag.MaxActiveTasks(parallelism))
 	src := task.Go("src", func(context.Context, *task.Run) ([]int, error) {
 		xs := make([]int, n)
@@ -176,7 +190,7 @@ func Mapped(ctx context.Context, dir string, n, parallelism int, durability stor
 	})
 	each.Then(reduce)
 	d.Add(src, each, reduce)
-	wall, stats, err := run(ctx, dir, d, parallelism, durability, func(c *scheduler.Config) { c.MaxMapLength = n })
+	wall, stats, err := run(ctx, dir, db, d, parallelism, func(c *scheduler.Config) { c.MaxMapLength = n })
 	if err != nil {
 		return Result{}, err
 	}
@@ -187,12 +201,12 @@ func Mapped(ctx context.Context, dir string, n, parallelism int, durability stor
 }
 
 // Bash runs n independent Bash tasks running `true` at the given parallelism.
-func Bash(ctx context.Context, dir string, n, parallelism int, sync store.Sync) (Result, error) {
+func Bash(ctx context.Context, dir string, db DB, n, parallelism int) (Result, error) {
 	d := dag.New("bash", dag.MaxActiveTasks(parallelism))
 	for i := 0; i < n; i++ {
 		d.Add(operators.BashWith(fmt.Sprintf("t%04d", i), operators.BashSpec{Command: "true", Dir: dir}))
 	}
-	wall, stats, err := run(ctx, dir, d, parallelism, sync)
+	wall, stats, err := run(ctx, dir, db, d, parallelism)
 	if err != nil {
 		return Result{}, err
 	}

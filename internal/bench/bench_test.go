@@ -21,7 +21,7 @@ func report(b *testing.B, r bench.Result) {
 // no-op Go tasks (synchronous=FULL commits).
 func BenchmarkChain1000(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		r, err := bench.Chain(context.Background(), b.TempDir(), 1000, store.SyncNormal)
+		r, err := bench.Chain(context.Background(), b.TempDir(), bench.DB{Sync: store.SyncNormal}, 1000)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -32,7 +32,7 @@ func BenchmarkChain1000(b *testing.B) {
 // BenchmarkFanOut10000 is scenario (b): 10,000 no-op Go tasks at parallelism 64.
 func BenchmarkFanOut10000(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		r, err := bench.FanOut(context.Background(), b.TempDir(), 10000, 64, store.SyncFull)
+		r, err := bench.FanOut(context.Background(), b.TempDir(), bench.DB{Sync: store.SyncFull}, 10000, 64)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func BenchmarkFanOut10000(b *testing.B) {
 // at parallelism 64 (synchronous=FULL commits).
 func BenchmarkMapped10000(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		r, err := bench.Mapped(context.Background(), b.TempDir(), 10000, 64, store.SyncFull)
+		r, err := bench.Mapped(context.Background(), b.TempDir(), bench.DB{Sync: store.SyncFull}, 10000, 64)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func BenchmarkMapped10000(b *testing.B) {
 // BenchmarkBash1000 is scenario (c): 1,000 Bash `true` tasks at parallelism 8.
 func BenchmarkBash1000(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		r, err := bench.Bash(context.Background(), b.TempDir(), 1000, 8, store.SyncFull)
+		r, err := bench.Bash(context.Background(), b.TempDir(), bench.DB{Sync: store.SyncFull}, 1000, 8)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -67,16 +67,16 @@ func BenchmarkBash1000(b *testing.B) {
 // checked by the ordinary test run.
 func TestScenariosComplete(t *testing.T) {
 	ctx := context.Background()
-	if r, err := bench.Mapped(ctx, t.TempDir(), 200, 8, store.SyncNormal); err != nil || r.Tasks != 202 {
+	if r, err := bench.Mapped(ctx, t.TempDir(), bench.DB{Sync: store.SyncNormal}, 200, 8); err != nil || r.Tasks != 202 {
 		t.Fatalf("mapped: %v %+v", err, r)
 	}
-	if r, err := bench.Chain(ctx, t.TempDir(), 20, store.SyncNormal); err != nil || r.HandoffP50 <= 0 {
+	if r, err := bench.Chain(ctx, t.TempDir(), bench.DB{Sync: store.SyncNormal}, 20); err != nil || r.HandoffP50 <= 0 {
 		t.Fatalf("chain: %v %+v", err, r)
 	}
-	if _, err := bench.FanOut(ctx, t.TempDir(), 200, 16, store.SyncNormal); err != nil {
+	if _, err := bench.FanOut(ctx, t.TempDir(), bench.DB{Sync: store.SyncNormal}, 200, 16); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bench.Bash(ctx, t.TempDir(), 10, 4, store.SyncNormal); err != nil {
+	if _, err := bench.Bash(ctx, t.TempDir(), bench.DB{Sync: store.SyncNormal}, 10, 4); err != nil {
 		t.Fatal(err)
 	}
 }

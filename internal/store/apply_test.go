@@ -86,9 +86,9 @@ func apply(t *testing.T, s *Store, cs ...change) {
 	}
 }
 
-func TestCreateRun(t *testing.T) {
+func testCreateRun(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	start, end := t0, t0.Add(24*time.Hour)
 	in := Run{DAGID: "etl", RunID: "scheduled__2024-01-02", Type: task.RunScheduled, State: task.RunQueued,
@@ -138,9 +138,9 @@ func TestCreateRun(t *testing.T) {
 	}
 }
 
-func TestCreateRunDuplicate(t *testing.T) {
+func testCreateRunDuplicate(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	first := mkRun(t, s, "r1", "a", "b")
 	// The same run id again, with other tasks: refused, and nothing of it is left.
@@ -181,9 +181,9 @@ func TestCreateRunDuplicate(t *testing.T) {
 	}
 }
 
-func TestRunsFilter(t *testing.T) {
+func testRunsFilter(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	var ids []int64
 	for i, dagID := range []string{"a", "a", "b", "a"} {
@@ -237,9 +237,9 @@ func TestRunsFilter(t *testing.T) {
 	}
 }
 
-func TestApplyStaleChangeAppliesNothing(t *testing.T) {
+func testApplyStaleChangeAppliesNothing(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	r := mkRun(t, s, "r1", "a", "b", "c")
 	apply(t, s, ch(task.StateNone, TaskInstance{Run: r.ID, TaskID: "a", State: task.StateScheduled, MaxTries: 1}))
@@ -307,9 +307,9 @@ func TestApplyStaleChangeAppliesNothing(t *testing.T) {
 	}
 }
 
-func TestApplyIllegalTransition(t *testing.T) {
+func testApplyIllegalTransition(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	r := mkRun(t, s, "r1", "a", "b")
 	cases := []struct {
@@ -363,9 +363,9 @@ func TestApplyIllegalTransition(t *testing.T) {
 	}
 }
 
-func TestApplyRunTimes(t *testing.T) {
+func testApplyRunTimes(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	r := mkRun(t, s, "r1")
 	t1, t2, t3 := t0.Add(time.Minute), t0.Add(time.Hour), t0.Add(2*time.Hour)
 	apply(t, s, rc(r.ID, task.RunQueued, task.RunRunning, t1))
@@ -387,9 +387,9 @@ func TestApplyRunTimes(t *testing.T) {
 	}
 }
 
-func TestApplyTries(t *testing.T) {
+func testApplyTries(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	r := mkRun(t, s, "r1", "a")
 	ti := TaskInstance{Run: r.ID, TaskID: "a", MaxTries: 2}
@@ -465,9 +465,9 @@ func TestApplyTries(t *testing.T) {
 	}
 }
 
-func TestXCom(t *testing.T) {
+func testXCom(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	r := mkRun(t, s, "r1", "a", "b")
 	if _, ok, err := s.XCom(ctx, r.ID, "a"); ok || err != nil {
@@ -515,9 +515,9 @@ func finish(t *testing.T, s *Store, run int64, id string, try int, end task.Stat
 	}
 }
 
-func TestClear(t *testing.T) {
+func testClear(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	r := mkRun(t, s, "r1", "a", "b", "c", "d")
 	finish(t, s, r.ID, "a", 1, task.StateSuccess)

@@ -37,24 +37,37 @@ const MaxAssetEventsPerRun = 1000
 // success that causes it).
 func (b *Batch) PutAssetEvent(e AssetEvent) { b.assets = append(b.assets, e) }
 
-func putAssetEvent(ctx context.Context, tx *sql.Tx, e AssetEvent) (int64, error) {
+const insertAssetEvent = `INSERT INTO asset_events (uri, source_dag, source_run, source_task, source_try, source, extra, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+
+// assetSteps record an asset event (and the asset, the first time): the
+// asset's insert, then the event's, which returns the event's id.
+func assetSteps(e AssetEvent) []step {
 	if e.Created.IsZero() {
 		e.Created = time.Now()
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO assets (uri, created_at) VALUES (?, ?) ON CONFLICT (uri) DO NOTHING`,
-		e.URI, e.Created.UnixMicro()); err != nil {
-		return 0, fmt.Errorf("asset %q: %w", e.URI, err)
 	}
 	var extra any
 	if len(e.Extra) > 0 {
 		extra = string(e.Extra)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO asset_events (uri, source_dag, source_run, source_task, source_try, source, extra, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.URI, e.SourceDAG, e.SourceRun, e.SourceTask, e.SourceTry, e.Source, extra, e.Created.UnixMicro())
-	if err != nil {
-		return 0, fmt.Errorf("asset %q: record the event: %w", e.URI, err)
+	return []step{
+		{q: `INSERT INTO assets (uri, created_at) VALUES (?, ?) ON CONFLICT (uri) DO NOTHING`, args: []any{e.URI, e.Created.UnixMicro()},
+			want: -1, what: fmt.Sprintf("asset %q", e.URI)},
+		{q: insertAssetEvent, args: []any{e.URI, e.SourceDAG, e.SourceRun, e.SourceTask, e.SourceTry, e.Source, extra, e.Created.UnixMicro()},
+			want: 1, what: fmt.Sprintf("asset %q: record the event", e.URI)},
 	}
-	return res.LastInsertId()
+}
+
+func putAssetEvent(ctx context.Context, tx *sql.Tx, e AssetEvent) (int64, error) {
+	steps := assetSteps(e)
+	if _, err := tx.ExecContext(ctx, steps[0].q, steps[0].args...); err != nil {
+		return 0, fmt.Errorf("%s: %w", steps[0].what, err)
+	}
+	var id int64
+	if err := tx.QueryRowContext(ctx, steps[1].q, steps[1].args...).Scan(&id); err != nil {
+		return 0, fmt.Errorf("%s: %w", steps[1].what, err)
+	}
+	return id, nil
 }
 
 // PostAssetEvent records an event outside a batch (an external event, posted
@@ -150,7 +163,7 @@ func (s *Store) CreateAssetRun(ctx context.Context, dagID string, uris []string,
 		}
 		for _, p := range ready {
 			res, err := tx.ExecContext(ctx, `INSERT INTO asset_consumers (dag_id, uri, last_event_id) VALUES (?, ?, ?)
-				ON CONFLICT (dag_id, uri) DO UPDATE SET last_event_id = excluded.last_event_id WHERE last_event_id = ?`,
+				ON CONFLICT (dag_id, uri) DO UPDATE SET last_event_id = excluded.last_event_id WHERE asset_consumers.last_event_id = ?`,
 				dagID, p.uri, p.newe, p.last)
 			if err != nil {
 				return fmt.Errorf("dag %q: asset %q: %w", dagID, p.uri, err)

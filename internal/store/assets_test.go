@@ -1,29 +1,27 @@
-package store_test
+package store
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/task"
 )
 
 // TestCreateAssetRunOncePerEventSet: two connections (two schedulers) try to
 // create the run an event set triggers at the same time; exactly one run is
 // created, and none until every asset has a new event.
-func TestCreateAssetRunOncePerEventSet(t *testing.T) {
+func testCreateAssetRunOncePerEventSet(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "trellis.db")
-	a, err := store.Open(ctx, path, store.Options{})
+	path := be.newDB(t)
+	a, err := Open(ctx, path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := store.Open(ctx, path, store.Options{})
+	b, err := Open(ctx, path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,24 +30,24 @@ func TestCreateAssetRunOncePerEventSet(t *testing.T) {
 	if err := a.RegisterAssetConsumer(ctx, "cons", uris); err != nil {
 		t.Fatal(err)
 	}
-	seeds := []store.TaskSeed{{TaskID: "t", MaxTries: 1}}
-	mk := func(n int) store.Run {
+	seeds := []TaskSeed{{TaskID: "t", MaxTries: 1}}
+	mk := func(n int) Run {
 		now := time.Now().UTC()
-		return store.Run{DAGID: "cons", RunID: "asset_triggered__" + now.Format(time.RFC3339Nano) + string(rune('a'+n)),
+		return Run{DAGID: "cons", RunID: "asset_triggered__" + now.Format(time.RFC3339Nano) + string(rune('a'+n)),
 			Type: task.RunAssetTriggered, State: task.RunQueued, LogicalDate: now}
 	}
-	if _, err := a.PostAssetEvent(ctx, store.AssetEvent{URI: "s3://x"}); err != nil {
+	if _, err := a.PostAssetEvent(ctx, AssetEvent{URI: "s3://x"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := a.CreateAssetRun(ctx, "cons", uris, false, mk(0), seeds); ok || err != nil {
 		t.Fatalf("one of two assets: created %v, %v; want no run", ok, err)
 	}
-	if _, err := b.PostAssetEvent(ctx, store.AssetEvent{URI: "s3://y"}); err != nil {
+	if _, err := b.PostAssetEvent(ctx, AssetEvent{URI: "s3://y"}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	oks := make(chan bool, 2)
-	for i, st := range []*store.Store{a, b} {
+	for i, st := range []*Store{a, b} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -71,7 +69,7 @@ func TestCreateAssetRunOncePerEventSet(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d runs created for one event set, want 1", n)
 	}
-	rs, err := a.Runs(ctx, store.RunFilter{DAGID: "cons"})
+	rs, err := a.Runs(ctx, RunFilter{DAGID: "cons"})
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("runs = %+v, %v", rs, err)
 	}

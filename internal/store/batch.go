@@ -112,61 +112,117 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	defer func() {
 		s.stats.commitNanos.Add(int64(time.Since(began)))
 	}()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		for _, e := range b.expand {
-			if err := applyExpansion(ctx, tx, e); err != nil {
-				return err
-			}
+	steps, err := s.batchSteps(b)
+	if err != nil {
+		return err
+	}
+	done := false
+	if len(b.expand) == 0 {
+		// PostgreSQL sends a batch without expansions (which read) in one round
+		// trip; SQLite and a batch that did not apply go the sequential way,
+		// which also says which change conflicted.
+		if done, err = s.eng.pipeline(ctx, s, steps); err != nil {
+			return err
 		}
-		if len(b.tis) > 0 {
-			if err := s.applyTIs(ctx, tx, b.tis); err != nil {
-				return err
+	}
+	if !done {
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			for _, e := range b.expand {
+				if err := applyExpansion(ctx, tx, e); err != nil {
+					return err
+				}
 			}
-		}
-		if len(b.xcoms) > 0 {
-			if err := s.applyXComs(ctx, tx, b.xcoms); err != nil {
-				return err
-			}
-		}
-		for _, e := range b.outbox {
-			if err := putOutbox(ctx, tx, e); err != nil {
-				return err
-			}
-		}
-		for _, e := range b.assets {
-			if _, err := putAssetEvent(ctx, tx, e); err != nil {
-				return err
-			}
-		}
-		for _, c := range b.runs {
-			var q string
-			switch {
-			case c.To == task.RunRunning:
-				q = `UPDATE dag_runs SET state = ?, started_at = COALESCE(started_at, ?), ended_at = NULL WHERE id = ? AND state = ?`
-			case c.To.Finished():
-				q = `UPDATE dag_runs SET state = ?, ended_at = ? WHERE id = ? AND state = ?`
-			default:
-				q = `UPDATE dag_runs SET state = ?, ended_at = NULL WHERE id = ? AND state = ?`
-			}
-			args := []any{string(c.To), micros(c.At), c.Run, string(c.From)}
-			if c.To == task.RunQueued {
-				args = []any{string(c.To), c.Run, string(c.From)}
-			}
-			res, err := tx.ExecContext(ctx, q, args...)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				return &ConflictError{Run: c.Run, Reason: fmt.Sprintf("run is not in state %s", c.From)}
-			}
-		}
-		return nil
-	})
+			return s.runSteps(ctx, tx, steps)
+		})
+	}
 	if err == nil {
 		s.stats.batches.Add(1)
 		s.stats.changes.Add(int64(b.Len()))
 	}
 	return err
+}
+
+// step is one statement of a batch's transaction.
+type step struct {
+	q    string
+	args []any
+	// want is how many rows the statement must change (-1: any number); when it
+	// changes another number, fail says why (within the transaction).
+	want int64
+	fail func(ctx context.Context, tx *sql.Tx) error
+	what string // the error's context
+}
+
+// batchSteps are the statements that apply a batch's changes, after its
+// expansions: task instances and their tries, results, outbox entries, asset
+// events, runs.
+func (s *Store) batchSteps(b *Batch) ([]step, error) {
+	var steps []step
+	if len(b.tis) > 0 {
+		ts, err := tiSteps(b.tis)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, ts...)
+	}
+	if len(b.xcoms) > 0 {
+		st, err := xcomStep(b.xcoms)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, st)
+	}
+	for _, e := range b.outbox {
+		steps = append(steps, outboxStep(e))
+	}
+	for _, e := range b.assets {
+		steps = append(steps, assetSteps(e)...)
+	}
+	for _, c := range b.runs {
+		var q string
+		switch {
+		case c.To == task.RunRunning:
+			q = `UPDATE dag_runs SET state = ?, started_at = COALESCE(started_at, ?), ended_at = NULL WHERE id = ? AND state = ?`
+		case c.To.Finished():
+			q = `UPDATE dag_runs SET state = ?, ended_at = ? WHERE id = ? AND state = ?`
+		default:
+			q = `UPDATE dag_runs SET state = ?, ended_at = NULL WHERE id = ? AND state = ?`
+		}
+		args := []any{string(c.To), micros(c.At), c.Run, string(c.From)}
+		if c.To == task.RunQueued {
+			args = []any{string(c.To), c.Run, string(c.From)}
+		}
+		conflict := &ConflictError{Run: c.Run, Reason: fmt.Sprintf("run is not in state %s", c.From)}
+		steps = append(steps, step{q: q, args: args, want: 1, what: fmt.Sprintf("run #%d", c.Run),
+			fail: func(context.Context, *sql.Tx) error { return conflict }})
+	}
+	return steps, nil
+}
+
+// runSteps executes steps one after the other in tx.
+func (s *Store) runSteps(ctx context.Context, tx *sql.Tx, steps []step) error {
+	for _, st := range steps {
+		var res sql.Result
+		var err error
+		if ps, ok := s.stmts[st.q]; ok {
+			res, err = tx.StmtContext(ctx, ps).ExecContext(ctx, st.args...)
+		} else {
+			res, err = tx.ExecContext(ctx, st.q, st.args...)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", st.what, err)
+		}
+		if st.want < 0 {
+			continue
+		}
+		if n, err := res.RowsAffected(); err != nil || n != st.want {
+			if err != nil {
+				return fmt.Errorf("%s: %w", st.what, err)
+			}
+			return st.fail(ctx, tx)
+		}
+	}
+	return nil
 }
 
 func legalRun(from, to task.RunState) bool {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -11,36 +12,29 @@ import (
 
 // The SQLite driver parses a statement's text on every execution, so a batch is
 // written with one statement per kind of change: the rows travel as one JSON array
-// bound to a single parameter and are expanded by json_each.
+// bound to a single parameter and are expanded by json_each (json_array_elements
+// on PostgreSQL, see pgRewrites), each field cast to its column's type, as
+// PostgreSQL wants.
 
 // tiRow is a task-instance change as JSON for the bulk statements.
 type tiRow struct {
-	Run      int64   `json:"r"`
-	Task     string  `json:"t"`
-	From     string  `json:"f"`
-	State    string  `json:"s"`
-	Try      int     `json:"n"`
-	MaxTries int     `json:"m"`
-	Started  *int64  `json:"st"`
-	Ended    *int64  `json:"en"`
-	Next     *int64  `json:"nr"`
-	Exit     *int    `json:"ec"`
-	Error    string  `json:"e"`
-	Executor string  `json:"x"`
-	Host     string  `json:"h"`
-	Pod      string  `json:"p"`
-	Pokes    int     `json:"pk"`
-	At       *int64  `json:"at"`
-	Value    rawJSON `json:"v,omitempty"`
-}
-
-type rawJSON []byte
-
-func (r rawJSON) MarshalJSON() ([]byte, error) {
-	if len(r) == 0 {
-		return []byte("null"), nil
-	}
-	return r, nil
+	Run      int64  `json:"r"`
+	Task     string `json:"t"`
+	From     string `json:"f"`
+	State    string `json:"s"`
+	Try      int    `json:"n"`
+	MaxTries int    `json:"m"`
+	Started  *int64 `json:"st"`
+	Ended    *int64 `json:"en"`
+	Next     *int64 `json:"nr"`
+	Exit     *int   `json:"ec"`
+	Error    string `json:"e"`
+	Executor string `json:"x"`
+	Host     string `json:"h"`
+	Pod      string `json:"p"`
+	Pokes    int    `json:"pk"`
+	At       *int64 `json:"at"`
+	Value    string `json:"v,omitempty"` // a result's JSON text, compacted
 }
 
 func microsPtr(v any) *int64 {
@@ -91,37 +85,37 @@ func (s *Store) execJSON(ctx context.Context, tx *sql.Tx, q string, rows any, ar
 
 const (
 	bulkUpdateTI = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
-		UPDATE task_instances AS t SET state = c.value->>'s', try_number = c.value->>'n',
-		max_tries = c.value->>'m', started_at = c.value->>'st', ended_at = c.value->>'en',
-		next_retry_at = c.value->>'nr', exit_code = c.value->>'ec', error = c.value->>'e',
-		executor = c.value->>'x', host = c.value->>'h', pod = c.value->>'p', pokes = c.value->>'pk'
+		UPDATE task_instances AS t SET state = c.value->>'s', try_number = CAST(c.value->>'n' AS BIGINT),
+		max_tries = CAST(c.value->>'m' AS BIGINT), started_at = CAST(c.value->>'st' AS BIGINT), ended_at = CAST(c.value->>'en' AS BIGINT),
+		next_retry_at = CAST(c.value->>'nr' AS BIGINT), exit_code = CAST(c.value->>'ec' AS BIGINT), error = c.value->>'e',
+		executor = c.value->>'x', host = c.value->>'h', pod = c.value->>'p', pokes = CAST(c.value->>'pk' AS BIGINT)
 		FROM c
-		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.state = c.value->>'f'`
+		WHERE t.run = CAST(c.value->>'r' AS BIGINT) AND t.task_id = c.value->>'t' AND t.state = c.value->>'f'`
 	bulkDeleteTry = `DELETE FROM task_tries WHERE (run, task_id, try_number) IN
-		(SELECT c.value->>'r', c.value->>'t', (c.value->>'n') + 1 FROM json_each(?) AS c)`
+		(SELECT CAST(c.value->>'r' AS BIGINT), c.value->>'t', CAST(c.value->>'n' AS BIGINT) + 1 FROM json_each(?) AS c)`
 	bulkInsertTry = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
 		INSERT INTO task_tries (run, task_id, try_number, state, queued_at, executor, pod)
-		SELECT c.value->>'r', c.value->>'t', c.value->>'n', 'queued', c.value->>'at', c.value->>'x', c.value->>'p'
+		SELECT CAST(c.value->>'r' AS BIGINT), c.value->>'t', CAST(c.value->>'n' AS BIGINT), 'queued', CAST(c.value->>'at' AS BIGINT), c.value->>'x', c.value->>'p'
 		FROM c WHERE true
 		ON CONFLICT (run, task_id, try_number) DO UPDATE SET state = 'queued', queued_at = excluded.queued_at,
 		started_at = NULL, ended_at = NULL, exit_code = NULL, error = '', executor = excluded.executor, pod = excluded.pod`
 	bulkStartTry = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
-		UPDATE task_tries AS t SET state = 'running', started_at = c.value->>'st', host = c.value->>'h',
+		UPDATE task_tries AS t SET state = 'running', started_at = CAST(c.value->>'st' AS BIGINT), host = c.value->>'h',
 		pod = c.value->>'p' FROM c
-		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.try_number = c.value->>'n'`
+		WHERE t.run = CAST(c.value->>'r' AS BIGINT) AND t.task_id = c.value->>'t' AND t.try_number = CAST(c.value->>'n' AS BIGINT)`
 	bulkEndTry = `WITH c AS MATERIALIZED (SELECT value FROM json_each(?))
-		UPDATE task_tries AS t SET state = c.value->>'s', started_at = COALESCE(t.started_at, c.value->>'st'),
-		ended_at = c.value->>'en', exit_code = c.value->>'ec', error = c.value->>'e', host = c.value->>'h',
+		UPDATE task_tries AS t SET state = c.value->>'s', started_at = COALESCE(t.started_at, CAST(c.value->>'st' AS BIGINT)),
+		ended_at = CAST(c.value->>'en' AS BIGINT), exit_code = CAST(c.value->>'ec' AS BIGINT), error = c.value->>'e', host = c.value->>'h',
 		pod = c.value->>'p' FROM c
-		WHERE t.run = c.value->>'r' AND t.task_id = c.value->>'t' AND t.try_number = c.value->>'n'`
+		WHERE t.run = CAST(c.value->>'r' AS BIGINT) AND t.task_id = c.value->>'t' AND t.try_number = CAST(c.value->>'n' AS BIGINT)`
 	bulkInsertTI = `INSERT INTO task_instances (run, task_id, state, max_tries)
-		SELECT ?, c.value->>'t', 'none', c.value->>'m' FROM json_each(?) AS c`
+		SELECT CAST(? AS BIGINT), c.value->>'t', 'none', CAST(c.value->>'m' AS BIGINT) FROM json_each(?) AS c`
 	bulkInsertLogs = `INSERT INTO task_logs (run, task_id, try_number, data)
-		SELECT c.value->>'r', c.value->>'t', c.value->>'n', unhex(c.value->>'d') FROM json_each(?) AS c`
+		SELECT CAST(c.value->>'r' AS BIGINT), c.value->>'t', CAST(c.value->>'n' AS BIGINT), unhex(c.value->>'d') FROM json_each(?) AS c`
 	insertRun = `INSERT INTO dag_runs (dag_id, run_id, run_type, state, logical_date, interval_start,
-		interval_end, conf, created_at, dag_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id) DO NOTHING`
+		interval_end, conf, created_at, dag_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, run_id) DO NOTHING RETURNING id`
 	bulkXCom = `INSERT INTO xcom (run, task_id, value)
-		SELECT c.value->>'r', c.value->>'t', CAST(c.value->'v' AS BLOB) FROM json_each(?) AS c WHERE true
+		SELECT CAST(c.value->>'r' AS BIGINT), c.value->>'t', CAST(c.value->>'v' AS BLOB) FROM json_each(?) AS c WHERE true
 		ON CONFLICT (run, task_id) DO UPDATE SET value = excluded.value`
 )
 
@@ -130,11 +124,11 @@ type tiKey struct {
 	task string
 }
 
-// applyTIs writes the task-instance changes of a batch. Several changes of one
+// tiSteps write the task-instance changes of a batch. Several changes of one
 // task instance (scheduled, then queued) collapse into one row update from the
 // first expected state to the last values; the tries follow every change, in
 // lifecycle order: removals, inserts, starts, ends.
-func (s *Store) applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
+func tiSteps(cs []TIChange) ([]step, error) {
 	var updates []tiRow
 	at := map[tiKey]int{}
 	var dels, ins, starts, ends []tiRow
@@ -159,13 +153,12 @@ func (s *Store) applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
 			ends = append(ends, rowOf(c)) // a deferred try's row follows it too
 		}
 	}
-	n, err := s.execJSON(ctx, tx, bulkUpdateTI, updates)
+	js, err := json.Marshal(updates)
 	if err != nil {
-		return fmt.Errorf("update task instances: %w", err)
+		return nil, err
 	}
-	if n != int64(len(updates)) {
-		return conflictOf(ctx, tx, updates)
-	}
+	steps := []step{{q: bulkUpdateTI, args: []any{string(js)}, want: int64(len(updates)), what: "update task instances",
+		fail: func(ctx context.Context, tx *sql.Tx) error { return conflictOf(ctx, tx, updates) }}}
 	for _, op := range []struct {
 		q    string
 		rows []tiRow
@@ -173,11 +166,13 @@ func (s *Store) applyTIs(ctx context.Context, tx *sql.Tx, cs []TIChange) error {
 		if len(op.rows) == 0 {
 			continue
 		}
-		if _, err := s.execJSON(ctx, tx, op.q, op.rows); err != nil {
-			return fmt.Errorf("record tries: %w", err)
+		js, err := json.Marshal(op.rows)
+		if err != nil {
+			return nil, err
 		}
+		steps = append(steps, step{q: op.q, args: []any{string(js)}, want: -1, what: "record tries"})
 	}
-	return nil
+	return steps, nil
 }
 
 // conflictOf names the first change whose row was not in its expected state.
@@ -197,14 +192,19 @@ func conflictOf(ctx context.Context, tx *sql.Tx, rows []tiRow) error {
 	return &ConflictError{Reason: "a task instance changed concurrently"}
 }
 
-func (s *Store) applyXComs(ctx context.Context, tx *sql.Tx, xs []xcom) error {
+// xcomStep stores a batch's results.
+func xcomStep(xs []xcom) (step, error) {
 	rows := make([]tiRow, 0, len(xs))
 	for _, x := range xs {
-		if !json.Valid(x.value) {
-			return fmt.Errorf("result of task %q is not valid JSON", x.taskID)
+		var v bytes.Buffer
+		if err := json.Compact(&v, x.value); err != nil {
+			return step{}, fmt.Errorf("result of task %q is not valid JSON: %w", x.taskID, err)
 		}
-		rows = append(rows, tiRow{Run: x.run, Task: x.taskID, Value: x.value})
+		rows = append(rows, tiRow{Run: x.run, Task: x.taskID, Value: v.String()})
 	}
-	_, err := s.execJSON(ctx, tx, bulkXCom, rows)
-	return err
+	js, err := json.Marshal(rows)
+	if err != nil {
+		return step{}, err
+	}
+	return step{q: bulkXCom, args: []any{string(js)}, want: -1, what: "store results"}, nil
 }

@@ -11,10 +11,15 @@ import (
 var ErrLocked = errors.New("another scheduler holds the lock on this database")
 
 // Lock takes the scheduler lock of the database at path: an exclusive flock on the
-// file (SQLite itself uses fcntl locks, which flock does not disturb). Only the
-// holder schedules runs. It does not wait: a held lock is ErrLocked. The lock is
-// released by the returned function, or when the process dies.
+// file (SQLite itself uses fcntl locks, which flock does not disturb), or for a
+// PostgreSQL DSN a session advisory lock of the store's schema, held by a
+// connection of its own. Only the holder schedules runs. It does not wait: a held
+// lock is ErrLocked. The lock is released by the returned function, or when the
+// process dies.
 func Lock(path string) (unlock func() error, err error) {
+	if IsPostgres(path) {
+		return pgLock(path, false)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %q: %w", path, err)
@@ -34,6 +39,9 @@ func Lock(path string) (unlock func() error, err error) {
 
 // WaitLock takes the scheduler lock, waiting for the holder to release it.
 func WaitLock(path string) (unlock func() error, err error) {
+	if IsPostgres(path) {
+		return pgLock(path, true)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %q: %w", path, err)

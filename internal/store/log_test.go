@@ -33,9 +33,9 @@ func appendChunk(t *testing.T, s *Store, run int64, id string, try int, chunk st
 	}
 }
 
-func TestLogTail(t *testing.T) {
+func testLogTail(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	r := mkRun(t, s, "r1", "a", "b")
 	data, start := readLog(t, s, r.ID, "a", 1, 0)
 	if data != "" || start != 0 {
@@ -73,9 +73,9 @@ func TestLogTail(t *testing.T) {
 	}
 }
 
-func TestTryLog(t *testing.T) {
+func testTryLog(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	r := mkRun(t, s, "r1", "a", "b", "c", "d")
 
 	t.Run("chunks in order, flushed by Close", func(t *testing.T) {
@@ -188,10 +188,10 @@ func TestTryLog(t *testing.T) {
 
 // TestLogPageBefore: a reader starts at the tail and pages back to the start,
 // each page bounded, the pages together the whole log in order.
-func TestLogPageBefore(t *testing.T) {
+func testLogPageBefore(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	st, _ := setup(t)
+	st, _ := setup(t, be)
 	run := mkRun(t, st, "r1", "t")
 	w := st.TryLog(run.ID, "t", 1)
 	var want strings.Builder

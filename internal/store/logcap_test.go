@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,7 +12,7 @@ import (
 // TestLogCapKeepsHeadAndTail: a try that prints far more than the limit keeps
 // the first half of the limit, a marker that says how much was dropped and
 // how to keep more, and the last half: in the database as well as when read.
-func TestLogCapKeepsHeadAndTail(t *testing.T) {
+func testLogCapKeepsHeadAndTail(t *testing.T, be backend) {
 	t.Parallel()
 	const limit = 256 << 10
 	for _, tc := range []struct {
@@ -32,7 +31,7 @@ func TestLogCapKeepsHeadAndTail(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s, err := Open(context.Background(), filepath.Join(t.TempDir(), "trellis.db"), Options{Sync: SyncNormal, MaxLogBytes: limit})
+			s, err := Open(context.Background(), be.newDB(t), Options{Sync: SyncNormal, MaxLogBytes: limit})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,9 +81,9 @@ func TestLogCapKeepsHeadAndTail(t *testing.T) {
 // TestLogPages: a big log is stored in rows of at most 32 KiB, whatever the
 // writes, and read back in pages of at most MaxLogPage whose cursor resumes
 // exactly where the previous page stopped.
-func TestLogPages(t *testing.T) {
+func testLogPages(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	r := mkRun(t, s, "r1", "big")
 	var b strings.Builder
 	for i := 0; b.Len() < 3<<20; i++ {

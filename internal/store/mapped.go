@@ -99,7 +99,7 @@ func applyExpansion(ctx context.Context, tx *sql.Tx, e Expansion) error {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO task_instances (run, task_id, state, max_tries)
-			SELECT ?, c.value->>'t', 'none', c.value->>'m' FROM json_each(?) AS c WHERE true
+			SELECT CAST(? AS BIGINT), c.value->>'t', 'none', CAST(c.value->>'m' AS BIGINT) FROM json_each(?) AS c WHERE true
 			ON CONFLICT (run, task_id) DO NOTHING`, e.Run, string(b)); err != nil {
 			return fmt.Errorf("expand task %q in run #%d: %w", e.TaskID, e.Run, err)
 		}

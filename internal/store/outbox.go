@@ -27,7 +27,8 @@ type OutboxEntry struct {
 	LastError string
 }
 
-func putOutbox(ctx context.Context, tx *sql.Tx, e OutboxEntry) error {
+// outboxStep writes an outbox entry (none when its key exists).
+func outboxStep(e OutboxEntry) step {
 	var run any
 	if e.Run != 0 {
 		run = e.Run
@@ -38,19 +39,16 @@ func putOutbox(ctx context.Context, tx *sql.Tx, e OutboxEntry) error {
 	if e.NextAt.IsZero() {
 		e.NextAt = e.Created
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (key, dag_id, run, kind, event, created_at, next_at)
+	return step{q: `INSERT INTO outbox (key, dag_id, run, kind, event, created_at, next_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
-		e.Key, e.DAGID, run, e.Kind, string(e.Event), e.Created.UnixMicro(), e.NextAt.UnixMicro())
-	if err != nil {
-		return fmt.Errorf("outbox entry %q: %w", e.Key, err)
-	}
-	return nil
+		args: []any{e.Key, e.DAGID, run, e.Kind, string(e.Event), e.Created.UnixMicro(), e.NextAt.UnixMicro()},
+		want: -1, what: fmt.Sprintf("outbox entry %q", e.Key)}
 }
 
 // PutOutbox records one entry outside a batch (an entry whose key exists is
 // ignored).
 func (s *Store) PutOutbox(ctx context.Context, e OutboxEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return putOutbox(ctx, tx, e) })
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.runSteps(ctx, tx, []step{outboxStep(e)}) })
 }
 
 // DueOutbox returns at most limit undelivered entries due at now, oldest

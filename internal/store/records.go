@@ -94,7 +94,7 @@ func (s *Store) PutDAG(ctx context.Context, id string, definition []byte, paused
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO dags (dag_id, paused, definition, updated_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (dag_id) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
-			WHERE definition IS NOT excluded.definition`,
+			WHERE dags.definition IS DISTINCT FROM excluded.definition`,
 			id, paused, string(definition), time.Now().UnixMicro())
 		return err
 	})
@@ -302,15 +302,12 @@ func (s *Store) createRunTx(ctx context.Context, tx *sql.Tx, r Run, tasks []Task
 	if len(r.Conf) > 0 {
 		conf = string(r.Conf)
 	}
-	res, err := tx.StmtContext(ctx, s.stmts[insertRun]).ExecContext(ctx, r.DAGID, r.RunID, string(r.Type), string(r.State), r.LogicalDate.UnixMicro(), r.IntervalStart.UnixMicro(),
-		r.IntervalEnd.UnixMicro(), conf, r.Created.UnixMicro(), r.DAGVersion)
-	if err != nil {
-		return Run{}, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	err := tx.StmtContext(ctx, s.stmts[insertRun]).QueryRowContext(ctx, r.DAGID, r.RunID, string(r.Type), string(r.State), r.LogicalDate.UnixMicro(), r.IntervalStart.UnixMicro(),
+		r.IntervalEnd.UnixMicro(), conf, r.Created.UnixMicro(), r.DAGVersion).Scan(&r.ID)
+	if errors.Is(err, sql.ErrNoRows) { // ON CONFLICT DO NOTHING returned no row
 		return Run{}, fmt.Errorf("run %q of dag %q: %w", r.RunID, r.DAGID, ErrExists)
 	}
-	if r.ID, err = res.LastInsertId(); err != nil {
+	if err != nil {
 		return Run{}, err
 	}
 	rows := make([]tiRow, 0, len(tasks))

@@ -11,14 +11,14 @@ import (
 
 // TestDeleteRun: a finished run goes with every row that hangs off it, its
 // many log rows in several transactions; an active run is refused.
-func TestDeleteRun(t *testing.T) {
+func testDeleteRun(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	r := mkRun(t, s, "r1", "a")
 	// More log rows than one delete transaction takes.
 	if _, err := s.w.Exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-		INSERT INTO task_logs (run, task_id, try_number, data) SELECT ?, 'a', 1, 'x' FROM n`, 2*logDeleteBatch+5, r.ID); err != nil {
+		INSERT INTO task_logs (run, task_id, try_number, data) SELECT CAST(? AS BIGINT), 'a', 1, 'x' FROM n`, 2*logDeleteBatch+5, r.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteRun(ctx, r.ID); !errors.Is(err, ErrRunActive) {

@@ -6,20 +6,15 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations_postgres/*.sql
 var migrationFS embed.FS
 
 // Errors callers branch on.
@@ -37,15 +32,17 @@ var (
 	ErrNoDatabase = errors.New("no database")
 )
 
-// Sync is SQLite's synchronous setting for the writer.
+// Sync is the durability of the writer's commits: SQLite's synchronous setting,
+// PostgreSQL's synchronous_commit.
 type Sync int
 
 const (
 	// SyncFull (the default) fsyncs every commit: a committed change survives a
-	// crash of the process and of the machine.
+	// crash of the process and of the machine (PostgreSQL: synchronous_commit on).
 	SyncFull Sync = iota
 	// SyncNormal fsyncs at WAL checkpoints only: a committed change survives a crash
-	// of the process (kill -9), not a power loss.
+	// of the process (kill -9), not a power loss (PostgreSQL: synchronous_commit
+	// off, a commit survives a crash of trellis, not of the server).
 	SyncNormal
 )
 
@@ -57,7 +54,7 @@ type Options struct {
 	// migrated. A missing file is ErrNoDatabase.
 	ReadOnly bool
 	// BusyTimeout is how long a connection waits for another process's lock
-	// (default 10s).
+	// (default 10s; PostgreSQL's lock_timeout).
 	BusyTimeout time.Duration
 	// MaxLogBytes bounds the log the TryLog writer keeps of one try (default
 	// DefaultMaxLogBytes; negative: unbounded). Past it, the first half and the
@@ -78,8 +75,7 @@ type Store struct {
 
 	stmts map[string]*sql.Stmt // the batch statements, prepared once on the writer
 
-	verMu   sync.Mutex
-	verConn *sql.Conn // the one connection DataVersion asks: the value is per connection
+	eng engine // what differs between SQLite and PostgreSQL
 
 	logs     chan logReq // log chunks for the appender
 	logsDone chan struct{}
@@ -103,79 +99,68 @@ func (s *Store) Stats() Stats {
 		LogCommits: s.stats.logCommits.Load(), CommitTime: time.Duration(s.stats.commitNanos.Load())}
 }
 
-func dsn(path string, o Options, readOnly bool) string {
-	busy := o.BusyTimeout
-	if busy <= 0 {
-		busy = 10 * time.Second
-	}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
-	q.Add("_pragma", "foreign_keys(1)")
-	if readOnly {
-		q.Add("mode", "ro")
-	} else {
-		// journal_mode is set by migrate, after the schema version is checked, so
-		// that a refused database is not modified.
-		sync := "full"
-		if o.Sync == SyncNormal {
-			sync = "normal"
-		}
-		q.Add("_pragma", "synchronous("+sync+")")
-		q.Add("_txlock", "immediate")
-	}
-	return "file:" + path + "?" + q.Encode()
-}
-
 // Open opens (creating when needed) the database at path and applies migrations.
+// A path that starts with postgres:// or postgresql:// is a PostgreSQL DSN: the
+// store then lives in the schema its connections see first (the DSN's
+// search_path, by default public), which must exist; anything else is a SQLite
+// file.
 func Open(ctx context.Context, path string, o Options) (*Store, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("database %q: %w", path, err)
-	}
-	s := &Store{path: abs, ro: o.ReadOnly, logMax: o.MaxLogBytes}
+	s := &Store{ro: o.ReadOnly, logMax: o.MaxLogBytes}
 	switch {
 	case s.logMax == 0:
 		s.logMax = DefaultMaxLogBytes
 	case s.logMax < 0:
 		s.logMax = 0
 	}
-	if o.ReadOnly {
-		if _, err := os.Stat(abs); err != nil {
-			return nil, fmt.Errorf("database %q: %w", path, ErrNoDatabase)
+	name := path
+	var err error
+	if IsPostgres(path) {
+		name = redactDSN(path)
+		s.path = name
+		var e *pgEngine
+		if e, err = openPostgres(ctx, s, path, o); err == nil {
+			s.eng = e
 		}
-	} else {
-		s.w, err = sql.Open("sqlite", dsn(abs, o, false))
-		if err != nil {
-			return nil, fmt.Errorf("database %q: %w", path, err)
+	} else if s.path, err = filepath.Abs(path); err == nil {
+		var e *sqliteEngine
+		if e, err = openSQLite(s, s.path, o); err == nil {
+			s.eng = e
 		}
-		s.w.SetMaxOpenConns(1)
-		s.w.SetConnMaxIdleTime(0)
-		if err := s.migrate(ctx); err != nil {
-			s.w.Close()
-			return nil, fmt.Errorf("database %q: %w", path, err)
-		}
-		if err := s.prepare(ctx); err != nil {
-			s.w.Close()
-			return nil, fmt.Errorf("database %q: %w", path, err)
-		}
-		s.startLogAppender()
 	}
-	s.r, err = sql.Open("sqlite", dsn(abs, o, true))
+	if err == nil {
+		err = s.start(ctx, o)
+	}
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("database %q: %w", path, err)
-	}
-	s.r.SetMaxOpenConns(5) // four readers and the DataVersion connection
-	if o.ReadOnly {
-		if err := s.checkVersion(ctx, s.r); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("database %q: %w", path, err)
-		}
+		return nil, fmt.Errorf("database %q: %w", name, err)
 	}
 	return s, nil
 }
 
-// Path returns the database file's absolute path.
+// start migrates (or, read-only, checks the version) and prepares the writer.
+func (s *Store) start(ctx context.Context, o Options) error {
+	if o.ReadOnly {
+		v, exists, err := s.eng.schemaVersion(ctx, s.r)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return ErrNoDatabase
+		}
+		return tooNew(v)
+	}
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
+	s.startLogAppender()
+	return nil
+}
+
+// Path returns the database file's absolute path, or the PostgreSQL DSN with its
+// password hidden.
 func (s *Store) Path() string { return s.path }
 
 // Close waits for pending log appends and closes the database.
@@ -189,12 +174,10 @@ func (s *Store) Close() error {
 	for _, st := range s.stmts {
 		errs = append(errs, st.Close())
 	}
-	s.verMu.Lock()
-	if s.verConn != nil {
-		errs = append(errs, s.verConn.Close())
-		s.verConn = nil
+	s.stmts = nil
+	if s.eng != nil {
+		errs = append(errs, s.eng.close())
 	}
-	s.verMu.Unlock()
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
@@ -210,8 +193,10 @@ type migration struct {
 	sql     string
 }
 
-func migrations() ([]migration, error) {
-	entries, err := migrationFS.ReadDir("migrations")
+// migrations reads a migrations directory: migrations (SQLite) or
+// migrations_postgres, same numbering, same meaning.
+func migrations(dir string) ([]migration, error) {
+	entries, err := migrationFS.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +206,7 @@ func migrations() ([]migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("migration %q: no version prefix", e.Name())
 		}
-		b, err := migrationFS.ReadFile("migrations/" + e.Name())
+		b, err := migrationFS.ReadFile(dir + "/" + e.Name())
 		if err != nil {
 			return nil, err
 		}
@@ -233,43 +218,41 @@ func migrations() ([]migration, error) {
 
 // SchemaVersion is the schema version this binary writes.
 func SchemaVersion() int {
-	ms, _ := migrations()
+	ms, _ := migrations("migrations")
 	if len(ms) == 0 {
 		return 0
 	}
 	return ms[len(ms)-1].version
 }
 
-func (s *Store) checkVersion(ctx context.Context, db *sql.DB) error {
-	var v int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return err
-	}
+func tooNew(v int) error {
 	if v > SchemaVersion() {
 		return fmt.Errorf("%w: it has version %d, this binary knows up to %d; use a newer trellis", ErrSchemaTooNew, v, SchemaVersion())
 	}
 	return nil
 }
 
+// migrate applies the migrations the database lacks, each in a transaction of
+// its own, after checking that the database is not newer than this binary.
 func (s *Store) migrate(ctx context.Context) error {
-	ms, err := migrations()
+	ms, err := migrations(s.eng.migrationDir())
 	if err != nil {
 		return err
 	}
-	if err := s.checkVersion(ctx, s.w); err != nil {
+	v, _, err := s.eng.schemaVersion(ctx, s.w)
+	if err != nil {
 		return err
 	}
-	var mode string
-	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
-		return fmt.Errorf("set WAL mode: %w", err)
+	if err := tooNew(v); err != nil {
+		return err
 	}
-	if mode != "wal" {
-		return fmt.Errorf("set WAL mode: the database stays in %q mode", mode)
+	if err := s.eng.beforeMigrate(ctx, s); err != nil {
+		return err
 	}
 	for _, m := range ms {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			var v int
-			if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			v, _, err := s.eng.schemaVersion(ctx, tx)
+			if err != nil {
 				return err
 			}
 			if v >= m.version {
@@ -278,8 +261,10 @@ func (s *Store) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
 			}
-			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version))
-			return err
+			if err := s.eng.setSchemaVersion(ctx, tx, m.version); err != nil {
+				return fmt.Errorf("migration %s: record the version: %w", m.name, err)
+			}
+			return nil
 		})
 		if err != nil {
 			return err
@@ -296,6 +281,10 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	if err := s.eng.beginWrite(ctx, tx); err != nil {
+		tx.Rollback()
+		return err
+	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
@@ -305,20 +294,11 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // DataVersion returns a number that changes whenever another connection (another
 // process, or this store's writer) commits. Pollers use it to notice changes made
-// by other processes cheaply.
+// by other processes cheaply. On SQLite it is PRAGMA data_version; on PostgreSQL
+// a count of the change notifications (LISTEN/NOTIFY) of the store's schema,
+// which every write transaction sends at its commit.
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
-	s.verMu.Lock()
-	defer s.verMu.Unlock()
-	if s.verConn == nil {
-		conn, err := s.r.Conn(ctx)
-		if err != nil {
-			return 0, err
-		}
-		s.verConn = conn
-	}
-	var v int64
-	err := s.verConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
-	return v, err
+	return s.eng.dataVersion(ctx)
 }
 
 func micros(t time.Time) any {

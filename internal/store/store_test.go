@@ -1,6 +1,8 @@
 package store
 
 import (
+	"net/url"
+
 	"bytes"
 	"context"
 	"database/sql"
@@ -14,41 +16,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/trellisdag/trellis/task"
 )
 
-// setup opens a new database file in a temporary directory; it is closed when the
-// test ends.
-func setup(t *testing.T) (*Store, string) {
+// raw opens the database with the driver directly, outside the Store.
+func raw(t *testing.T, be backend, path string) *sql.DB {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "trellis.db")
-	s, err := Open(context.Background(), path, Options{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
+	driver, dsn := "sqlite", "file:"+path
+	if be.pg {
+		driver, dsn = "pgx", path
 	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s, path
-}
-
-// open opens another Store on an existing file, closed when the test ends.
-func open(t *testing.T, path string, o Options) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), path, o)
-	if err != nil {
-		t.Fatalf("Open(%s, %+v): %v", path, o, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-// raw opens the file with the driver directly, outside the Store.
-func raw(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,20 +36,26 @@ func raw(t *testing.T, path string) *sql.DB {
 	return db
 }
 
-func userVersion(t *testing.T, db interface {
-	QueryRow(string, ...any) *sql.Row
-}) int {
+// userVersion is the schema version the database records.
+func userVersion(t *testing.T, s *Store) int {
 	t.Helper()
-	var v int
-	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+	v, _, err := s.eng.schemaVersion(context.Background(), s.r)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return v
 }
 
-func tables(t *testing.T, db *sql.DB) []string {
+// tables lists the tables of the store's database (of its schema on PostgreSQL,
+// less the one holding the schema version).
+func tables(t *testing.T, db *sql.DB, pg bool) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	q := `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`
+	if pg {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()
+			AND table_name <> 'trellis_schema_version' ORDER BY table_name`
+	}
+	rows, err := db.Query(q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,43 +71,41 @@ func tables(t *testing.T, db *sql.DB) []string {
 	return out
 }
 
-func TestOpenMigrates(t *testing.T) {
+func testOpenMigrates(t *testing.T, be backend) {
 	t.Parallel()
-	s, path := setup(t)
+	s, path := setup(t, be)
 	if SchemaVersion() < 1 {
 		t.Fatalf("SchemaVersion() = %d, want at least 1", SchemaVersion())
 	}
-	if v := userVersion(t, s.r); v != SchemaVersion() {
-		t.Errorf("PRAGMA user_version = %d, want SchemaVersion() = %d", v, SchemaVersion())
+	if v := userVersion(t, s); v != SchemaVersion() {
+		t.Errorf("schema version = %d, want SchemaVersion() = %d", v, SchemaVersion())
 	}
 	want := []string{"asset_consumers", "asset_events", "assets", "audit_log", "dag_runs", "dag_versions", "dags", "outbox", "pools", "run_asset_events", "task_instances", "task_logs", "task_tries", "xcom"}
-	if got := tables(t, s.r); !slices.Equal(got, want) {
+	if got := tables(t, s.r, be.pg); !slices.Equal(got, want) {
 		t.Errorf("tables = %v, want %v (every migration's tables)", got, want)
 	}
-	var mode string
-	if err := s.r.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
-		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	if !be.pg {
+		var mode string
+		if err := s.r.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+		}
 	}
 	if s.Path() != path {
 		t.Errorf("Path() = %q, want %q", s.Path(), path)
 	}
 	// Opening again migrates nothing and fails nothing.
 	again := open(t, path, Options{Sync: SyncNormal, BusyTimeout: time.Second})
-	if v := userVersion(t, again.r); v != SchemaVersion() {
+	if v := userVersion(t, again); v != SchemaVersion() {
 		t.Errorf("user_version after a second open = %d", v)
 	}
 }
 
 // newerDB writes a database as a newer trellis would: a schema this binary does
-// not know and a higher user_version.
-func newerDB(t *testing.T, wal bool) string {
+// not know and a higher schema version.
+func newerDB(t *testing.T, be backend, wal bool) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "future.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	path := be.newDB(t)
+	db := raw(t, be, path)
 	if wal {
 		if _, err := db.Exec("PRAGMA journal_mode = wal"); err != nil {
 			t.Fatal(err)
@@ -130,17 +114,40 @@ func newerDB(t *testing.T, wal bool) string {
 	if _, err := db.Exec(`CREATE TABLE future (x INTEGER); INSERT INTO future VALUES (1);`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`PRAGMA user_version = ` + strconv.Itoa(SchemaVersion()+1)); err != nil {
+	q := `PRAGMA user_version = ` + strconv.Itoa(SchemaVersion()+1)
+	if be.pg {
+		q = `CREATE TABLE trellis_schema_version (version BIGINT NOT NULL); INSERT INTO trellis_schema_version VALUES (` +
+			strconv.Itoa(SchemaVersion()+1) + `)`
+	}
+	if _, err := db.Exec(q); err != nil {
 		t.Fatal(err)
 	}
+	db.Close()
 	return path
 }
 
-func checkNewerRefused(t *testing.T, wal bool) {
-	path := newerDB(t, wal)
-	before, err := os.ReadFile(path)
-	if err != nil {
+// rawVersion reads the schema version as a newer trellis wrote it.
+func rawVersion(t *testing.T, be backend, db *sql.DB) int {
+	t.Helper()
+	q := "PRAGMA user_version"
+	if be.pg {
+		q = "SELECT version FROM trellis_schema_version"
+	}
+	var v int
+	if err := db.QueryRow(q).Scan(&v); err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+func checkNewerRefused(t *testing.T, be backend, wal bool) {
+	path := newerDB(t, be, wal)
+	var before []byte
+	if !be.pg {
+		var err error
+		if before, err = os.ReadFile(path); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, o := range []Options{{}, {ReadOnly: true}} {
 		s, err := Open(context.Background(), path, o)
@@ -151,16 +158,19 @@ func checkNewerRefused(t *testing.T, wal bool) {
 			t.Fatalf("Open(%+v) of a newer database = %v, want ErrSchemaTooNew", o, err)
 		}
 	}
+	db := raw(t, be, path)
+	if v := rawVersion(t, be, db); v != SchemaVersion()+1 {
+		t.Errorf("schema version = %d after the refused open, want %d", v, SchemaVersion()+1)
+	}
+	if got := tables(t, db, be.pg); !slices.Equal(got, []string{"future"}) {
+		t.Errorf("tables after the refused open = %v, want only [future]", got)
+	}
+	if be.pg {
+		return
+	}
 	after, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	db := raw(t, path)
-	if v := userVersion(t, db); v != SchemaVersion()+1 {
-		t.Errorf("user_version = %d after the refused open, want %d", v, SchemaVersion()+1)
-	}
-	if got := tables(t, db); !slices.Equal(got, []string{"future"}) {
-		t.Errorf("tables after the refused open = %v, want only [future]", got)
 	}
 	if !bytes.Equal(before, after) {
 		t.Errorf("the database file changed although it was refused (%d bytes differ)", diffBytes(before, after))
@@ -177,18 +187,45 @@ func diffBytes(a, b []byte) int {
 	return n
 }
 
-func TestSchemaTooNew(t *testing.T) {
+func testSchemaTooNew(t *testing.T, be backend) {
 	t.Parallel()
-	checkNewerRefused(t, true)
+	checkNewerRefused(t, be, !be.pg)
 }
 
-func TestSchemaTooNewRollbackJournal(t *testing.T) {
+func testSchemaTooNewRollbackJournal(t *testing.T, be backend) {
+	if be.pg {
+		t.Skip("a SQLite journal mode")
+	}
 	t.Parallel()
-	checkNewerRefused(t, false)
+	checkNewerRefused(t, be, false)
 }
 
-func TestReadOnlyMissing(t *testing.T) {
+func testReadOnlyMissing(t *testing.T, be backend) {
 	t.Parallel()
+	if be.pg {
+		// An empty schema, and a schema that does not exist.
+		path := be.newDB(t)
+		u, err := url.Parse(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("search_path", "no_such_schema")
+		u.RawQuery = q.Encode()
+		for _, p := range []string{path, u.String()} {
+			s, err := Open(context.Background(), p, Options{ReadOnly: true})
+			if !errors.Is(err, ErrNoDatabase) {
+				if s != nil {
+					s.Close()
+				}
+				t.Fatalf("Open(ReadOnly) of %s = %v, want ErrNoDatabase", p, err)
+			}
+		}
+		if got := tables(t, raw(t, be, path), true); len(got) != 0 {
+			t.Errorf("a read-only open created tables: %v", got)
+		}
+		return
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "missing.db")
 	s, err := Open(context.Background(), path, Options{ReadOnly: true})
@@ -203,9 +240,9 @@ func TestReadOnlyMissing(t *testing.T) {
 	}
 }
 
-func TestReadOnly(t *testing.T) {
+func testReadOnly(t *testing.T, be backend) {
 	t.Parallel()
-	s, path := setup(t)
+	s, path := setup(t, be)
 	ctx := context.Background()
 	r := mkRun(t, s, "r1", "a")
 	ro := open(t, path, Options{ReadOnly: true})
@@ -229,9 +266,9 @@ func TestReadOnly(t *testing.T) {
 	}
 }
 
-func TestDAGRecords(t *testing.T) {
+func testDAGRecords(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	if _, err := s.DAG(ctx, "etl"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("DAG of an unknown id = %v, want ErrNotFound", err)
@@ -268,9 +305,9 @@ func TestDAGRecords(t *testing.T) {
 	}
 }
 
-func TestDataVersion(t *testing.T) {
+func testDataVersion(t *testing.T, be backend) {
 	t.Parallel()
-	a, path := setup(t)
+	a, path := setup(t, be)
 	b := open(t, path, Options{})
 	ctx := context.Background()
 	dv := func(s *Store) int64 {
@@ -299,17 +336,35 @@ func TestDataVersion(t *testing.T) {
 	if err := a.SetPaused(ctx, "d", false); err != nil {
 		t.Fatal(err)
 	}
-	if v := dv(a); v == v1 {
+	v2 := dv(a)
+	if v2 == v1 {
 		t.Fatalf("DataVersion stayed %d after this store's writer committed", v1)
+	}
+	// A batch (pipelined on PostgreSQL) is a commit too; a refused one is not.
+	r := mkRun(t, b, "r1", "a")
+	v3 := dv(a)
+	if v3 == v2 {
+		t.Fatalf("DataVersion stayed %d after another Store created a run", v2)
+	}
+	apply(t, b, ch(task.StateNone, TaskInstance{Run: r.ID, TaskID: "a", State: task.StateScheduled, MaxTries: 1}))
+	v4 := dv(a)
+	if v4 == v3 {
+		t.Fatalf("DataVersion stayed %d after another Store applied a batch", v3)
+	}
+	if err := b.Apply(ctx, batch(ch(task.StateNone, TaskInstance{Run: r.ID, TaskID: "a", State: task.StateScheduled, MaxTries: 1}))); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale batch = %v, want ErrConflict", err)
+	}
+	if v := dv(a); v != v4 {
+		t.Errorf("DataVersion changed from %d to %d after a batch that was refused", v4, v)
 	}
 }
 
 // TestDataVersionWithBusyReader polls DataVersion while another query of the same
 // store holds a reader connection, as happens when the scheduler polls while an
 // executor reads results.
-func TestDataVersionWithBusyReader(t *testing.T) {
+func testDataVersionWithBusyReader(t *testing.T, be backend) {
 	t.Parallel()
-	a, path := setup(t)
+	a, path := setup(t, be)
 	b := open(t, path, Options{})
 	ctx := context.Background()
 	dv := func() int64 {
@@ -346,9 +401,9 @@ func TestDataVersionWithBusyReader(t *testing.T) {
 	}
 }
 
-func TestLock(t *testing.T) {
+func testLock(t *testing.T, be backend) {
 	t.Parallel()
-	_, path := setup(t)
+	_, path := setup(t, be)
 	unlock, err := Lock(path)
 	if err != nil {
 		t.Fatal(err)
@@ -360,8 +415,8 @@ func TestLock(t *testing.T) {
 		t.Fatalf("second Lock while held = %v, want ErrLocked", err)
 	}
 	// Another process sees the lock too.
-	if err := exec.Command("flock", "--nonblock", path, "true").Run(); err == nil {
-		t.Error("flock in a child process took the lock while it was held")
+	if !lockedElsewhere(t, be, path) {
+		t.Error("another process took the lock while it was held")
 	}
 	// A waiter gets the lock once it is released.
 	got := make(chan func() error, 1)
@@ -396,16 +451,17 @@ func TestLock(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Lock after unlock: %v", err)
 	}
-	if err := exec.Command("flock", "--nonblock", path, "true").Run(); err == nil {
-		t.Error("flock in a child process took the lock while it was held")
+	if !lockedElsewhere(t, be, path) {
+		t.Error("another process took the lock while it was held")
 	}
 	if err := again(); err != nil {
 		t.Fatal(err)
 	}
-	if err := exec.Command("flock", "--nonblock", path, "true").Run(); err != nil {
-		t.Errorf("flock in a child process after unlock: %v", err)
+	if lockedElsewhere(t, be, path) {
+		t.Error("another process could not take the lock after unlock")
 	}
-	// The store still works while the lock is held: flock does not disturb SQLite.
+	// The store still works while the lock is held: flock does not disturb SQLite,
+	// nor the scheduler's advisory lock the writer's.
 	s := open(t, path, Options{})
 	held, err := Lock(path)
 	if err != nil {
@@ -415,12 +471,69 @@ func TestLock(t *testing.T) {
 	if err := s.SetPaused(context.Background(), "d", true); err != nil {
 		t.Errorf("write while the scheduler lock is held: %v", err)
 	}
+	if be.pg {
+		// The lock dies with its holder's connection, as a flock with its process.
+		c := pgConnect(t, path)
+		if _, err := c.Exec(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND ((classid::bigint << 32) | objid::bigint) = $1`, schedulerKey(t, c)); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan error, 1)
+		go func() {
+			u, err := WaitLock(path)
+			if err == nil {
+				err = u()
+			}
+			got <- err
+		}()
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatalf("WaitLock after the holder's connection died: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the lock outlived its holder's connection by 10s")
+		}
+	}
 }
 
-func TestSurvivesReopen(t *testing.T) {
+// schedulerKey is the scheduler lock's advisory key of c's schema.
+func schedulerKey(t *testing.T, c *pgx.Conn) int64 {
+	t.Helper()
+	var db, schema string
+	if err := c.QueryRow(context.Background(), `SELECT current_database(), current_schema()`).Scan(&db, &schema); err != nil {
+		t.Fatal(err)
+	}
+	return pgLockKey(db, schema, "scheduler")
+}
+
+// lockedElsewhere reports whether another process (a flock child; a connection of
+// the test's own) finds the scheduler lock held.
+func lockedElsewhere(t *testing.T, be backend, path string) bool {
+	t.Helper()
+	if !be.pg {
+		return exec.Command("flock", "--nonblock", path, "true").Run() != nil
+	}
+	c := pgConnect(t, path)
+	ctx := context.Background()
+	key := schedulerKey(t, c)
+	var got bool
+	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got {
+		if _, err := c.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return !got
+}
+
+func testSurvivesReopen(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "trellis.db")
+	path := be.newDB(t)
 	s, err := Open(ctx, path, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -458,9 +571,9 @@ func TestSurvivesReopen(t *testing.T) {
 
 // TestRecentRuns: one query returns each DAG's latest runs, newest first, n
 // at most, the same as a Runs call per DAG.
-func TestRecentRuns(t *testing.T) {
+func testRecentRuns(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := setup(t)
+	s, _ := setup(t, be)
 	ctx := context.Background()
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, d := range []string{"a", "b", "c"} {

@@ -186,14 +186,9 @@ func (s *Store) AddAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	}
 	var id int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, role, action, dag_id, run_id, task_id, detail, outcome)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.At.UnixMicro(), e.Actor, e.Role, e.Action, e.DAGID, e.RunID, e.TaskID,
-			e.Detail, e.Outcome)
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
-		return err
+		return tx.QueryRowContext(ctx, `INSERT INTO audit_log (at, actor, role, action, dag_id, run_id, task_id, detail, outcome)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.At.UnixMicro(), e.Actor, e.Role, e.Action, e.DAGID, e.RunID, e.TaskID,
+			e.Detail, e.Outcome).Scan(&id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("audit %s by %s: %w", e.Action, e.Actor, err)
