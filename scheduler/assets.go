@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/trellisdag/trellis/internal/runs"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -25,7 +25,7 @@ func (s *Scheduler) recordAssets(rs *runState, i int, try int) {
 	}
 	now := s.now()
 	for _, u := range outlets {
-		s.batch.PutAssetEvent(store.AssetEvent{URI: u, SourceDAG: rs.rec.DAGID, SourceRun: rs.rec.RunID,
+		s.batch.PutAssetEvent(storage.AssetEvent{URI: u, SourceDAG: rs.rec.DAGID, SourceRun: rs.rec.RunID,
 			SourceTask: rs.plan.tasks[i].ID(), SourceTry: try, Created: now})
 	}
 	s.assetsWritten = true

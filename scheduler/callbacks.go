@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -19,7 +19,7 @@ import (
 
 // taskEvent records the outbox entry of a task's change from a try's end, when
 // the task has callbacks for it.
-func (s *Scheduler) taskEvent(rs *runState, i int, from task.State, ti store.TaskInstance) {
+func (s *Scheduler) taskEvent(rs *runState, i int, from task.State, ti storage.TaskInstance) {
 	if !from.Active() && from != task.StateDeferred {
 		return // not the end of a try: a mark, a clear, a trigger rule
 	}
@@ -104,7 +104,7 @@ func (s *Scheduler) putEntry(rs *runState, e task.Event) {
 		s.cfg.Logger.Error("encode a callback event", "key", e.Key, "err", err)
 		return
 	}
-	s.batch.PutOutbox(store.OutboxEntry{Key: e.Key, DAGID: rs.rec.DAGID, Run: rs.rec.ID, Kind: string(e.Kind), Event: b,
+	s.batch.PutOutbox(storage.OutboxEntry{Key: e.Key, DAGID: rs.rec.DAGID, Run: rs.rec.ID, Kind: string(e.Kind), Event: b,
 		Created: e.At, NextAt: e.At})
 	s.outboxWritten = true
 }

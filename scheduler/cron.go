@@ -7,7 +7,7 @@ import (
 
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/runs"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -35,7 +35,7 @@ func (s *Scheduler) loadCron(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scheduler: load DAGs: %w", err)
 	}
-	byID := make(map[string]store.DAG, len(recs))
+	byID := make(map[string]storage.DAG, len(recs))
 	for _, r := range recs {
 		byID[r.ID] = r
 	}
@@ -70,7 +70,7 @@ func (s *Scheduler) createDue(ctx context.Context) error {
 	}
 	now := s.cfg.Clock.Now()
 	for {
-		var groups []store.RunGroup
+		var groups []storage.RunGroup
 		var plans []*plan
 		var nexts []dag.DataInterval
 		var oks []bool
@@ -81,7 +81,7 @@ func (s *Scheduler) createDue(ctx context.Context) error {
 				continue
 			}
 			room := s.maxActiveRuns(p) - s.activeRunsOf(p)
-			var batch []store.Run
+			var batch []storage.Run
 			iv, ok := c.next, c.hasNext
 			for ok && !iv.End.After(now) && len(batch) < room && total < maxRunsPerCommit {
 				batch = append(batch, runs.Record(p.dag, p.version, runs.Spec{Type: task.RunScheduled, LogicalDate: iv.Start,
@@ -93,7 +93,7 @@ func (s *Scheduler) createDue(ctx context.Context) error {
 			if len(batch) == 0 {
 				continue
 			}
-			groups = append(groups, store.RunGroup{DAGID: p.dag.ID(), Runs: batch, Tasks: p.seeds(), Advance: true})
+			groups = append(groups, storage.RunGroup{DAGID: p.dag.ID(), Runs: batch, Tasks: p.seeds(), Advance: true})
 			plans, nexts, oks = append(plans, p), append(nexts, iv), append(oks, ok)
 		}
 		if len(groups) == 0 {
@@ -134,7 +134,7 @@ func (s *Scheduler) maxActiveRuns(p *plan) int {
 func (s *Scheduler) activeRunsOf(p *plan) int { return p.held }
 
 // seeds are the task instances of the DAG's new runs (computed once).
-func (p *plan) seeds() []store.TaskSeed {
+func (p *plan) seeds() []storage.TaskSeed {
 	if p.seedList == nil {
 		p.seedList = runs.Seeds(p.dag)
 	}
@@ -143,7 +143,7 @@ func (p *plan) seeds() []store.TaskSeed {
 
 // adopt holds a run this scheduler has just created (every task instance in state
 // none) without reading it back from the store.
-func (s *Scheduler) adopt(r store.Run, p *plan) {
+func (s *Scheduler) adopt(r storage.Run, p *plan) {
 	params, err := p.dag.ResolveConf(r.Conf)
 	if err != nil {
 		params = map[string]any{}
@@ -151,7 +151,7 @@ func (s *Scheduler) adopt(r store.Run, p *plan) {
 	rs := &runState{rec: r, plan: p, tis: make([]tiState, len(p.tasks)), params: params, unfinished: len(p.tasks),
 		activeOf: make([]int, len(p.tasks))}
 	for i, t := range p.tasks {
-		rs.tis[i].TaskInstance = store.TaskInstance{Run: r.ID, TaskID: t.ID(), State: task.StateNone, MaxTries: p.policy[i].Retries + 1}
+		rs.tis[i].TaskInstance = storage.TaskInstance{Run: r.ID, TaskID: t.ID(), State: task.StateNone, MaxTries: p.policy[i].Retries + 1}
 		rs.tis[i].counts.Total = len(p.up[i])
 		rs.tis[i].of, rs.tis[i].mapIndex = i, -1
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/executor"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -94,7 +94,7 @@ func (s *Scheduler) maybeFinish(rs *runState) {
 
 func (s *Scheduler) endRun(rs *runState, to task.RunState, reason string) {
 	now := s.now()
-	s.batch.SetRun(store.RunChange{Run: rs.rec.ID, From: rs.rec.State, To: to, At: now})
+	s.batch.SetRun(storage.RunChange{Run: rs.rec.ID, From: rs.rec.State, To: to, At: now})
 	s.touched[rs.rec.ID] = true
 	s.runEvent(rs, to, reason)
 	s.events = append(s.events, Event{At: now, DAGID: rs.rec.DAGID, RunID: rs.rec.RunID, RunState: to, Error: reason})
@@ -132,7 +132,7 @@ func (s *Scheduler) handleReport(r executor.Report) {
 	if at.IsZero() {
 		at = s.now()
 	}
-	where := func(t *store.TaskInstance) {
+	where := func(t *storage.TaskInstance) {
 		if r.Host != "" {
 			t.Host = r.Host
 		}
@@ -140,7 +140,7 @@ func (s *Scheduler) handleReport(r executor.Report) {
 			t.Pod = r.Pod
 		}
 	}
-	end := func(t *store.TaskInstance) {
+	end := func(t *storage.TaskInstance) {
 		where(t)
 		if t.Started.IsZero() {
 			t.Started = at
@@ -155,7 +155,7 @@ func (s *Scheduler) handleReport(r executor.Report) {
 	switch r.Status {
 	case executor.Deferred:
 		if rs.plan.settings[t].Kind != task.KindSensor {
-			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) {
+			s.set(rs, i, task.StateFailed, func(t *storage.TaskInstance) {
 				end(t)
 				t.Error = "the task returned task.ErrNotDone, which only sensors may return"
 			})
@@ -165,12 +165,12 @@ func (s *Scheduler) handleReport(r executor.Report) {
 		s.deferSensor(rs, i, s.now(), where)
 	case executor.Started:
 		if ti.State == task.StateQueued {
-			s.set(rs, i, task.StateRunning, func(t *store.TaskInstance) { where(t); t.Started = at })
+			s.set(rs, i, task.StateRunning, func(t *storage.TaskInstance) { where(t); t.Started = at })
 		}
 		return
 	case executor.Succeeded:
 		if limit := s.resultLimit(rs.plan, t); int64(len(r.Result)) > limit {
-			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) {
+			s.set(rs, i, task.StateFailed, func(t *storage.TaskInstance) {
 				end(t)
 				t.Error = fmt.Sprintf("result of %d bytes exceeds the limit of %d bytes (set task.MaxResultSize on the task, "+
 					"or runner.Config.MaxResultSize, default %d); it was not stored", len(r.Result), limit, DefaultMaxResultSize)
@@ -189,7 +189,7 @@ func (s *Scheduler) handleReport(r executor.Report) {
 	case executor.Failed:
 		if !r.NoRetry && ti.Try < ti.MaxTries {
 			next := at.Add(rs.plan.policy[t].Delay(ti.Try + 1))
-			s.set(rs, i, task.StateUpForRetry, func(t *store.TaskInstance) { end(t); t.NextRetry = next })
+			s.set(rs, i, task.StateUpForRetry, func(t *storage.TaskInstance) { end(t); t.NextRetry = next })
 			s.timers.add(timerItem{at: next, kind: timerRetry, run: rs, task: i, try: ti.Try})
 		} else {
 			s.set(rs, i, task.StateFailed, end)
@@ -197,7 +197,7 @@ func (s *Scheduler) handleReport(r executor.Report) {
 	case executor.Interrupted:
 		// The try may have run: it ends here and its number stays used.
 		if ti.interrupted >= s.cfg.MaxInterrupted {
-			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) {
+			s.set(rs, i, task.StateFailed, func(t *storage.TaskInstance) {
 				end(t)
 				t.Error = fmt.Sprintf("%sthe runner died while this task ran, %d tries in a row: the task is the likely cause (%s)",
 					executor.InterruptedPrefix, ti.interrupted+1, strings.TrimPrefix(r.Error, executor.InterruptedPrefix))
@@ -205,18 +205,18 @@ func (s *Scheduler) handleReport(r executor.Report) {
 			break
 		}
 		ti.interrupted++
-		s.set(rs, i, task.StateUpForRetry, func(t *store.TaskInstance) { end(t); t.MaxTries++; t.NextRetry = at })
+		s.set(rs, i, task.StateUpForRetry, func(t *storage.TaskInstance) { end(t); t.MaxTries++; t.NextRetry = at })
 		s.timers.add(timerItem{at: at, kind: timerRetry, run: rs, task: i, try: ti.Try})
 	case executor.Lost:
 		ti.lost++
 		if ti.lost > s.cfg.MaxLost {
-			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) {
+			s.set(rs, i, task.StateFailed, func(t *storage.TaskInstance) {
 				end(t)
 				t.Error = fmt.Sprintf("lost %d times before it could run: %s", ti.lost, r.Error)
 			})
 			break
 		}
-		s.set(rs, i, task.StateScheduled, func(t *store.TaskInstance) {
+		s.set(rs, i, task.StateScheduled, func(t *storage.TaskInstance) {
 			t.Try--
 			t.Started, t.Host, t.Pod, t.Error = time.Time{}, "", "", ""
 		})
@@ -236,7 +236,7 @@ func (s *Scheduler) resultLimit(p *plan, i int) int64 {
 
 // succeeded records a success and applies branch and short-circuit results before
 // the downstream tasks are evaluated.
-func (s *Scheduler) succeeded(rs *runState, i int, result []byte, end func(*store.TaskInstance)) {
+func (s *Scheduler) succeeded(rs *runState, i int, result []byte, end func(*storage.TaskInstance)) {
 	p := rs.plan
 	if rs.tis[i].mapIndex >= 0 {
 		s.set(rs, i, task.StateSuccess, end) // branches and short-circuits are never mapped
@@ -246,7 +246,7 @@ func (s *Scheduler) succeeded(rs *runState, i int, result []byte, end func(*stor
 	case task.KindBranch:
 		var chosen []string
 		if err := json.Unmarshal(result, &chosen); err != nil {
-			s.set(rs, i, task.StateFailed, func(t *store.TaskInstance) { end(t); t.Error = "branch result: " + err.Error() })
+			s.set(rs, i, task.StateFailed, func(t *storage.TaskInstance) { end(t); t.Error = "branch result: " + err.Error() })
 			return
 		}
 		// Follow the chosen tasks; skip every other direct downstream task, except

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/internal/runs"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -48,7 +48,7 @@ func (l lookup) RunState(ctx context.Context, dagID, runID string) (task.RunStat
 		return "", false, err
 	}
 	r, err := l.s.st.Run(ctx, dagID, runID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return "", false, nil
 	}
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -14,7 +14,7 @@ import (
 // and one row in state none, like any task. When its trigger rule passes it is
 // queued for expansion, which happens at the next step, once the results it
 // maps over are committed: the list is read, and one instance ("resize[3]") per
-// element is created in the batch (store.Expansion) together with the
+// element is created in the batch (storage.Expansion) together with the
 // instances' change to scheduled, so a crash never leaves half an expansion.
 // Each instance is then scheduled, run, retried and reported like a task of
 // its own, with the task's settings; its downstream tasks count every
@@ -76,12 +76,12 @@ func (s *Scheduler) skipUndecided(rs *runState, d int, why string) {
 	if rs.virtual(d) {
 		for _, j := range rs.tis[d].inst {
 			if rs.tis[j].State == task.StateNone {
-				s.set(rs, j, task.StateSkipped, func(t *store.TaskInstance) { t.Error = why })
+				s.set(rs, j, task.StateSkipped, func(t *storage.TaskInstance) { t.Error = why })
 			}
 		}
 		return
 	}
-	s.set(rs, d, task.StateSkipped, func(t *store.TaskInstance) { t.Error = why })
+	s.set(rs, d, task.StateSkipped, func(t *storage.TaskInstance) { t.Error = why })
 }
 
 // decideInstances gives the instances in state none of expanded mapped task i
@@ -163,7 +163,7 @@ func (s *Scheduler) expand(ctx context.Context, rs *runState, i int) {
 	}
 	n := len(items)
 	maxTries := p.policy[i].Retries + 1
-	s.batch.Expand(store.Expansion{Run: runPK, TaskID: p.tasks[i].ID(), Count: n, MaxTries: maxTries})
+	s.batch.Expand(storage.Expansion{Run: runPK, TaskID: p.tasks[i].ID(), Count: n, MaxTries: maxTries})
 	s.touched[runPK] = true
 	before := rs.width(i)
 	if !rs.tis[i].expanded {
@@ -188,7 +188,7 @@ func (s *Scheduler) expand(ctx context.Context, rs *runState, i int) {
 			continue
 		}
 		j := len(rs.tis)
-		rs.tis = append(rs.tis, tiState{TaskInstance: store.TaskInstance{Run: runPK,
+		rs.tis = append(rs.tis, tiState{TaskInstance: storage.TaskInstance{Run: runPK,
 			TaskID: task.InstanceID(p.tasks[i].ID(), k), State: task.StateNone, MaxTries: maxTries}, of: i, mapIndex: k})
 		rs.tis[i].inst = append(rs.tis[i].inst, j)
 		rs.tis[i].byState[task.StateNone]++
@@ -229,7 +229,7 @@ func (s *Scheduler) expand(ctx context.Context, rs *runState, i int) {
 func (s *Scheduler) unexpand(rs *runState, i int, to task.State, msg string) {
 	p := rs.plan
 	if rs.tis[i].expanded {
-		s.batch.Expand(store.Expansion{Run: rs.rec.ID, TaskID: p.tasks[i].ID(), Count: 0, MaxTries: p.policy[i].Retries + 1})
+		s.batch.Expand(storage.Expansion{Run: rs.rec.ID, TaskID: p.tasks[i].ID(), Count: 0, MaxTries: p.policy[i].Retries + 1})
 		before := rs.width(i)
 		for _, j := range rs.tis[i].inst {
 			st := rs.tis[j].State
@@ -244,13 +244,13 @@ func (s *Scheduler) unexpand(rs *runState, i int, to task.State, msg string) {
 		}
 		ti := &rs.tis[i]
 		ti.expanded, ti.byState, ti.items = false, nil, nil
-		ti.TaskInstance = store.TaskInstance{Run: rs.rec.ID, TaskID: p.tasks[i].ID(), State: task.StateNone, MaxTries: p.policy[i].Retries + 1}
+		ti.TaskInstance = storage.TaskInstance{Run: rs.rec.ID, TaskID: p.tasks[i].ID(), State: task.StateNone, MaxTries: p.policy[i].Retries + 1}
 		rs.unfinished++
 		for _, d := range p.down[i] {
 			rs.tis[d].counts.Total += 1 - before
 		}
 	}
-	s.set(rs, i, to, func(t *store.TaskInstance) { t.Error = msg })
+	s.set(rs, i, to, func(t *storage.TaskInstance) { t.Error = msg })
 }
 
 // tooLong is the error of a list longer than Config.MaxMapLength.

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 
 	"github.com/trellisdag/trellis/task"
 )
@@ -54,12 +54,12 @@ func (s *Scheduler) pastOK(ctx context.Context, rs *runState, i int) bool {
 	}
 	for _, id := range ids {
 		ti, err := s.st.TaskInstance(ctx, stored.ID, id)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) {
 			// An expanded mapped task has no row of its own: its state
 			// is its instances' summary.
 			ti.State, err = s.mappedState(ctx, stored.ID, id)
 		}
-		if errors.Is(err, store.ErrNotFound) || (err == nil && ti.State == task.StateRemoved) {
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && ti.State == task.StateRemoved) {
 			continue // the previous run did not have the task: nothing to wait for
 		}
 		if err != nil {
@@ -132,7 +132,7 @@ func (s *Scheduler) prevSuccess(rs *runState) time.Time {
 }
 
 // noteSuccess updates the DAG's cached latest success.
-func (p *plan) noteSuccess(r store.Run) {
+func (p *plan) noteSuccess(r storage.Run) {
 	if p.lastOK.loaded && (!p.lastOK.found || r.LogicalDate.After(p.lastOK.logical)) {
 		p.lastOK.logical, p.lastOK.start, p.lastOK.found = r.LogicalDate, r.IntervalStart, true
 	}
@@ -164,5 +164,5 @@ func (s *Scheduler) mappedState(ctx context.Context, run int64, id string) (task
 	if st, ok := task.SummaryState(counts); ok {
 		return st, nil
 	}
-	return "", store.ErrNotFound
+	return "", storage.ErrNotFound
 }

@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/dag"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -13,7 +13,7 @@ const DefaultPool = "default_pool"
 
 // plan is a DAG compiled for scheduling: tasks by index, edges as index lists.
 type plan struct {
-	seedList []store.TaskSeed // see seeds
+	seedList []storage.TaskSeed // see seeds
 	dag      *dag.DAG
 	tasks    []task.Task
 	index    map[string]int

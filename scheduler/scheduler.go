@@ -11,7 +11,7 @@ import (
 
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/executor"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -19,7 +19,7 @@ import (
 // field has a default.
 type Config struct {
 	// Store holds the state.
-	Store *store.Store
+	Store Store
 	// DAGs are the DAGs this binary knows; runs of other DAGs are left alone.
 	DAGs []*dag.DAG
 	// Local runs tries of tasks whose executor is local.
@@ -42,7 +42,7 @@ type Config struct {
 	// once it is committed. It must return quickly.
 	Observe func(Event)
 	// Runs, when set, limits the scheduler to the runs it returns true for.
-	Runs func(store.Run) bool
+	Runs func(storage.Run) bool
 	// ExitWhenIdle makes Run return once no run is queued or running, or with
 	// a *StuckError once runs remain but none can progress.
 	ExitWhenIdle bool
@@ -111,7 +111,7 @@ type Event struct {
 // and a downstream task only after its upstream's result is.
 type Scheduler struct {
 	cfg   Config
-	st    *store.Store
+	st    Store
 	plans map[string]*plan
 	runs  map[int64]*runState
 	order []int64 // run keys in creation order, for admission
@@ -121,7 +121,7 @@ type Scheduler struct {
 	signal chan struct{}
 	wake   chan struct{}
 
-	batch   store.Batch
+	batch   storage.Batch
 	touched map[int64]bool
 	// applied are the executor reports whose effect is in batch: they are facts
 	// about tries and leave only when that batch is committed. When a commit
@@ -151,7 +151,7 @@ type Scheduler struct {
 }
 
 type runState struct {
-	rec store.Run
+	rec storage.Run
 	// waitPast lists tasks that wait for the same task of the previous run
 	// (depends_on_past, wait_for_downstream).
 	waitPast []int
@@ -179,7 +179,7 @@ type runState struct {
 // from the slot (of).
 
 type tiState struct {
-	store.TaskInstance
+	storage.TaskInstance
 	// of is the slot's task's plan index; mapIndex is its element's index for
 	// a mapped instance, -1 for a task's own slot.
 	of, mapIndex int
@@ -411,7 +411,7 @@ func (s *Scheduler) stepOnce(ctx context.Context) error {
 		return nil
 	}
 	if err := s.st.Apply(ctx, &s.batch); err != nil {
-		var conflict *store.ConflictError
+		var conflict *storage.ConflictError
 		if !errors.As(err, &conflict) {
 			return fmt.Errorf("scheduler: commit: %w", err)
 		}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/executor"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -73,7 +73,7 @@ func (s *Scheduler) startPoke(ctx context.Context, rs *runState, i int) {
 
 // deferSensor records that a poke found the condition not met: the sensor
 // waits for its next poke, or times out.
-func (s *Scheduler) deferSensor(rs *runState, i int, at time.Time, where func(*store.TaskInstance)) {
+func (s *Scheduler) deferSensor(rs *runState, i int, at time.Time, where func(*storage.TaskInstance)) {
 	if s.sensorTimedOut(rs, i, at) {
 		return
 	}
@@ -85,7 +85,7 @@ func (s *Scheduler) deferSensor(rs *runState, i int, at time.Time, where func(*s
 	}
 	pokes := ti.Pokes + 1
 	next := at.Add(pol.NextPoke(rs.rec.DAGID, ti.TaskID, first, pokes, at.Sub(first)))
-	s.set(rs, i, task.StateDeferred, func(t *store.TaskInstance) {
+	s.set(rs, i, task.StateDeferred, func(t *storage.TaskInstance) {
 		where(t)
 		if t.Started.IsZero() {
 			t.Started = at
@@ -115,6 +115,6 @@ func (s *Scheduler) sensorTimedOut(rs *runState, i int, at time.Time) bool {
 		_ = s.cfg.Local.Kill(context.Background(), s.try(rs, i).Key, "sensor timed out")
 		s.pokeEnded(ti)
 	}
-	s.set(rs, i, to, func(t *store.TaskInstance) { t.Ended, t.Error, t.NextRetry = at, msg, time.Time{} })
+	s.set(rs, i, to, func(t *storage.TaskInstance) { t.Ended, t.Error, t.NextRetry = at, msg, time.Time{} })
 	return true
 }

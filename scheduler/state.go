@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/executor"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -98,7 +98,7 @@ func (s *Scheduler) inflight(rs *runState) int {
 }
 
 // load builds a run's state from the store and returns the tasks in flight.
-func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, []int, error) {
+func (s *Scheduler) load(ctx context.Context, r storage.Run, p *plan) (*runState, []int, error) {
 	tis, err := s.st.TaskInstances(ctx, r.ID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("scheduler: run %q of dag %q: %w", r.RunID, r.DAGID, err)
@@ -109,14 +109,14 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 	}
 	rs := &runState{rec: r, plan: p, tis: make([]tiState, len(p.tasks)), params: params, activeOf: make([]int, len(p.tasks))}
 	for i, t := range p.tasks {
-		rs.tis[i].TaskInstance = store.TaskInstance{Run: r.ID, TaskID: t.ID(), State: task.StateNone,
+		rs.tis[i].TaskInstance = storage.TaskInstance{Run: r.ID, TaskID: t.ID(), State: task.StateNone,
 			MaxTries: p.policy[i].Retries + 1}
 		rs.tis[i].of, rs.tis[i].mapIndex = i, -1
 	}
-	var rc store.Reconcile
+	var rc storage.Reconcile
 	have := make([]bool, len(p.tasks))
 	own := make([]bool, len(p.tasks)) // the task's own row exists
-	inst := map[int][]store.TaskInstance{}
+	inst := map[int][]storage.TaskInstance{}
 	for _, ti := range tis {
 		i, ok := p.index[ti.TaskID]
 		if base, k := task.ParseInstanceID(ti.TaskID); !ok && k >= 0 {
@@ -131,7 +131,7 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 		case !ok && ti.State != task.StateRemoved:
 			rc.Remove = append(rc.Remove, ti.TaskID)
 		case ok && ti.State == task.StateRemoved:
-			rc.Restore = append(rc.Restore, store.TaskSeed{TaskID: ti.TaskID, MaxTries: rs.tis[i].MaxTries})
+			rc.Restore = append(rc.Restore, storage.TaskSeed{TaskID: ti.TaskID, MaxTries: rs.tis[i].MaxTries})
 			have[i], own[i] = true, true
 		case ok:
 			rs.tis[i].TaskInstance = ti
@@ -140,13 +140,13 @@ func (s *Scheduler) load(ctx context.Context, r store.Run, p *plan) (*runState, 
 	}
 	for i, ok := range have {
 		if !ok {
-			rc.Add = append(rc.Add, store.TaskSeed{TaskID: p.tasks[i].ID(), MaxTries: rs.tis[i].MaxTries})
+			rc.Add = append(rc.Add, storage.TaskSeed{TaskID: p.tasks[i].ID(), MaxTries: rs.tis[i].MaxTries})
 		}
 	}
 	for i, list := range inst {
 		// An expanded mapped task: its instances get slots after the plan's,
 		// by map index; its own slot (without a row) shows their summary.
-		slices.SortFunc(list, func(a, b store.TaskInstance) int {
+		slices.SortFunc(list, func(a, b storage.TaskInstance) int {
 			_, x := task.ParseInstanceID(a.TaskID)
 			_, y := task.ParseInstanceID(b.TaskID)
 			return x - y
@@ -294,7 +294,7 @@ func (s *Scheduler) admit() {
 			continue
 		}
 		now := s.now()
-		s.batch.SetRun(store.RunChange{Run: id, From: task.RunQueued, To: task.RunRunning, At: now})
+		s.batch.SetRun(storage.RunChange{Run: id, From: task.RunQueued, To: task.RunRunning, At: now})
 		s.touched[id] = true
 		rs.rec.State = task.RunRunning
 		if rs.rec.Started.IsZero() {
@@ -425,7 +425,7 @@ func (s *Scheduler) schedule() {
 			continue
 		}
 		kind := s.executorKind(rs, i)
-		s.set(rs, i, task.StateQueued, func(ti *store.TaskInstance) {
+		s.set(rs, i, task.StateQueued, func(ti *storage.TaskInstance) {
 			ti.Try++
 			ti.Started, ti.Ended, ti.NextRetry, ti.ExitCode, ti.Error, ti.Pokes = time.Time{}, time.Time{}, time.Time{}, nil, "", 0
 			ti.Executor, ti.Host, ti.Pod = string(kind), "", ""
@@ -488,7 +488,7 @@ func (s *Scheduler) start(ctx context.Context, rs *runState, i int) {
 }
 
 // set changes a task instance's state in memory and adds the change to the batch.
-func (s *Scheduler) set(rs *runState, i int, to task.State, mutate func(*store.TaskInstance)) {
+func (s *Scheduler) set(rs *runState, i int, to task.State, mutate func(*storage.TaskInstance)) {
 	ti := &rs.tis[i]
 	from := ti.State
 	if ti.mapIndex >= 0 && rs.tis[ti.of].expanded {
@@ -500,7 +500,7 @@ func (s *Scheduler) set(rs *runState, i int, to task.State, mutate func(*store.T
 		mutate(&next)
 	}
 	now := s.now()
-	s.batch.SetTI(store.TIChange{From: from, TI: next, At: now})
+	s.batch.SetTI(storage.TIChange{From: from, TI: next, At: now})
 	s.touched[rs.rec.ID] = true
 	ti.TaskInstance = next
 	s.taskEvent(rs, i, from, next)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -91,7 +91,7 @@ func (s *Scheduler) timeoutRun(rs *runState) {
 			}
 			s.pokeEnded(ti)
 		}
-		s.set(rs, i, task.StateSkipped, func(t *store.TaskInstance) {
+		s.set(rs, i, task.StateSkipped, func(t *storage.TaskInstance) {
 			t.Error = reason
 			if !t.Started.IsZero() && t.Ended.IsZero() {
 				t.Ended = s.now()

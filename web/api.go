@@ -18,6 +18,7 @@ import (
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/runs"
 	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -100,13 +101,13 @@ func (s *Server) dagOf(r *http.Request) (*dag.DAG, error) {
 	return d, nil
 }
 
-func (s *Server) runOf(ctx context.Context, d *dag.DAG, runID string) (store.Run, error) {
+func (s *Server) runOf(ctx context.Context, d *dag.DAG, runID string) (storage.Run, error) {
 	run, err := s.st.Run(ctx, d.ID(), runID)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Run{}, notFound("dag %q has no run %q", d.ID(), runID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Run{}, notFound("dag %q has no run %q", d.ID(), runID)
 	}
 	if err != nil {
-		return store.Run{}, fmt.Errorf("run %q of dag %q: %w", runID, d.ID(), err)
+		return storage.Run{}, fmt.Errorf("run %q of dag %q: %w", runID, d.ID(), err)
 	}
 	return run, nil
 }
@@ -116,10 +117,10 @@ func (s *Server) runOf(ctx context.Context, d *dag.DAG, runID string) (store.Run
 // under. The task may be one the DAG no longer has (removed or renamed since
 // a run ran it): when the run has an instance of it, its tries, logs and
 // result stay readable, and t is nil.
-func (s *Server) readTarget(r *http.Request) (d *dag.DAG, run store.Run, key string, t task.Task, err error) {
+func (s *Server) readTarget(r *http.Request) (d *dag.DAG, run storage.Run, key string, t task.Task, err error) {
 	ref, err := s.resolve(r, true)
 	if err != nil {
-		return nil, store.Run{}, "", nil, err
+		return nil, storage.Run{}, "", nil, err
 	}
 	return ref.d, ref.run, ref.key, ref.t, nil
 }
@@ -136,10 +137,10 @@ func kindOf(t task.Task) task.Kind {
 // latest runs).
 func (s *Server) summary(ctx context.Context, d *dag.DAG) (DAGSummary, error) {
 	rec, err := s.st.DAG(ctx, d.ID())
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return DAGSummary{}, err
 	}
-	rs, err := s.st.Runs(ctx, store.RunFilter{DAGID: d.ID(), Limit: RecentRuns})
+	rs, err := s.st.Runs(ctx, storage.RunFilter{DAGID: d.ID(), Limit: RecentRuns})
 	if err != nil {
 		return DAGSummary{}, fmt.Errorf("latest runs of dag %q: %w", d.ID(), err)
 	}
@@ -152,7 +153,7 @@ const latestShown = 10
 // summaryOf builds a DAG's summary from its record (zero when the store has
 // none yet) and its latest runs, newest first (at most RecentRuns are
 // counted).
-func (s *Server) summaryOf(d *dag.DAG, rec store.DAG, latest []store.Run) DAGSummary {
+func (s *Server) summaryOf(d *dag.DAG, rec storage.DAG, latest []storage.Run) DAGSummary {
 	out := DAGSummary{ID: d.ID(), Description: d.DescriptionText(), Tags: d.TagList(), Schedule: d.ScheduleExpr(),
 		Version: d.Version(), Paused: rec.Paused, Tasks: len(d.Tasks()), Params: d.ParamDecls(), LatestRuns: []Run{},
 		Timezone: d.Location().String()}
@@ -203,7 +204,7 @@ const (
 // one query (store.RecentRuns: each DAG's runs read from its (dag_id,
 // logical_date) index, so the cost follows the runs returned, not the history).
 // The DAG list is also cached (see listDAGs).
-func (s *Server) recentRuns(ctx context.Context, ids []string, n int) (map[string][]store.Run, error) {
+func (s *Server) recentRuns(ctx context.Context, ids []string, n int) (map[string][]storage.Run, error) {
 	out, err := s.st.RecentRuns(ctx, ids, n) // one query, each DAG's runs by its index
 	if err != nil {
 		return nil, fmt.Errorf("latest runs: %w", err)
@@ -291,7 +292,7 @@ func (s *Server) dagList(ctx context.Context, f dagFilter) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dag records: %w", err)
 	}
-	byID := make(map[string]store.DAG, len(recs))
+	byID := make(map[string]storage.DAG, len(recs))
 	for _, rec := range recs {
 		byID[rec.ID] = rec
 	}
@@ -363,7 +364,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ *Principal) 
 	if err != nil {
 		return err
 	}
-	f := store.RunFilter{DAGID: d.ID()}
+	f := storage.RunFilter{DAGID: d.ID()}
 	if v := r.URL.Query().Get("state"); v != "" {
 		for _, st := range strings.Split(v, ",") {
 			rs := task.RunState(strings.TrimSpace(st))
@@ -540,9 +541,9 @@ func (s *Server) listTaskInstances(w http.ResponseWriter, r *http.Request, _ *Pr
 
 // orderTIs lists a run's task instances in the DAG's topological order, a
 // mapped task's instances as one summary entry (see mappedAgg).
-func (s *Server) orderTIs(d *dag.DAG, run store.Run, tis []store.TaskInstance) TaskInstanceList {
+func (s *Server) orderTIs(d *dag.DAG, run storage.Run, tis []storage.TaskInstance) TaskInstanceList {
 	lay := layoutOf(d)
-	by := make(map[string]store.TaskInstance, len(tis))
+	by := make(map[string]storage.TaskInstance, len(tis))
 	aggs := map[string]*mappedAgg{}
 	var gone []string // ids the DAG does not have, in the order met
 	for _, ti := range tis {
@@ -597,7 +598,7 @@ func (s *Server) getTaskInstance(w http.ResponseWriter, r *http.Request, _ *Prin
 	}
 	ctx := r.Context()
 	out, err := s.entryOf(ctx, ref.run, ref.key, kindOf(ref.t), ref.mapped() && ref.index < 0)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return notFound("run %q has no task instance %q", ref.run.RunID, ref.key)
 	}
 	if err != nil {
@@ -648,7 +649,7 @@ func (s *Server) clearTasks(w http.ResponseWriter, r *http.Request, p *Principal
 		taskID = req.Tasks[0]
 	}
 	s.audit(r, p, "clear", d.ID(), run.RunID, taskID, detail+fmt.Sprintf(" cleared %v", ids), err)
-	if errors.Is(err, store.ErrActive) {
+	if errors.Is(err, storage.ErrActive) {
 		return errorf(http.StatusConflict, CodeConflict, "%v", err)
 	}
 	if err != nil {
@@ -677,7 +678,7 @@ func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request, p *Principal)
 	err = runs.Delete(r.Context(), s.st, run)
 	s.audit(r, p, "delete_run", d.ID(), run.RunID, "", "", err)
 	switch {
-	case errors.Is(err, store.ErrRunActive):
+	case errors.Is(err, storage.ErrRunActive):
 		return errorf(http.StatusConflict, CodeConflict, "%v; wait for it to end (or mark its tasks) before deleting it", err)
 	case err != nil:
 		return err
@@ -704,11 +705,11 @@ func (s *Server) markTaskInstance(w http.ResponseWriter, r *http.Request, p *Pri
 	from, err := runs.Mark(r.Context(), s.st, d, run, ref.key, req.State, "marked failed by "+p.Name)
 	s.audit(r, p, "mark_"+string(req.State), d.ID(), run.RunID, ref.key, fmt.Sprintf("from %s", from), err)
 	switch {
-	case errors.Is(err, store.ErrActive):
+	case errors.Is(err, storage.ErrActive):
 		return errorf(http.StatusConflict, CodeConflict, "%v; a try is in flight, wait for it to end", err)
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, storage.ErrConflict):
 		return errorf(http.StatusConflict, CodeConflict, "%v", err)
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		return notFound("run %q has no task instance %q", run.RunID, ref.key)
 	case err != nil:
 		return fmt.Errorf("mark task %q: %w", ref.key, err)
@@ -764,29 +765,29 @@ func (s *Server) listTries(w http.ResponseWriter, r *http.Request, _ *Principal)
 
 // tryOf resolves a try route (see readTarget: t is nil for a task the DAG no
 // longer has).
-func (s *Server) tryOf(r *http.Request) (*dag.DAG, store.Run, string, task.Task, store.Try, error) {
+func (s *Server) tryOf(r *http.Request) (*dag.DAG, storage.Run, string, task.Task, storage.Try, error) {
 	ref, err := s.resolve(r, true)
 	if err != nil {
-		return nil, store.Run{}, "", nil, store.Try{}, err
+		return nil, storage.Run{}, "", nil, storage.Try{}, err
 	}
 	if err := s.needIndex(r.Context(), ref); err != nil {
-		return nil, store.Run{}, "", nil, store.Try{}, err
+		return nil, storage.Run{}, "", nil, storage.Try{}, err
 	}
 	d, run, id, t := ref.d, ref.run, ref.key, ref.t
 	n, err := strconv.Atoi(r.PathValue("try"))
 	if err != nil || n < 1 {
-		return nil, store.Run{}, "", nil, store.Try{}, badParam("try", "try %q: want a positive integer", r.PathValue("try"))
+		return nil, storage.Run{}, "", nil, storage.Try{}, badParam("try", "try %q: want a positive integer", r.PathValue("try"))
 	}
 	tries, err := s.st.Tries(r.Context(), run.ID, id)
 	if err != nil {
-		return nil, store.Run{}, "", nil, store.Try{}, err
+		return nil, storage.Run{}, "", nil, storage.Try{}, err
 	}
 	for _, tr := range tries {
 		if tr.Try == n {
 			return d, run, id, t, tr, nil
 		}
 	}
-	return nil, store.Run{}, "", nil, store.Try{}, notFound("task %q of run %q has no try %d", id, run.RunID, n)
+	return nil, storage.Run{}, "", nil, storage.Try{}, notFound("task %q of run %q has no try %d", id, run.RunID, n)
 }
 
 func (s *Server) getTry(w http.ResponseWriter, r *http.Request, _ *Principal) error {
@@ -942,7 +943,7 @@ func (s *Server) getGantt(w http.ResponseWriter, r *http.Request, _ *Principal) 
 // store.GridCells, which groups instances in SQL), and each group's summary
 // state per run (see groupState).
 func (s *Server) GridData(ctx context.Context, d *dag.DAG, n int) (Grid, error) {
-	rs, err := s.st.Runs(ctx, store.RunFilter{DAGID: d.ID(), Limit: n})
+	rs, err := s.st.Runs(ctx, storage.RunFilter{DAGID: d.ID(), Limit: n})
 	if err != nil {
 		return Grid{}, fmt.Errorf("grid of dag %q: %w", d.ID(), err)
 	}
@@ -1072,7 +1073,7 @@ func (s *Server) getCalendar(w http.ResponseWriter, r *http.Request, _ *Principa
 	now := s.now().In(loc)
 	y, m, _ := now.Date()
 	from := time.Date(y, m-time.Month(months-1), 1, 0, 0, 0, 0, loc)
-	rs, err := s.st.Runs(ctx, store.RunFilter{DAGID: d.ID(), Since: from, Limit: calendarMaxRuns})
+	rs, err := s.st.Runs(ctx, storage.RunFilter{DAGID: d.ID(), Since: from, Limit: calendarMaxRuns})
 	if err != nil {
 		return fmt.Errorf("calendar of dag %q: %w", d.ID(), err)
 	}
@@ -1112,7 +1113,7 @@ func (s *Server) getCalendar(w http.ResponseWriter, r *http.Request, _ *Principa
 	slices.SortFunc(out.Days, func(a, b CalendarDay) int { return strings.Compare(a.Date, b.Date) })
 	if d.Scheduled() {
 		rec, err := s.st.DAG(ctx, d.ID())
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
 		if !rec.Paused {
@@ -1125,7 +1126,7 @@ func (s *Server) getCalendar(w http.ResponseWriter, r *http.Request, _ *Principa
 
 // plannedDays are the days (in loc) of the logical dates of the runs the
 // schedule plans next, to the end of the current month (at most 62 runs).
-func plannedDays(d *dag.DAG, rec store.DAG, now time.Time, loc *time.Location) []string {
+func plannedDays(d *dag.DAG, rec storage.DAG, now time.Time, loc *time.Location) []string {
 	out := []string{}
 	var last *dag.DataInterval
 	if !rec.LastIntervalStart.IsZero() || !rec.LastIntervalEnd.IsZero() {
@@ -1157,7 +1158,7 @@ func (s *Server) getDurations(w http.ResponseWriter, r *http.Request, _ *Princip
 		return err
 	}
 	ctx := r.Context()
-	rs, err := s.st.Runs(ctx, store.RunFilter{DAGID: d.ID(), Limit: n})
+	rs, err := s.st.Runs(ctx, storage.RunFilter{DAGID: d.ID(), Limit: n})
 	if err != nil {
 		return fmt.Errorf("durations of dag %q: %w", d.ID(), err)
 	}
@@ -1323,7 +1324,7 @@ func (s *Server) getGraph(w http.ResponseWriter, r *http.Request, _ *Principal) 
 // nil when that version is not stored (runs made before versions were).
 func (s *Server) versionLayout(ctx context.Context, dagID, version string) (*layout, error) {
 	def, err := s.st.DAGVersion(ctx, dagID, version)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -1337,7 +1338,7 @@ func (s *Server) versionLayout(ctx context.Context, dagID, version string) (*lay
 }
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	f := store.AuditFilter{DAGID: r.URL.Query().Get("dag")}
+	f := storage.AuditFilter{DAGID: r.URL.Query().Get("dag")}
 	var err error
 	if f.Limit, err = intQuery(r, "limit", 50, 1, 1000); err != nil {
 		return err
@@ -1365,7 +1366,7 @@ func (s *Server) getChanges(w http.ResponseWriter, r *http.Request, _ *Principal
 // audit records an action; a failure to record it is logged, not returned, so
 // that the action's own outcome reaches the caller.
 func (s *Server) audit(r *http.Request, p *Principal, action, dagID, runID, taskID, detail string, err error) {
-	e := store.AuditEntry{At: s.now(), Action: action, DAGID: dagID, RunID: runID, TaskID: taskID, Detail: detail, Outcome: "ok"}
+	e := storage.AuditEntry{At: s.now(), Action: action, DAGID: dagID, RunID: runID, TaskID: taskID, Detail: detail, Outcome: "ok"}
 	if p != nil {
 		e.Actor, e.Role = p.Name, string(p.Role)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/internal/assets"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 )
 
 // Asset is an asset (Airflow's dataset) with its producers, consumers and
@@ -82,7 +82,7 @@ func (s *Server) listAssets(w http.ResponseWriter, r *http.Request, _ *Principal
 	return nil
 }
 
-func assetEventOf(e store.AssetEvent) AssetEvent {
+func assetEventOf(e storage.AssetEvent) AssetEvent {
 	return AssetEvent{ID: e.ID, URI: e.URI, At: e.Created, SourceDAG: e.SourceDAG, SourceRun: e.SourceRun,
 		SourceTask: e.SourceTask, SourceTry: e.SourceTry, Source: e.Source, Extra: e.Extra}
 }

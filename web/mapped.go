@@ -10,7 +10,7 @@ import (
 
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/runs"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -48,7 +48,7 @@ func mapIndexQuery(r *http.Request) (int, error) {
 // taskRef is the task instance a per-task route addresses.
 type taskRef struct {
 	d   *dag.DAG
-	run store.Run
+	run storage.Run
 	// id is the task's id, index its map index (-1: none), and key the id
 	// the store keeps the instance under (id, or id[index]).
 	id    string
@@ -100,7 +100,7 @@ func (s *Server) resolve(r *http.Request, removedOK bool) (taskRef, error) {
 	}
 	if !known {
 		_, err := s.st.TaskInstance(ctx, ref.run.ID, ref.id)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) {
 			counts, cerr := s.st.InstanceCounts(ctx, ref.run.ID, ref.id)
 			if cerr != nil {
 				return taskRef{}, fmt.Errorf("task %q of run %q: %w", ref.id, ref.run.RunID, cerr)
@@ -122,7 +122,7 @@ func (s *Server) checkIndex(ctx context.Context, ref taskRef) error {
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("task %q map index %d of run %q: %w", ref.id, ref.index, ref.run.RunID, err)
 	}
 	counts, err := s.st.InstanceCounts(ctx, ref.run.ID, ref.id)
@@ -151,7 +151,7 @@ func (s *Server) needIndex(ctx context.Context, ref taskRef) error {
 	}
 	if _, err := s.st.TaskInstance(ctx, ref.run.ID, ref.id); err == nil {
 		return nil // not expanded: the task's own instance
-	} else if !errors.Is(err, store.ErrNotFound) {
+	} else if !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("task %q of run %q: %w", ref.id, ref.run.RunID, err)
 	}
 	counts, err := s.st.InstanceCounts(ctx, ref.run.ID, ref.id)
@@ -178,7 +178,7 @@ type mappedAgg struct {
 	executor       string
 }
 
-func (a *mappedAgg) add(ti store.TaskInstance) {
+func (a *mappedAgg) add(ti storage.TaskInstance) {
 	if a.counts == nil {
 		a.counts = map[task.State]int{}
 	}
@@ -208,7 +208,7 @@ func (a *mappedAgg) state() task.State {
 }
 
 // entry is the task's summary entry in a run's task list.
-func (a *mappedAgg) entry(run store.Run, id string, kind task.Kind) TaskInstance {
+func (a *mappedAgg) entry(run storage.Run, id string, kind task.Kind) TaskInstance {
 	out := TaskInstance{DAGID: run.DAGID, RunID: run.RunID, TaskID: id, Kind: kind, State: a.state(), Try: a.try, MaxTries: a.maxTries,
 		Started: tp(a.started), Executor: a.executor, Mapped: true, MapCount: a.n, StateCounts: a.counts}
 	if !a.unended && a.n > 0 && a.state().Finished() {
@@ -220,15 +220,15 @@ func (a *mappedAgg) entry(run store.Run, id string, kind task.Kind) TaskInstance
 
 // entryOf is a task's entry in run: its own instance, or for an expanded
 // mapped task the summary of its instances. The error wraps
-// store.ErrNotFound when the run has neither.
-func (s *Server) entryOf(ctx context.Context, run store.Run, id string, kind task.Kind, mapped bool) (TaskInstance, error) {
+// storage.ErrNotFound when the run has neither.
+func (s *Server) entryOf(ctx context.Context, run storage.Run, id string, kind task.Kind, mapped bool) (TaskInstance, error) {
 	ti, err := s.st.TaskInstance(ctx, run.ID, id)
 	if err == nil {
 		out := tiOf(run, kind, ti)
 		out.Mapped = mapped
 		return out, nil
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, storage.ErrNotFound) {
 		return TaskInstance{}, fmt.Errorf("task %q of run %q: %w", id, run.RunID, err)
 	}
 	tis, err := s.st.Instances(ctx, run.ID, id)
@@ -236,7 +236,7 @@ func (s *Server) entryOf(ctx context.Context, run store.Run, id string, kind tas
 		return TaskInstance{}, fmt.Errorf("task %q of run %q: %w", id, run.RunID, err)
 	}
 	if len(tis) == 0 {
-		return TaskInstance{}, fmt.Errorf("run %q has no task instance %q: %w", run.RunID, id, store.ErrNotFound)
+		return TaskInstance{}, fmt.Errorf("run %q has no task instance %q: %w", run.RunID, id, storage.ErrNotFound)
 	}
 	var a mappedAgg
 	for _, ti := range tis {
@@ -288,7 +288,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request, _ *Princi
 		switch {
 		case err == nil:
 			out.State = ti.State
-		case !errors.Is(err, store.ErrNotFound):
+		case !errors.Is(err, storage.ErrNotFound):
 			return fmt.Errorf("task %q of run %q: %w", ref.id, ref.run.RunID, err)
 		}
 	}
@@ -319,9 +319,9 @@ func (s *Server) clearTaskInstance(w http.ResponseWriter, r *http.Request, p *Pr
 	s.audit(r, p, "clear", ref.d.ID(), ref.run.RunID, ref.key,
 		fmt.Sprintf("task %s downstream=%t failedOnly=%t cleared %v", ref.key, req.Downstream, req.FailedOnly, ids), err)
 	switch {
-	case errors.Is(err, store.ErrActive):
+	case errors.Is(err, storage.ErrActive):
 		return errorf(http.StatusConflict, CodeConflict, "%v", err)
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		return notFound("%v", err)
 	case err != nil:
 		return fmt.Errorf("clear task %q of run %q: %w", ref.key, ref.run.RunID, err)

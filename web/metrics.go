@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/trellisdag/trellis/dag"
-	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/scheduler"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -20,7 +20,7 @@ import (
 // are read from the store at scrape time; latencies come from scheduler events.
 type metrics struct {
 	reg *prometheus.Registry
-	st  *store.Store
+	st  Store
 
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
@@ -49,7 +49,7 @@ type tryKey struct {
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
 
-func newMetrics(reg *prometheus.Registry, st *store.Store, dags []*dag.DAG) (*metrics, error) {
+func newMetrics(reg *prometheus.Registry, st Store, dags []*dag.DAG) (*metrics, error) {
 	m := &metrics{reg: reg, st: st, dags: map[string]*dag.DAG{}, ups: map[string]map[string][]string{},
 		queuedAt: map[tryKey]time.Time{}, succeeded: map[string]map[string]time.Time{}}
 	for _, d := range dags {
@@ -89,18 +89,18 @@ func newMetrics(reg *prometheus.Registry, st *store.Store, dags []*dag.DAG) (*me
 		Help: "Open Server-Sent Events streams."})
 	m.droppedEvents = prometheus.NewCounter(prometheus.CounterOpts{Name: "trellis_events_dropped_total",
 		Help: "Scheduler events dropped because the web server's buffer was full."})
-	storeStats := func(f func(store.Stats) float64) func() float64 { return func() float64 { return f(st.Stats()) } }
+	storeStats := func(f func(storage.Stats) float64) func() float64 { return func() float64 { return f(st.Stats()) } }
 	cs := []prometheus.Collector{m.requests, m.duration, m.errors, m.taskChanges, m.runChanges, m.tryQueued, m.handoff,
 		m.runQueued, m.schedDelay, m.leader, m.sseClients, m.droppedEvents, &stateCollector{st: st},
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "trellis_store_batches_total", Help: "Batches the store committed."},
-			storeStats(func(s store.Stats) float64 { return float64(s.Batches) })),
+			storeStats(func(s storage.Stats) float64 { return float64(s.Batches) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "trellis_store_changes_total", Help: "Changes in the committed batches."},
-			storeStats(func(s store.Stats) float64 { return float64(s.Changes) })),
+			storeStats(func(s storage.Stats) float64 { return float64(s.Changes) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "trellis_store_log_commits_total", Help: "Transactions that appended log chunks."},
-			storeStats(func(s store.Stats) float64 { return float64(s.LogCommits) })),
+			storeStats(func(s storage.Stats) float64 { return float64(s.LogCommits) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "trellis_store_commit_seconds_total",
 			Help: "Time spent committing batches; divide by trellis_store_batches_total for the mean commit latency."},
-			storeStats(func(s store.Stats) float64 { return s.CommitTime.Seconds() })),
+			storeStats(func(s storage.Stats) float64 { return s.CommitTime.Seconds() })),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -190,7 +190,7 @@ func (m *metrics) observe(e scheduler.Event) {
 // catchup reports whether a scheduled run was created after the interval that
 // follows it had ended too: it was made up for (catchup after downtime or a
 // start date in the past), so its delay says nothing of the scheduler's.
-func (m *metrics) catchup(r store.Run) bool {
+func (m *metrics) catchup(r storage.Run) bool {
 	d := m.dags[r.DAGID]
 	if d == nil {
 		return false
@@ -202,10 +202,10 @@ func (m *metrics) catchup(r store.Run) bool {
 // stateCollector reads runs, task instances and tries by state from the store at
 // scrape time (at most once a second).
 type stateCollector struct {
-	st   *store.Store
+	st   Store
 	mu   sync.Mutex
 	at   time.Time
-	last store.StateCounts
+	last storage.StateCounts
 	// callbacks: delivered, pending and given up (the outbox).
 	callbacks [3]int
 }

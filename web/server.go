@@ -14,14 +14,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/trellisdag/trellis/dag"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
 // Config configures a Server. Store and DAGs are required.
 type Config struct {
 	// Store is the open database the scheduler uses.
-	Store *store.Store
+	Store Store
 	// DAGs are the DAGs of this binary.
 	DAGs []*dag.DAG
 	// Pools are the pools the binary declares, with their sizes
@@ -39,7 +39,7 @@ type Config struct {
 	// served at /metrics).
 	Registry *prometheus.Registry
 	// PodYAML renders the pod of a try of a pod task (nil: "not available").
-	PodYAML func(d *dag.DAG, t task.Task, run store.Run, ti store.TaskInstance) ([]byte, error)
+	PodYAML func(d *dag.DAG, t task.Task, run storage.Run, ti storage.TaskInstance) ([]byte, error)
 	// MaxBodyBytes limits request bodies (default 64 KiB); larger ones are 413.
 	MaxBodyBytes int64
 	// SessionTTL is how long a UI session lasts (default 12h).
@@ -51,7 +51,7 @@ type Config struct {
 // Server serves the API, the UI, metrics and health. Create it with New.
 type Server struct {
 	cfg     Config
-	st      *store.Store
+	st      Store
 	dags    map[string]*dag.DAG
 	order   []*dag.DAG
 	log     *slog.Logger

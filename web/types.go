@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/dag"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -443,7 +443,7 @@ func dur(a, b time.Time) *float64 {
 	return &d
 }
 
-func runOf(r store.Run) Run {
+func runOf(r storage.Run) Run {
 	return Run{DAGID: r.DAGID, RunID: r.RunID, Type: r.Type, State: r.State, LogicalDate: r.LogicalDate,
 		IntervalStart: r.IntervalStart, IntervalEnd: r.IntervalEnd, Conf: r.Conf, Created: r.Created,
 		Started: tp(r.Started), Ended: tp(r.Ended), Duration: dur(r.Started, r.Ended), DAGVersion: r.DAGVersion}
@@ -457,7 +457,7 @@ func indexPtr(k int) *int {
 	return &k
 }
 
-func tiOf(r store.Run, kind task.Kind, ti store.TaskInstance) TaskInstance {
+func tiOf(r storage.Run, kind task.Kind, ti storage.TaskInstance) TaskInstance {
 	id, k := task.ParseInstanceID(ti.TaskID)
 	out := TaskInstance{DAGID: r.DAGID, RunID: r.RunID, TaskID: id, MapIndex: indexPtr(k), Kind: kind, State: ti.State, Try: ti.Try,
 		MaxTries: ti.MaxTries, Started: tp(ti.Started), Ended: tp(ti.Ended), Duration: dur(ti.Started, ti.Ended),
@@ -469,14 +469,14 @@ func tiOf(r store.Run, kind task.Kind, ti store.TaskInstance) TaskInstance {
 	return out
 }
 
-func tryOf(t store.Try) Try {
+func tryOf(t storage.Try) Try {
 	id, k := task.ParseInstanceID(t.TaskID)
 	return Try{TaskID: id, MapIndex: indexPtr(k), Try: t.Try, State: t.State, Queued: tp(t.Queued), Started: tp(t.Started),
 		Ended: tp(t.Ended), Duration: dur(t.Started, t.Ended), ExitCode: t.ExitCode, Error: t.Error,
 		Executor: t.Executor, Host: t.Host, Pod: t.Pod}
 }
 
-func auditOf(e store.AuditEntry) AuditEntry {
+func auditOf(e storage.AuditEntry) AuditEntry {
 	return AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Role: e.Role, Action: e.Action, DAGID: e.DAGID,
 		RunID: e.RunID, TaskID: e.TaskID, Detail: e.Detail, Outcome: e.Outcome}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/dag"
-	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -25,7 +24,7 @@ type Asset struct {
 
 // List returns every asset the DAGs name or the store has events of, by URI
 // (st nil: no database yet).
-func List(ctx context.Context, st *store.Store, dags []*dag.DAG) ([]Asset, error) {
+func List(ctx context.Context, st Store, dags []*dag.DAG) ([]Asset, error) {
 	by := map[string]*Asset{}
 	get := func(u string) *Asset {
 		if by[u] == nil {

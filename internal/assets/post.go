@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -45,9 +45,9 @@ func Check(uri string, extra json.RawMessage) error {
 // Post records an event of an asset from outside a run (the CLI, the API),
 // naming who posted it in source, and returns its id. DAGs scheduled on the
 // asset run at the scheduler's next look.
-func Post(ctx context.Context, st *store.Store, uri string, extra json.RawMessage, source string, at time.Time) (int64, error) {
+func Post(ctx context.Context, st Store, uri string, extra json.RawMessage, source string, at time.Time) (int64, error) {
 	if err := Check(uri, extra); err != nil {
 		return 0, err
 	}
-	return st.PostAssetEvent(ctx, store.AssetEvent{URI: uri, Source: source, Extra: extra, Created: at})
+	return st.PostAssetEvent(ctx, storage.AssetEvent{URI: uri, Source: source, Extra: extra, Created: at})
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/trellisdag/trellis/dag"
-	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/scheduler"
 	"github.com/trellisdag/trellis/task"
 )
@@ -110,7 +109,7 @@ func (c Catalog) uses() map[string]map[string]use {
 
 // List returns every declared pool, sorted by name, with its size in force
 // and occupancy read from st (a nil st: no database yet, nothing set or in use).
-func (c Catalog) List(ctx context.Context, st *store.Store) ([]Pool, error) {
+func (c Catalog) List(ctx context.Context, st Store) ([]Pool, error) {
 	byName := map[string]*Pool{scheduler.DefaultPool: {Name: scheduler.DefaultPool}}
 	for p := range c.Declared {
 		byName[p] = &Pool{Name: p}
@@ -191,7 +190,7 @@ func (c Catalog) Check(name string, slots int) error {
 
 // Set checks a new size (see Check) and records it in st; a running
 // scheduler uses it at its next reload.
-func (c Catalog) Set(ctx context.Context, st *store.Store, name string, slots int) error {
+func (c Catalog) Set(ctx context.Context, st Store, name string, slots int) error {
 	if err := c.Check(name, slots); err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/trellisdag/trellis/dag"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -26,10 +26,10 @@ type ClearOptions struct {
 // with the setups and teardowns of their scope (dag.ClearScope, as Airflow),
 // so that they run again; the run goes back to queued. Tasks in state none, and
 // with FailedOnly those that did not fail, are left alone. A chosen task with
-// a try in flight is an error wrapping store.ErrActive, and nothing is
+// a try in flight is an error wrapping storage.ErrActive, and nothing is
 // changed. It returns the ids cleared, sorted. The CLI and the API clear
 // through it.
-func Clear(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, chosen []task.Task, o ClearOptions) ([]string, error) {
+func Clear(ctx context.Context, st Store, d *dag.DAG, run storage.Run, chosen []task.Task, o ClearOptions) ([]string, error) {
 	if len(chosen) == 0 {
 		chosen = d.Tasks()
 	}
@@ -61,7 +61,7 @@ func Clear(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, chos
 			return nil
 		}
 		if s.Active() {
-			return fmt.Errorf("task %q of run %q is %s; wait for its try to end before clearing it: %w", id, run.RunID, s, store.ErrActive)
+			return fmt.Errorf("task %q of run %q is %s; wait for its try to end before clearing it: %w", id, run.RunID, s, storage.ErrActive)
 		}
 		if s != task.StateNone && s != task.StateRemoved {
 			ids = append(ids, id)
@@ -78,7 +78,7 @@ func Clear(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, chos
 				for _, k := range o.MapIndexes {
 					id := task.InstanceID(t.ID(), k)
 					if _, ok := state[id]; !ok {
-						return nil, fmt.Errorf("task %q of run %q has no map index %d: %w", t.ID(), run.RunID, k, store.ErrNotFound)
+						return nil, fmt.Errorf("task %q of run %q has no map index %d: %w", t.ID(), run.RunID, k, storage.ErrNotFound)
 					}
 					targets = append(targets, id)
 				}

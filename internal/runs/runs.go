@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/dag"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -19,7 +19,7 @@ func ID(typ task.RunType, logical time.Time) string {
 }
 
 // ErrExists is returned by Create when the run exists already.
-var ErrExists = store.ErrExists
+var ErrExists = storage.ErrExists
 
 // Spec describes a run to create.
 type Spec struct {
@@ -39,24 +39,24 @@ type Spec struct {
 // A conf that does not fit the DAG's params is a *dag.ConfError (it wraps
 // dag.ErrConf). Times are cut to the microsecond, as the store keeps them, so
 // the run returned is the run read back later.
-func Create(ctx context.Context, st *store.Store, d *dag.DAG, s Spec) (store.Run, error) {
+func Create(ctx context.Context, st Creator, d *dag.DAG, s Spec) (storage.Run, error) {
 	if _, err := d.ResolveConf(s.Conf); err != nil {
-		return store.Run{}, err
+		return storage.Run{}, err
 	}
 	r, err := st.CreateRun(ctx, Record(d, d.Version(), s, time.Now()), Seeds(d))
-	if errors.Is(err, store.ErrExists) {
-		return store.Run{}, fmt.Errorf("dag %q: run %q: %w", d.ID(), s.RunID, ErrExists)
+	if errors.Is(err, storage.ErrExists) {
+		return storage.Run{}, fmt.Errorf("dag %q: run %q: %w", d.ID(), s.RunID, ErrExists)
 	}
 	return r, err
 }
 
 // Seeds are the task instances a new run of d gets: one per task, in state
 // none, with its tries (retries + 1). Every way of creating runs uses them.
-func Seeds(d *dag.DAG) []store.TaskSeed {
+func Seeds(d *dag.DAG) []storage.TaskSeed {
 	ts := d.Tasks()
-	seeds := make([]store.TaskSeed, 0, len(ts))
+	seeds := make([]storage.TaskSeed, 0, len(ts))
 	for _, t := range ts {
-		seeds = append(seeds, store.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
+		seeds = append(seeds, storage.TaskSeed{TaskID: t.ID(), MaxTries: task.PolicyOf(t, d.Defaults()).Retries + 1})
 	}
 	return seeds
 }
@@ -68,7 +68,7 @@ func Seeds(d *dag.DAG) []store.TaskSeed {
 // to the microsecond, as the store keeps them. Without a data interval, a
 // manual or backfill run gets the DAG's inferred one; an asset-triggered run's
 // is set from its events when it is created.
-func Record(d *dag.DAG, version string, s Spec, created time.Time) store.Run {
+func Record(d *dag.DAG, version string, s Spec, created time.Time) storage.Run {
 	s.LogicalDate = s.LogicalDate.Truncate(time.Microsecond)
 	s.IntervalStart, s.IntervalEnd = s.IntervalStart.Truncate(time.Microsecond), s.IntervalEnd.Truncate(time.Microsecond)
 	if s.RunID == "" {
@@ -77,7 +77,7 @@ func Record(d *dag.DAG, version string, s Spec, created time.Time) store.Run {
 	if s.IntervalStart.IsZero() && s.IntervalEnd.IsZero() && s.Type != task.RunAssetTriggered {
 		s.IntervalStart, s.IntervalEnd = d.InferInterval(s.LogicalDate)
 	}
-	return store.Run{DAGID: d.ID(), RunID: s.RunID, Type: s.Type, State: task.RunQueued, DAGVersion: version,
+	return storage.Run{DAGID: d.ID(), RunID: s.RunID, Type: s.Type, State: task.RunQueued, DAGVersion: version,
 		LogicalDate: s.LogicalDate.UTC(), IntervalStart: s.IntervalStart.UTC(), IntervalEnd: s.IntervalEnd.UTC(),
 		Conf: s.Conf, Created: created.UTC().Truncate(time.Microsecond)}
 }

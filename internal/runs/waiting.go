@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/dag"
-	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -17,12 +17,12 @@ import (
 // paused DAG, its upstream tasks, its previous run (depends_on_past), a free
 // slot or its retry time. It reads the store as any process can; the
 // scheduler decides. Finished runs wait for nothing (nil).
-func Waiting(ctx context.Context, st *store.Store, d *dag.DAG, run store.Run, tis []store.TaskInstance) (map[string]string, error) {
+func Waiting(ctx context.Context, st Store, d *dag.DAG, run storage.Run, tis []storage.TaskInstance) (map[string]string, error) {
 	if run.State.Finished() {
 		return nil, nil
 	}
 	rec, err := st.DAG(ctx, d.ID())
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("run %q: %w", run.RunID, err)
 	}
 	paused := rec.Paused

@@ -93,7 +93,7 @@ func testCreateRun(t *testing.T, be backend) {
 	start, end := t0, t0.Add(24*time.Hour)
 	in := Run{DAGID: "etl", RunID: "scheduled__2024-01-02", Type: task.RunScheduled, State: task.RunQueued,
 		LogicalDate: start, IntervalStart: start, IntervalEnd: end, Conf: json.RawMessage(`{"table":"users"}`)}
-	r, err := s.CreateRun(ctx, in, []TaskSeed{{"load", 3}, {"extract", 1}, {"report", 2}})
+	r, err := s.CreateRun(ctx, in, []TaskSeed{{TaskID: "load", MaxTries: 3}, {TaskID: "extract", MaxTries: 1}, {TaskID: "report", MaxTries: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func testCreateRunDuplicate(t *testing.T, be backend) {
 	ctx := context.Background()
 	first := mkRun(t, s, "r1", "a", "b")
 	// The same run id again, with other tasks: refused, and nothing of it is left.
-	_, err := s.CreateRun(ctx, Run{DAGID: "d", RunID: "r1", Type: task.RunManual, State: task.RunRunning}, []TaskSeed{{"c", 5}})
+	_, err := s.CreateRun(ctx, Run{DAGID: "d", RunID: "r1", Type: task.RunManual, State: task.RunRunning}, []TaskSeed{{TaskID: "c", MaxTries: 5}})
 	if !errors.Is(err, ErrExists) {
 		t.Fatalf("duplicate CreateRun = %v, want ErrExists", err)
 	}
@@ -154,7 +154,7 @@ func testCreateRunDuplicate(t *testing.T, be backend) {
 		t.Fatalf("same run id in another DAG: %v", err)
 	}
 	// Duplicate task seeds fail inside the transaction: the run must not be left behind.
-	_, err = s.CreateRun(ctx, Run{DAGID: "d", RunID: "r2", Type: task.RunManual, State: task.RunQueued}, []TaskSeed{{"a", 1}, {"a", 1}})
+	_, err = s.CreateRun(ctx, Run{DAGID: "d", RunID: "r2", Type: task.RunManual, State: task.RunQueued}, []TaskSeed{{TaskID: "a", MaxTries: 1}, {TaskID: "a", MaxTries: 1}})
 	if err == nil {
 		t.Fatal("CreateRun with a duplicate task id succeeded")
 	}

@@ -6,36 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/trellisdag/trellis/storage"
 )
 
-// AssetEvent is an update of an asset: by a successful try of a task that
-// declares the asset (Source* set), or posted through the API (Source names
-// who posted it).
-type AssetEvent struct {
-	ID                               int64
-	URI                              string
-	SourceDAG, SourceRun, SourceTask string
-	SourceTry                        int
-	Source                           string
-	Extra                            []byte // JSON, optional
-	Created                          time.Time
-}
+// AssetEvent is storage.AssetEvent.
+type AssetEvent = storage.AssetEvent
 
-// Asset is an asset with a summary of its events.
-type Asset struct {
-	URI       string
-	Created   time.Time
-	Events    int
-	LastEvent time.Time // zero when it has none
-}
+// Asset is storage.Asset.
+type Asset = storage.Asset
 
 // MaxAssetEventsPerRun bounds how many triggering events an asset-triggered
 // run records (the newest are kept).
 const MaxAssetEventsPerRun = 1000
-
-// PutAssetEvent adds an asset event to the batch (it commits with the
-// success that causes it).
-func (b *Batch) PutAssetEvent(e AssetEvent) { b.assets = append(b.assets, e) }
 
 const insertAssetEvent = `INSERT INTO asset_events (uri, source_dag, source_run, source_task, source_try, source, extra, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`

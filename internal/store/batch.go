@@ -7,89 +7,21 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
-// Batch collects changes that Apply commits together in one transaction.
-// The zero value is an empty batch.
-type Batch struct {
-	tis    []TIChange
-	runs   []RunChange
-	xcoms  []xcom
-	outbox []OutboxEntry
-	assets []AssetEvent
-	expand []Expansion
-}
+// Batch is storage.Batch.
+type Batch = storage.Batch
 
-// TIChange moves a task instance from state From to the values in TI. It applies
-// only if the row is in state From, and only if From -> TI.State is a legal
-// transition.
-//
-// The task's tries follow: a change to queued inserts the try TI.Try; a change out
-// of queued or running ends that try with TI's end, exit code and error; queued
-// back to scheduled removes the try (it never ran).
-type TIChange struct {
-	From task.State
-	TI   TaskInstance
-	// At is when the change happened (the try's queued time for a change to queued).
-	At time.Time
-}
+// TIChange is storage.TIChange.
+type TIChange = storage.TIChange
 
-// RunChange moves a run from state From to state To.
-type RunChange struct {
-	Run      int64
-	From, To task.RunState
-	At       time.Time // the start time for a change to running, the end time for an end
-}
+// RunChange is storage.RunChange.
+type RunChange = storage.RunChange
 
-type xcom struct {
-	run    int64
-	taskID string
-	value  []byte
-}
-
-// SetTI adds a task-instance change.
-func (b *Batch) SetTI(c TIChange) { b.tis = append(b.tis, c) }
-
-// SetRun adds a run change.
-func (b *Batch) SetRun(c RunChange) { b.runs = append(b.runs, c) }
-
-// PutXCom adds a task's result.
-func (b *Batch) PutXCom(run int64, taskID string, value []byte) {
-	b.xcoms = append(b.xcoms, xcom{run, taskID, value})
-}
-
-// PutOutbox adds a side effect to deliver once the batch is committed (see
-// OutboxEntry); an entry whose key exists already is ignored.
-func (b *Batch) PutOutbox(e OutboxEntry) { b.outbox = append(b.outbox, e) }
-
-// Len is the number of changes in the batch.
-func (b *Batch) Len() int {
-	return len(b.tis) + len(b.runs) + len(b.xcoms) + len(b.outbox) + len(b.assets) + len(b.expand)
-}
-
-// Reset empties the batch, keeping its memory.
-func (b *Batch) Reset() {
-	b.tis, b.runs, b.xcoms, b.outbox, b.assets = b.tis[:0], b.runs[:0], b.xcoms[:0], b.outbox[:0], b.assets[:0]
-	b.expand = b.expand[:0]
-}
-
-// ConflictError says which change of a batch did not apply. It wraps ErrConflict.
-type ConflictError struct {
-	Run    int64
-	TaskID string // empty for a run change
-	Reason string
-}
-
-func (e *ConflictError) Error() string {
-	if e.TaskID == "" {
-		return fmt.Sprintf("run #%d: %s", e.Run, e.Reason)
-	}
-	return fmt.Sprintf("task %q in run #%d: %s", e.TaskID, e.Run, e.Reason)
-}
-
-// Unwrap returns ErrConflict.
-func (e *ConflictError) Unwrap() error { return ErrConflict }
+// ConflictError is storage.ConflictError.
+type ConflictError = storage.ConflictError
 
 // Apply commits every change of b in one transaction, or none of them. A change
 // whose row is not in the expected state, or which is not a legal transition, fails
@@ -98,12 +30,12 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	for _, c := range b.tis {
+	for _, c := range b.TIs {
 		if err := task.CheckTransition(c.From, c.TI.State); err != nil {
 			return &ConflictError{Run: c.TI.Run, TaskID: c.TI.TaskID, Reason: err.Error()}
 		}
 	}
-	for _, c := range b.runs {
+	for _, c := range b.Runs {
 		if !legalRun(c.From, c.To) {
 			return &ConflictError{Run: c.Run, Reason: fmt.Sprintf("illegal run state transition %s -> %s", c.From, c.To)}
 		}
@@ -117,7 +49,7 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 		return err
 	}
 	done := false
-	if len(b.expand) == 0 {
+	if len(b.Expansions) == 0 {
 		// PostgreSQL sends a batch without expansions (which read) in one round
 		// trip; SQLite and a batch that did not apply go the sequential way,
 		// which also says which change conflicted.
@@ -127,7 +59,7 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	}
 	if !done {
 		err = s.tx(ctx, func(tx *sql.Tx) error {
-			for _, e := range b.expand {
+			for _, e := range b.Expansions {
 				if err := applyExpansion(ctx, tx, e); err != nil {
 					return err
 				}
@@ -158,27 +90,27 @@ type step struct {
 // events, runs.
 func (s *Store) batchSteps(b *Batch) ([]step, error) {
 	var steps []step
-	if len(b.tis) > 0 {
-		ts, err := tiSteps(b.tis)
+	if len(b.TIs) > 0 {
+		ts, err := tiSteps(b.TIs)
 		if err != nil {
 			return nil, err
 		}
 		steps = append(steps, ts...)
 	}
-	if len(b.xcoms) > 0 {
-		st, err := xcomStep(b.xcoms)
+	if len(b.Results) > 0 {
+		st, err := xcomStep(b.Results)
 		if err != nil {
 			return nil, err
 		}
 		steps = append(steps, st)
 	}
-	for _, e := range b.outbox {
+	for _, e := range b.Outbox {
 		steps = append(steps, outboxStep(e))
 	}
-	for _, e := range b.assets {
+	for _, e := range b.Assets {
 		steps = append(steps, assetSteps(e)...)
 	}
-	for _, c := range b.runs {
+	for _, c := range b.Runs {
 		var q string
 		switch {
 		case c.To == task.RunRunning:
@@ -238,7 +170,7 @@ func legalRun(from, to task.RunState) bool {
 }
 
 // ErrActive is returned by Clear when a task to clear has a try in flight.
-var ErrActive = errors.New("task has a try in flight")
+var ErrActive = storage.ErrActive
 
 // Clear resets finished task instances of a run to state none, so the scheduler
 // runs them again: each gets its retries back (max tries = tries so far + retries

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -193,14 +194,14 @@ func conflictOf(ctx context.Context, tx *sql.Tx, rows []tiRow) error {
 }
 
 // xcomStep stores a batch's results.
-func xcomStep(xs []xcom) (step, error) {
+func xcomStep(xs []storage.Result) (step, error) {
 	rows := make([]tiRow, 0, len(xs))
 	for _, x := range xs {
 		var v bytes.Buffer
-		if err := json.Compact(&v, x.value); err != nil {
-			return step{}, fmt.Errorf("result of task %q is not valid JSON: %w", x.taskID, err)
+		if err := json.Compact(&v, x.Value); err != nil {
+			return step{}, fmt.Errorf("result of task %q is not valid JSON: %w", x.TaskID, err)
 		}
-		rows = append(rows, tiRow{Run: x.run, Task: x.taskID, Value: v.String()})
+		rows = append(rows, tiRow{Run: x.Run, Task: x.TaskID, Value: v.String()})
 	}
 	js, err := json.Marshal(rows)
 	if err != nil {

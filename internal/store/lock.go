@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/trellisdag/trellis/storage"
 )
 
 // ErrLocked is returned by Lock when another process holds the scheduler lock.
-var ErrLocked = errors.New("another scheduler holds the lock on this database")
+var ErrLocked = storage.ErrLocked
 
 // Lock takes the scheduler lock of the database at path: an exclusive flock on the
 // file (SQLite itself uses fcntl locks, which flock does not disturb), or for a

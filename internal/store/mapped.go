@@ -8,27 +8,12 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
-// Expansion gives a mapped task one instance per element of its list
-// (Airflow's expand), in the transaction of the batch that holds it, so a crash
-// never leaves half an expansion. Instances are named task.InstanceID(TaskID,
-// i); those missing are created in state none with MaxTries, removed ones
-// within Count are restored, and those at Count or past it become removed
-// (the list got shorter after a clear). With Count > 0 the task's own
-// unexpanded instance, which must be in state none, is deleted (Airflow turns
-// it into index 0); with Count 0 it stays, for the scheduler to skip.
-type Expansion struct {
-	Run      int64
-	TaskID   string
-	Count    int
-	MaxTries int
-}
-
-// Expand adds an expansion; it is applied before the batch's task-instance
-// changes, which may then move the new instances.
-func (b *Batch) Expand(e Expansion) { b.expand = append(b.expand, e) }
+// Expansion is storage.Expansion.
+type Expansion = storage.Expansion
 
 // instanceRange is the range of task ids that holds exactly the mapped
 // instances of taskID ("id[0]", "id[1]", ...): task ids never contain '[' or '\'.

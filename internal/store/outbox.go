@@ -5,27 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/trellisdag/trellis/storage"
 )
 
-// OutboxEntry is a side effect of a committed change (a callback, a
-// notification, a deadline alert): written in the same transaction as the
-// change, delivered after the commit, at least once.
-type OutboxEntry struct {
-	ID int64
-	// Key identifies the event; a second entry with the same key is ignored,
-	// so an event is recorded once however often its cause is seen.
-	Key   string
-	DAGID string
-	Run   int64 // 0: not about one run
-	Kind  string
-	// Event is the event, JSON.
-	Event []byte
-	// Created is when the entry was written; NextAt when to deliver it (again).
-	Created, NextAt time.Time
-	// Attempts counts the deliveries tried so far; LastError is the last one's.
-	Attempts  int
-	LastError string
-}
+// OutboxEntry is storage.OutboxEntry.
+type OutboxEntry = storage.OutboxEntry
 
 // outboxStep writes an outbox entry (none when its key exists).
 func outboxStep(e OutboxEntry) step {

@@ -9,84 +9,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
-// DAG is a DAG's stored record.
-type DAG struct {
-	ID         string
-	Paused     bool
-	Definition json.RawMessage // a snapshot of tasks, edges and settings, for tools
-	// LastInterval is the data interval of the latest scheduled run (zero when none).
-	LastIntervalStart, LastIntervalEnd time.Time
-	Updated                            time.Time
-}
+// DAG is storage.DAG.
+type DAG = storage.DAG
 
-// Run is a DAG run.
-type Run struct {
-	ID            int64 // the store's key
-	DAGID         string
-	RunID         string
-	Type          task.RunType
-	State         task.RunState
-	LogicalDate   time.Time
-	IntervalStart time.Time
-	IntervalEnd   time.Time
-	Conf          json.RawMessage
-	Created       time.Time
-	Started       time.Time
-	Ended         time.Time
-	// Version changes whenever a process other than the scheduler changes the run
-	// or its task instances (clear, mark), so the scheduler reloads it.
-	Version int64
-	// DAGVersion is the version of the DAG's definition the run was created
-	// with, or last reconciled to (dag.DAG.Version; "" for runs older than
-	// versions).
-	DAGVersion string
-}
+// Run is storage.Run.
+type Run = storage.Run
 
-// TaskInstance is one task in one run.
-type TaskInstance struct {
-	Run       int64
-	TaskID    string
-	State     task.State
-	Try       int // number of the latest try; 0 before the first
-	MaxTries  int
-	Started   time.Time
-	Ended     time.Time
-	NextRetry time.Time
-	ExitCode  *int
-	Error     string
-	Executor  string
-	Host      string
-	Pod       string
-	// Pokes is how many pokes the current try of a sensor has made.
-	Pokes int
-}
+// TaskInstance is storage.TaskInstance.
+type TaskInstance = storage.TaskInstance
 
-// Duration is how long the latest try ran (0 while it runs).
-func (ti TaskInstance) Duration() time.Duration {
-	if ti.Started.IsZero() || ti.Ended.IsZero() {
-		return 0
-	}
-	return ti.Ended.Sub(ti.Started)
-}
-
-// Try is one try of a task instance.
-type Try struct {
-	Run      int64
-	TaskID   string
-	Try      int
-	State    task.State
-	Queued   time.Time
-	Started  time.Time
-	Ended    time.Time
-	ExitCode *int
-	Error    string
-	Executor string
-	Host     string
-	Pod      string
-}
+// Try is storage.Try.
+type Try = storage.Try
 
 // PutDAG records a DAG's definition snapshot, keeping its paused flag and last
 // interval.
@@ -141,11 +78,8 @@ func (s *Store) DAG(ctx context.Context, id string) (DAG, error) {
 	return d, nil
 }
 
-// TaskSeed is a task instance created with its run.
-type TaskSeed struct {
-	TaskID   string
-	MaxTries int
-}
+// TaskSeed is storage.TaskSeed.
+type TaskSeed = storage.TaskSeed
 
 // CreateRun inserts a run and its task instances (state none) in one transaction
 // and returns the run with its ID set. A run with the same DAG and run id is
@@ -163,23 +97,8 @@ func (s *Store) CreateRun(ctx context.Context, r Run, tasks []TaskSeed) (Run, er
 	return out, nil
 }
 
-// Reconcile is what ReconcileRun changes in a run that meets another
-// definition of its DAG.
-type Reconcile struct {
-	// Add lists tasks the DAG gained: each gets an instance in state none
-	// (an instance that exists is left alone).
-	Add []TaskSeed
-	// Remove lists tasks the DAG no longer has: their instances become
-	// removed, keeping their tries, logs and results. A try still recorded in
-	// flight is ended as failed, since no runner of this definition can run or
-	// report it.
-	Remove []string
-	// Restore lists removed tasks the DAG has again: they go back to none with
-	// MaxTries more tries, and their try numbers go on from where they were.
-	Restore []TaskSeed
-	// DAGVersion is the version the run now runs with.
-	DAGVersion string
-}
+// Reconcile is storage.Reconcile.
+type Reconcile = storage.Reconcile
 
 // removedWhileInFlight is the error of a try that was in flight when its task
 // was removed from the DAG's definition.
@@ -247,16 +166,8 @@ func (s *Store) ReconcileRun(ctx context.Context, run int64, rc Reconcile) (adde
 	return added, err
 }
 
-// RunGroup is runs of one DAG to create, with the task instances each gets.
-type RunGroup struct {
-	DAGID string
-	Runs  []Run
-	Tasks []TaskSeed
-	// Advance records the last run's data interval as the DAG's last scheduled
-	// interval, in the same transaction as the runs, so that a crash can neither
-	// lose a scheduled run nor create one twice.
-	Advance bool
-}
+// RunGroup is storage.RunGroup.
+type RunGroup = storage.RunGroup
 
 // CreateRuns inserts the runs of every group, each with its task instances, in
 // one transaction; a run that exists already is skipped (created lists the runs
@@ -410,19 +321,12 @@ func (s *Store) RunByID(ctx context.Context, id int64) (Run, error) {
 	return r, err
 }
 
-// RunFilter selects runs. Zero fields select everything.
-type RunFilter struct {
-	DAGID  string
-	States []task.RunState
-	Limit  int // 0 means 100
-	Offset int
-	// Since and Until bound the logical date: Since <= logical date < Until.
-	Since, Until time.Time
-}
+// RunFilter is storage.RunFilter.
+type RunFilter = storage.RunFilter
 
-// where returns the filter's WHERE clause (without Limit and Offset) and its
+// whereOf returns the filter's WHERE clause (without Limit and Offset) and its
 // arguments.
-func (f RunFilter) where() (string, []any) {
+func whereOf(f RunFilter) (string, []any) {
 	q := ` WHERE 1=1`
 	var args []any
 	if f.DAGID != "" {
@@ -448,7 +352,7 @@ func (f RunFilter) where() (string, []any) {
 
 // Runs returns runs, newest logical date first.
 func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
-	where, args := f.where()
+	where, args := whereOf(f)
 	q := `SELECT ` + runColumns + ` FROM dag_runs` + where
 	limit := f.Limit
 	if limit <= 0 {

@@ -3,10 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -16,7 +16,7 @@ import (
 const logDeleteBatch = 2000
 
 // ErrRunActive is returned by DeleteRun for a run that is queued or running.
-var ErrRunActive = errors.New("the run is active; wait for it to end (or mark its tasks) before deleting it")
+var ErrRunActive = storage.ErrRunActive
 
 // DeleteRun removes a finished run with its task instances, tries, logs,
 // results and audit entries. Its logs go first, logDeleteBatch rows per

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/trellisdag/trellis/storage"
 )
 
 //go:embed migrations/*.sql migrations_postgres/*.sql
@@ -19,13 +21,12 @@ var migrationFS embed.FS
 
 // Errors callers branch on.
 var (
-	// ErrNotFound: the DAG, run or task instance does not exist.
-	ErrNotFound = errors.New("not found")
-	// ErrConflict: a batch's change did not find the row in the state it expected
-	// (someone else changed it), or the change is not a legal transition.
-	ErrConflict = errors.New("conflicting state change")
-	// ErrExists: a run with that id already exists.
-	ErrExists = errors.New("already exists")
+	// ErrNotFound is storage.ErrNotFound.
+	ErrNotFound = storage.ErrNotFound
+	// ErrConflict is storage.ErrConflict.
+	ErrConflict = storage.ErrConflict
+	// ErrExists is storage.ErrExists.
+	ErrExists = storage.ErrExists
 	// ErrSchemaTooNew: the database was written by a newer trellis.
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
 	// ErrNoDatabase: a read-only open found no database file.
@@ -85,13 +86,8 @@ type Store struct {
 	}
 }
 
-// Stats counts what the store committed since it was opened.
-type Stats struct {
-	Batches    int64         // Apply calls that committed
-	Changes    int64         // task-instance, run and result changes in them
-	LogCommits int64         // transactions that appended log chunks
-	CommitTime time.Duration // time spent in Apply transactions, commit included
-}
+// Stats is storage.Stats.
+type Stats = storage.Stats
 
 // Stats returns the commit counters.
 func (s *Store) Stats() Stats {

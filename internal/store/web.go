@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -80,7 +81,7 @@ func (s *Store) MarkTask(ctx context.Context, run int64, taskID string, to task.
 // CountRuns returns how many runs the filter selects, ignoring its Limit and
 // Offset.
 func (s *Store) CountRuns(ctx context.Context, f RunFilter) (int, error) {
-	where, args := f.where()
+	where, args := whereOf(f)
 	q := `SELECT count(*) FROM dag_runs` + where
 	var n int
 	if err := s.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
@@ -115,12 +116,8 @@ func (s *Store) TaskInstancesOfRuns(ctx context.Context, runs []int64) (map[int6
 	return out, rows.Err()
 }
 
-// StateCounts counts runs, task instances and tries by state.
-type StateCounts struct {
-	Runs          map[task.RunState]int
-	TaskInstances map[task.State]int
-	Tries         map[task.State]int
-}
+// StateCounts is storage.StateCounts.
+type StateCounts = storage.StateCounts
 
 // CountStates returns how many runs, task instances and tries are in each state.
 func (s *Store) CountStates(ctx context.Context) (StateCounts, error) {
@@ -164,20 +161,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// AuditEntry is one action recorded in the audit log.
-type AuditEntry struct {
-	ID     int64
-	At     time.Time
-	Actor  string // who: the token's name, or "anonymous" when access control is off
-	Role   string
-	Action string // what: "trigger", "clear", "mark_success", "pause", ...
-	DAGID  string
-	RunID  string
-	TaskID string
-	Detail string // the action's parameters, as given
-	// Outcome is "ok", or the error the action ended with.
-	Outcome string
-}
+// AuditEntry is storage.AuditEntry.
+type AuditEntry = storage.AuditEntry
 
 // AddAudit appends an entry to the audit log and returns its id.
 func (s *Store) AddAudit(ctx context.Context, e AuditEntry) (int64, error) {
@@ -196,12 +181,8 @@ func (s *Store) AddAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	return id, nil
 }
 
-// AuditFilter selects audit entries. Zero fields select everything.
-type AuditFilter struct {
-	DAGID  string
-	Limit  int // 0 means 100
-	Offset int
-}
+// AuditFilter is storage.AuditFilter.
+type AuditFilter = storage.AuditFilter
 
 // Audit returns audit entries, newest first, and how many the filter selects in
 // all.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/trellisdag/trellis/storage"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -58,20 +59,8 @@ func (s *Store) InstanceCounts(ctx context.Context, run int64, taskID string) (m
 	return out, rows.Err()
 }
 
-// GridCell is one task of one run as the grid shows it: for a task that is
-// not mapped (or not yet expanded) its instance's state and try; for a mapped
-// task, one row per state of its instances with how many have it and their
-// highest try.
-type GridCell struct {
-	Run    int64
-	TaskID string // the task's id, without a map index
-	// MapIndexed is true for rows that count mapped instances.
-	MapIndexed bool
-	State      task.State
-	Try        int
-	// Count is how many instances have State (1 for an unmapped task).
-	Count int
-}
+// GridCell is storage.GridCell.
+type GridCell = storage.GridCell
 
 // GridCells returns the grid's cells of the given runs: every task instance
 // of a task that is not mapped, and the instances of mapped tasks grouped by
