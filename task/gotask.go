@@ -70,7 +70,11 @@ func Go[T any](id string, fn Func[T], opts ...Option) *GoTask[T] {
 
 // Execute runs the function and encodes its result.
 func (t *GoTask[T]) Execute(ctx context.Context, r *Run) ([]byte, error) {
-	v, err := t.fn(ctx, r)
+	return encodeResult(t.fn(ctx, r))
+}
+
+// encodeResult encodes a task function's result as JSON, or returns its error.
+func encodeResult[T any](v T, err error) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -284,15 +284,7 @@ func (t *MapTask[T, U]) Execute(ctx context.Context, r *Run) ([]byte, error) {
 	if err := json.Unmarshal(raw, &item); err != nil {
 		return nil, fmt.Errorf("decode element %d as %T: %w", r.MapIndex(), item, err)
 	}
-	v, err := t.fn(ctx, r, item)
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode result as JSON: %w", err)
-	}
-	return b, nil
+	return encodeResult(t.fn(ctx, r, item))
 }
 
 // mapProblems reports misuses of mapping.
