@@ -24,10 +24,12 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/executor"
 	kubeexec "github.com/trellisdag/trellis/executor/kubernetes"
 	"github.com/trellisdag/trellis/k8s"
 	"github.com/trellisdag/trellis/k8s/termination"
+	"github.com/trellisdag/trellis/operators"
 	"github.com/trellisdag/trellis/runner"
 	"github.com/trellisdag/trellis/task"
 )
@@ -160,6 +162,17 @@ func benchTry(instance string, i int) executor.Try {
 	return tr
 }
 
+// benchWork is what a throughput round creates: the i-th try of a round and
+// how its pod is built; the bare loop creates exactly the pods the executor
+// does, built the same way.
+type benchWork struct {
+	try   func(instance string, i int) executor.Try
+	build func(instance string) func(context.Context, executor.Try) (*corev1.Pod, error)
+}
+
+// workerWork is the tries of 1,000 independent tasks and their worker pods.
+var workerWork = benchWork{try: benchTry, build: benchBuild}
+
 // benchBuild builds the pod of a try the way the runner labels its pods;
 // the bare loop creates exactly these pods too.
 func benchBuild(instance string) func(context.Context, executor.Try) (*corev1.Pod, error) {
@@ -250,10 +263,10 @@ type throughputRound struct {
 // (started and synced before the clock starts): the least that anything
 // which launches pods and waits for them runs, and what the executor's own
 // informer costs the server on the other side.
-func bareRound(t *testing.T, e *env, n int, instance string) throughputRound {
+func bareRound(t *testing.T, e *env, n int, instance string, w benchWork) throughputRound {
 	ctx := context.Background()
 	client := fastClient(t, e.runnerKube)
-	build := benchBuild(instance)
+	build := w.build(instance)
 	bw, stop := complete(t, e, k8s.InstanceSelector(instance), make(chan struct{}))
 	defer stop()
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
@@ -276,7 +289,11 @@ func bareRound(t *testing.T, e *env, n int, instance string) throughputRound {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			pod, _ := build(ctx, benchTry(instance, i))
+			pod, err := build(ctx, w.try(instance, i))
+			if err != nil {
+				failed.Store(i, err)
+				return
+			}
 			if _, err := client.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 				failed.Store(i, err)
 			}
@@ -296,7 +313,7 @@ func bareRound(t *testing.T, e *env, n int, instance string) throughputRound {
 // them until a watch has seen the last pod; completions are held back until
 // then, so that creation runs on a server doing what it did for the bare
 // loop. Then the pods are completed and the tries followed to Succeeded.
-func executorRound(t *testing.T, e *env, n int, instance string) throughputRound {
+func executorRound(t *testing.T, e *env, n int, instance string, w benchWork) throughputRound {
 	ctx := context.Background()
 	release := make(chan struct{})
 	c, stop := complete(t, e, k8s.InstanceSelector(instance), release)
@@ -305,7 +322,7 @@ func executorRound(t *testing.T, e *env, n int, instance string) throughputRound
 	cs := fastClient(t, e.runnerKube)
 	ex, err := kubeexec.New(kubeexec.Config{
 		Client: kubeexec.ClientOf(cs.CoreV1().Pods, cs.CoreV1().Events), Namespace: namespace, Instance: instance, NoLogs: true,
-		Build:        benchBuild(instance),
+		Build:        w.build(instance),
 		Report:       func(r executor.Report) { reports <- r },
 		Cleanup:      k8s.OnFinishKeep,
 		CleanupDelay: -1,
@@ -323,7 +340,7 @@ func executorRound(t *testing.T, e *env, n int, instance string) throughputRound
 	cpu0, self0 := cpuTicks(e, "kube-apiserver")+cpuTicks(e, "etcd"), selfCPU()
 	began := time.Now()
 	for i := range n {
-		if err := ex.Start(ctx, benchTry(instance, i)); err != nil {
+		if err := ex.Start(ctx, w.try(instance, i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -377,7 +394,78 @@ func executorRound(t *testing.T, e *env, n int, instance string) throughputRound
 // disturbed rounds do not decide. Each round logs its rate, the CPU time
 // kube-apiserver and etcd used (clock ticks) and the test process's.
 func TestKubeBenchThroughput(t *testing.T) {
-	e := benchEnabled(t)
+	throughput(t, benchEnabled(t), workerWork)
+}
+
+// TestKubeBenchMapped is TestKubeBenchThroughput for the 1,000 instances
+// of one PodOperator mapped over a list (task.MapItems of 1,000 elements):
+// each try is an instance ("resize[k]", its element carried by its inputs
+// as the scheduler hands it over) and its pod is built as the runner builds
+// a PodTask's (the operator's templates rendered over the instance's run,
+// {{ .Item.name }} and {{ .MapIndex }} among them, then k8s.Builder.Finish:
+// the name with the map index, the identity and map-index labels); the bare
+// loop creates the same pods, built the same way, on the same terms.
+func TestKubeBenchMapped(t *testing.T) {
+	throughput(t, benchEnabled(t), mappedWork(t))
+}
+
+// mappedWork is the instances of a PodOperator mapped over 1,000 files.
+func mappedWork(t *testing.T) benchWork {
+	type file struct {
+		Name  string `json:"name"`
+		Width int    `json:"width"`
+	}
+	files := make([]file, 1000)
+	items := make([]json.RawMessage, len(files))
+	for i := range files {
+		files[i] = file{Name: fmt.Sprintf("img-%04d.png", i), Width: 100 + i}
+		items[i] = json.RawMessage(mustJSON(files[i]))
+	}
+	resize := operators.Pod("resize", operators.PodSpec{
+		Image:   "trellis.local/busybox:1",
+		Command: []string{"sh", "-c", "resize {{ .Item.name }} to {{ .Item.width }} (element {{ .MapIndex }} of {{ .RunID }})"},
+		Env:     []corev1.EnvVar{{Name: "FILE", Value: "{{ .Item.name }}"}},
+		Pod:     &corev1.Pod{Spec: corev1.PodSpec{NodeName: fakeNode, RestartPolicy: corev1.RestartPolicyNever}},
+	}, task.MapItems(files...))
+	d := dag.New("bench_map", dag.DefaultRetries(0, 0))
+	d.Add(resize)
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	try := func(instance string, i int) executor.Try {
+		info := task.Info{DAGID: "bench_map", TaskID: "resize", RunID: instance, Try: 1, MaxTries: 1, MapIndex: i}
+		return executor.Try{Key: executor.Key{Run: 1, DAGID: "bench_map", RunID: instance, TaskID: task.InstanceID("resize", i), Try: 1},
+			Task: resize, Info: info, Inputs: task.WithItem(nil, items[i])}
+	}
+	build := func(instance string) func(context.Context, executor.Try) (*corev1.Pod, error) {
+		b, err := k8s.NewBuilder(k8s.BuilderConfig{Command: []string{"/usr/local/bin/bench"}, Image: "trellis.local/busybox:1",
+			Namespace: namespace, Instance: instance})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func(ctx context.Context, tr executor.Try) (*corev1.Pod, error) {
+			pod, err := resize.Pod(ctx, task.NewRun(tr.Task, tr.Info, nil, nil, tr.Inputs, nil))
+			if err != nil {
+				return nil, err
+			}
+			return b.Finish(ctx, pod, tr.Info, tr.Timeout)
+		}
+	}
+	// The pods are what the runner would create for the instances.
+	pod, err := build("check")(context.Background(), try("check", 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pod.Labels[k8s.LabelMapIndex] != "7" || pod.Name != k8s.PodName("bench_map", "check", "resize[7]", 1) ||
+		!strings.Contains(pod.Spec.Containers[0].Command[2], "resize img-0007.png to 107 (element 7 of check)") {
+		t.Fatalf("mapped instance's pod: %s %v %v", pod.Name, pod.Labels, pod.Spec.Containers[0].Command)
+	}
+	return benchWork{try: try, build: build}
+}
+
+// throughput runs the rounds of a throughput benchmark: the bare loop and
+// the executor alternately, each creating 1,000 pods of w.
+func throughput(t *testing.T, e *env, w benchWork) {
 	const n = 1000
 	pairs := 6
 	if v, err := strconv.Atoi(os.Getenv("TRELLIS_KUBE_BENCH_ROUNDS")); err == nil && v > 0 {
@@ -389,12 +477,12 @@ func TestKubeBenchThroughput(t *testing.T) {
 	for i := range 2 * pairs {
 		instance := fmt.Sprintf("bench-%s-%d", stamp, i)
 		if balancedOrder(i) {
-			r := executorRound(t, e, n, instance)
+			r := executorRound(t, e, n, instance, w)
 			ex = append(ex, float64(n)/r.created.Seconds())
 			t.Logf("round %d executor: %.0f pods/s, server CPU %d ticks, test process %s", i, float64(n)/r.created.Seconds(), r.server, r.self)
 			completed = append(completed, float64(n)/r.completed.Seconds())
 		} else {
-			r := bareRound(t, e, n, instance)
+			r := bareRound(t, e, n, instance, w)
 			bare = append(bare, float64(n)/r.created.Seconds())
 			t.Logf("round %d bare: %.0f pods/s, server CPU %d ticks, test process %s", i, float64(n)/r.created.Seconds(), r.server, r.self)
 		}
@@ -477,6 +565,69 @@ func TestKubeBenchRunner(t *testing.T) {
 		if p50 > 50*time.Millisecond {
 			t.Errorf("hand-off p50 %s > 50ms", p50)
 		}
+	})
+
+	// The runner end to end: 1,000 instances of a PodOperator mapped over
+	// a literal list, expanded by the scheduler, each committed queued and
+	// handed to the executor, its pod created and completed at once; then
+	// the same for bench_wide's 1,000 unmapped Go tasks (worker pods), for
+	// what mapping costs. The bare loop creates the mapped pods (built as the
+	// runner builds them) just before and just after, for the ratio.
+	// Completions are held until all 1,000 pods exist, as in executorRound.
+	t.Run("mapped", func(t *testing.T) {
+		admin := fastClient(t, e.vars["TRELLIS_KUBE_ADMIN_KUBECONFIG"])
+		w := mappedWork(t)
+		bareRate := func(i int) float64 {
+			instance := fmt.Sprintf("bench-map-%s-%d", time.Now().Format("150405"), i)
+			b := bareRound(t, e, 1000, instance, w)
+			deleteSettled(t, admin, k8s.InstanceSelector(instance))
+			return 1000 / b.created.Seconds()
+		}
+		// runnerRate runs a DAG of 1,000 pods with the runner and returns
+		// its rate from the first pod seen to the last.
+		runnerRate := func(dagID string) float64 {
+			ld := time.Now().UTC().Format("2006-01-02T15:04:05Z")
+			runID := "manual__" + strings.TrimSuffix(ld, "Z") + "+00:00"
+			sel := "trellis.dev/dag=" + dagID + ",trellis.dev/run=" + k8s.LabelValue(runID)
+			// As in executorRound, completions wait until every pod exists,
+			// so that creation runs on a server doing what it does for the
+			// bare loop (no status writes, no deletions meanwhile).
+			release := make(chan struct{})
+			c, stop := complete(t, e, sel, release)
+			defer stop()
+			go func() {
+				defer close(release)
+				for k := range c.addedN {
+					if k == 1000 {
+						return
+					}
+				}
+			}()
+			began := time.Now()
+			out, code := r.run(5*time.Minute, "dags", "test", dagID, "--logical-date", ld)
+			took := time.Since(began)
+			if code != 0 {
+				t.Fatalf("%s: exit %d:\n%s", dagID, code, out)
+			}
+			c.mu.Lock()
+			n := len(c.order)
+			first, last := c.added[c.order[0]], c.added[c.order[n-1]]
+			c.mu.Unlock()
+			if n != 1000 {
+				t.Fatalf("%s: %d pods, want 1,000", dagID, n)
+			}
+			deleteSettled(t, admin, sel)
+			rate := 999 / last.Sub(first).Seconds()
+			t.Logf("runner, %s: first pod seen %s after the start, all 1,000 seen %s later (%.0f pods/s), run done in %s",
+				dagID, first.Sub(began).Round(time.Millisecond), last.Sub(first).Round(time.Millisecond), rate, took.Round(time.Millisecond))
+			return rate
+		}
+		before := bareRate(0)
+		mapped := runnerRate("bench_map")
+		wide := runnerRate("bench_wide")
+		after := bareRate(1)
+		t.Logf("the bare loop before and after: %.0f and %.0f pods/s; the runner's mapped PodOperator at %.0f%% of their mean, its 1,000 unmapped Go tasks at %.0f%%",
+			before, after, 200*mapped/(before+after), 200*wide/(before+after))
 	})
 
 	t.Run("memory", func(t *testing.T) {

@@ -143,23 +143,63 @@ type TryContext struct {
 	PrevDataIntervalStartSuccess time.Time                  `json:"prevSuccess,omitzero"`
 	Conf                         json.RawMessage            `json:"conf,omitempty"`
 	Inputs                       map[string]json.RawMessage `json:"inputs,omitempty"`
+	// MapIndex is the map index of a mapped task instance's try; nil for a
+	// task that is not mapped (whose context is then as it always was).
+	// Index reads it.
+	MapIndex *int `json:"mapIndex,omitempty"`
+	// Item is the element a mapped task instance runs for (task.WithItem
+	// hands it to the try); nil for a task that is not mapped.
+	Item json.RawMessage `json:"item,omitempty"`
 	// Timeout is the execution timeout; the worker stops the task after it.
 	Timeout time.Duration `json:"timeout,omitempty"`
 }
 
-// NewTryContext returns the context of a try without its inputs.
+// NewTryContext returns the context of a try without its inputs and item.
+// info.MapIndex is the map index of a mapped task instance, -1 for a task
+// that is not mapped (as the scheduler sets it).
 func NewTryContext(info task.Info, conf json.RawMessage, timeout time.Duration) TryContext {
-	return TryContext{DAGID: info.DAGID, TaskID: info.TaskID, RunID: info.RunID, RunType: info.RunType,
+	c := TryContext{DAGID: info.DAGID, TaskID: info.TaskID, RunID: info.RunID, RunType: info.RunType,
 		Try: info.Try, MaxTries: info.MaxTries, LogicalDate: info.LogicalDate.UTC(),
 		DataIntervalStart: info.DataIntervalStart.UTC(), DataIntervalEnd: info.DataIntervalEnd.UTC(),
 		PrevDataIntervalStartSuccess: info.PrevDataIntervalStartSuccess, Conf: conf, Timeout: timeout}
+	if info.MapIndex >= 0 {
+		k := info.MapIndex
+		c.MapIndex = &k
+	}
+	return c
+}
+
+// Index returns the map index of the context, -1 when it has none.
+func (c TryContext) Index() int {
+	if c.MapIndex == nil {
+		return -1
+	}
+	return *c.MapIndex
 }
 
 // Info returns the task.Info of the context; loc is the DAG's timezone.
 func (c TryContext) Info(loc *time.Location) task.Info {
 	return task.Info{DAGID: c.DAGID, TaskID: c.TaskID, RunID: c.RunID, RunType: c.RunType, Try: c.Try,
 		MaxTries: c.MaxTries, LogicalDate: c.LogicalDate, DataIntervalStart: c.DataIntervalStart,
-		DataIntervalEnd: c.DataIntervalEnd, Location: loc, PrevDataIntervalStartSuccess: c.PrevDataIntervalStartSuccess}
+		DataIntervalEnd: c.DataIntervalEnd, Location: loc, PrevDataIntervalStartSuccess: c.PrevDataIntervalStartSuccess,
+		MapIndex: c.Index()}
+}
+
+// InstanceID is the id of the task instance the context is for: TaskID, or
+// for a mapped task instance task.InstanceID(TaskID, MapIndex).
+func (c TryContext) InstanceID() string { return task.InstanceID(c.TaskID, c.Index()) }
+
+// TaskInputs returns the upstream results of the context as task.Inputs,
+// carrying Item (task.WithItem) when the context has one.
+func (c TryContext) TaskInputs() task.Inputs {
+	in := task.InputsFunc(func(id string) ([]byte, bool, error) {
+		v, ok := c.Inputs[id]
+		return v, ok, nil
+	})
+	if c.Item != nil {
+		return task.WithItem(in, c.Item)
+	}
+	return in
 }
 
 // ErrTooLarge is wrapped by the error of a try whose context (conf plus
@@ -282,6 +322,9 @@ func (b *Builder) Config() BuilderConfig { return b.cfg }
 
 // WorkerSpec is one try of a task that runs in a worker pod.
 type WorkerSpec struct {
+	// Info is the try's identity; Info.MapIndex is the map index of a mapped
+	// task instance (its pod's name, LabelMapIndex, the task-run arguments)
+	// and must be -1 for a task that is not mapped, as the scheduler sets it.
 	Info task.Info
 	// Exec is the task's executor config: template file and override.
 	Exec task.ExecutorConfig
@@ -373,7 +416,8 @@ func (b *Builder) Worker(ctx context.Context, s WorkerSpec) (*corev1.Pod, error)
 
 // Finish completes a pod that a PodTask built: its name, identity labels
 // and annotations, the default namespace and restart policy, then the hooks
-// and validation.
+// and validation. info.MapIndex is the map index of a mapped task instance
+// and must be -1 for a task that is not mapped, as the scheduler sets it.
 func (b *Builder) Finish(ctx context.Context, pod *corev1.Pod, info task.Info, timeout time.Duration) (*corev1.Pod, error) {
 	if pod == nil {
 		return nil, taskErr(info, "the task returned no pod")
@@ -397,7 +441,8 @@ func (b *Builder) Finish(ctx context.Context, pod *corev1.Pod, info task.Info, t
 }
 
 func (b *Builder) identity(info task.Info) TryIdentity {
-	return TryIdentity{DAGID: info.DAGID, RunID: info.RunID, TaskID: info.TaskID, Try: info.Try, Instance: b.cfg.Instance}
+	return TryIdentity{DAGID: info.DAGID, RunID: info.RunID, TaskID: task.InstanceID(info.TaskID, info.MapIndex),
+		Try: info.Try, Instance: b.cfg.Instance}
 }
 
 // deadline is activeDeadlineSeconds for a try with an execution timeout:
@@ -449,10 +494,16 @@ func annotationsSize(m map[string]string) int {
 	return n
 }
 
-// WorkerArgs returns the task-run arguments of a try, after the binary.
+// WorkerArgs returns the task-run arguments of a try, after the binary;
+// "--map-index k" follows the task's id for a mapped task instance
+// (info.MapIndex >= 0).
 func WorkerArgs(info task.Info) []string {
-	return []string{TaskRunCommand, "--dag", info.DAGID, "--run", info.RunID, "--task", info.TaskID,
-		"--try", strconv.Itoa(info.Try), "--context", ContextFile}
+	args := make([]string, 0, 13)
+	args = append(args, TaskRunCommand, "--dag", info.DAGID, "--run", info.RunID, "--task", info.TaskID)
+	if info.MapIndex >= 0 {
+		args = append(args, "--map-index", strconv.Itoa(info.MapIndex))
+	}
+	return append(args, "--try", strconv.Itoa(info.Try), "--context", ContextFile)
 }
 
 // generated returns the layer the runner owns in a worker pod.
@@ -463,7 +514,16 @@ func (b *Builder) generated(s WorkerSpec) *corev1.Pod {
 	if s.Context != nil {
 		annotations[AnnotationContext] = string(s.Context)
 	}
-	command := append(append(make([]string, 0, len(b.cfg.Command)+11), b.cfg.Command...), WorkerArgs(s.Info)...)
+	command := append(append(make([]string, 0, len(b.cfg.Command)+13), b.cfg.Command...), WorkerArgs(s.Info)...)
+	env := []corev1.EnvVar{
+		{Name: "TRELLIS_DAG_ID", Value: s.Info.DAGID},
+		{Name: "TRELLIS_TASK_ID", Value: s.Info.TaskID},
+		{Name: "TRELLIS_RUN_ID", Value: s.Info.RunID},
+		{Name: "TRELLIS_TRY_NUMBER", Value: strconv.Itoa(s.Info.Try)},
+	}
+	if s.Info.MapIndex >= 0 {
+		env = append(env, corev1.EnvVar{Name: "TRELLIS_MAP_INDEX", Value: strconv.Itoa(s.Info.MapIndex)})
+	}
 	pod := &corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -473,15 +533,10 @@ func (b *Builder) generated(s WorkerSpec) *corev1.Pod {
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{
-				Name:    BaseContainerName,
-				Image:   b.cfg.Image,
-				Command: command,
-				Env: []corev1.EnvVar{
-					{Name: "TRELLIS_DAG_ID", Value: s.Info.DAGID},
-					{Name: "TRELLIS_TASK_ID", Value: s.Info.TaskID},
-					{Name: "TRELLIS_RUN_ID", Value: s.Info.RunID},
-					{Name: "TRELLIS_TRY_NUMBER", Value: strconv.Itoa(s.Info.Try)},
-				},
+				Name:                     BaseContainerName,
+				Image:                    b.cfg.Image,
+				Command:                  command,
+				Env:                      env,
 				VolumeMounts:             []corev1.VolumeMount{{Name: ContextVolume, MountPath: ContextDir, ReadOnly: true}},
 				TerminationMessagePath:   TerminationLog,
 				TerminationMessagePolicy: corev1.TerminationMessageReadFile,

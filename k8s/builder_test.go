@@ -21,7 +21,7 @@ import (
 func testInfo(taskID string, try int) task.Info {
 	ld := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	return task.Info{DAGID: "etl", TaskID: taskID, RunID: "scheduled__2024-03-01T00:00:00+00:00", RunType: task.RunScheduled,
-		Try: try, MaxTries: 3, LogicalDate: ld, DataIntervalStart: ld, DataIntervalEnd: ld.Add(24 * time.Hour)}
+		Try: try, MaxTries: 3, LogicalDate: ld, DataIntervalStart: ld, DataIntervalEnd: ld.Add(24 * time.Hour), MapIndex: -1}
 }
 
 func newTestBuilder(t testing.TB, cfg BuilderConfig) *Builder {
@@ -292,4 +292,78 @@ func FuzzWorker(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMappedInstancePods: the worker pod and a PodTask's pod of a mapped
+// task instance are named for the instance (the name Recover looks up by the
+// executor's key "train[4]"), labelled with the task and the map index, and
+// the worker is told the index (arguments, env, context); an unmapped try's
+// worker is not.
+func TestMappedInstancePods(t *testing.T) {
+	b := newTestBuilder(t, BuilderConfig{})
+	info := testInfo("train", 2)
+	info.MapIndex = 4
+	tc := NewTryContext(info, nil, 0)
+	tc.Item = json.RawMessage(`{"file":"b.csv"}`)
+	ctxJSON, err := tc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, err := b.Worker(context.Background(), WorkerSpec{Info: info, Context: ctxJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := b.Finish(context.Background(), &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "base", Image: "busybox"}}}}, info, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantName := PodName(info.DAGID, info.RunID, "train[4]", 2)
+	for _, pod := range []*corev1.Pod{worker, pt} {
+		if pod.Name != wantName || !strings.Contains(pod.Name, "-train-4-2-") {
+			t.Errorf("%s pod named %q, want %q", pod.Annotations[AnnotationKind], pod.Name, wantName)
+		}
+		if pod.Labels[LabelTask] != "train" || pod.Labels[LabelMapIndex] != "4" || pod.Annotations[LabelMapIndex] != "4" {
+			t.Errorf("%s pod: labels %v", pod.Annotations[AnnotationKind], pod.Labels)
+		}
+	}
+	c := worker.Spec.Containers[0]
+	if got := strings.Join(c.Command, " "); !strings.Contains(got, "--task train --map-index 4 --try 2") {
+		t.Errorf("worker command %q", got)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env["TRELLIS_TASK_ID"] != "train" || env["TRELLIS_MAP_INDEX"] != "4" {
+		t.Errorf("worker env %v", env)
+	}
+	var back TryContext
+	if err := json.Unmarshal([]byte(worker.Annotations[AnnotationContext]), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.InstanceID() != "train[4]" || back.Info(time.UTC).MapIndex != 4 || string(back.Item) != `{"file":"b.csv"}` {
+		t.Errorf("context: instance %q, item %s", back.InstanceID(), back.Item)
+	}
+	if item, ok := task.ItemOf(back.TaskInputs()); !ok || string(item) != `{"file":"b.csv"}` {
+		t.Errorf("TaskInputs carries item %s, %v", item, ok)
+	}
+
+	plain, err := b.Worker(context.Background(), WorkerSpec{Info: testInfo("train", 2), Context: []byte("{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := plain.Labels[LabelMapIndex]; ok || strings.Contains(strings.Join(plain.Spec.Containers[0].Command, " "), "--map-index") {
+		t.Errorf("unmapped worker: labels %v command %v", plain.Labels, plain.Spec.Containers[0].Command)
+	}
+	for _, e := range plain.Spec.Containers[0].Env {
+		if e.Name == "TRELLIS_MAP_INDEX" {
+			t.Error("unmapped worker has TRELLIS_MAP_INDEX")
+		}
+	}
+	if plain.Name != PodName(info.DAGID, info.RunID, "train", 2) || plain.Name == wantName {
+		t.Errorf("unmapped worker named %q", plain.Name)
+	}
+	if _, ok := task.ItemOf(NewTryContext(testInfo("train", 2), nil, 0).TaskInputs()); ok {
+		t.Error("an unmapped context's inputs carry an item")
+	}
 }

@@ -8,7 +8,10 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/trellisdag/trellis/task"
 )
 
 // Label and annotation keys trellis puts on every pod it creates. The same
@@ -20,8 +23,13 @@ const (
 	LabelPrefix = "trellis.dev/"
 	// LabelDAG holds the DAG id.
 	LabelDAG = LabelPrefix + "dag"
-	// LabelTask holds the task id.
+	// LabelTask holds the task id; for a mapped task instance, the task's
+	// own id ("resize", not "resize[3]").
 	LabelTask = LabelPrefix + "task"
+	// LabelMapIndex holds the map index of a mapped task instance's pod, in
+	// decimal ("3" for "resize[3]"); pods of tasks that are not mapped do not
+	// have it.
+	LabelMapIndex = LabelPrefix + "map-index"
 	// LabelRun holds the DAG run id.
 	LabelRun = LabelPrefix + "run"
 	// LabelTry holds the try number, in decimal.
@@ -60,7 +68,10 @@ type TryIdentity struct {
 	DAGID string
 	// RunID is the DAG run's id, e.g. "scheduled__2024-01-01T03:00:00+00:00".
 	RunID string
-	// TaskID is the task's id within the DAG.
+	// TaskID is the task instance's id within the DAG, as in executor.Key:
+	// the task's id, or for a mapped task instance task.InstanceID of the
+	// task's id and the map index ("resize[3]"). Labels and annotations
+	// split it into LabelTask and LabelMapIndex.
 	TaskID string
 	// Try is the try number, counted from 1.
 	Try int
@@ -75,15 +86,24 @@ func (id TryIdentity) PodName() string {
 	return PodName(id.DAGID, id.RunID, id.TaskID, id.Try)
 }
 
+// TaskAndIndex splits TaskID into the task's id and the map index (-1 for
+// a task that is not mapped); see task.ParseInstanceID.
+func (id TryIdentity) TaskAndIndex() (taskID string, mapIndex int) {
+	return task.ParseInstanceID(id.TaskID)
+}
+
 // Labels returns the trellis labels of this try's pod (LabelDAG, LabelTask,
-// LabelRun, LabelTry and, when Instance is set, LabelInstance), each value
-// made safe by LabelValue.
+// LabelRun, LabelTry, LabelMapIndex for a mapped task instance and, when
+// Instance is set, LabelInstance), each value made safe by LabelValue.
 func (id TryIdentity) Labels() map[string]string {
-	labels := map[string]string{
-		LabelDAG:  LabelValue(id.DAGID),
-		LabelTask: LabelValue(id.TaskID),
-		LabelRun:  LabelValue(id.RunID),
-		LabelTry:  strconv.Itoa(id.Try),
+	base, k := id.TaskAndIndex()
+	labels := make(map[string]string, 6)
+	labels[LabelDAG] = LabelValue(id.DAGID)
+	labels[LabelTask] = LabelValue(base)
+	labels[LabelRun] = LabelValue(id.RunID)
+	labels[LabelTry] = strconv.Itoa(id.Try)
+	if k >= 0 {
+		labels[LabelMapIndex] = strconv.Itoa(k)
 	}
 	if id.Instance != "" {
 		labels[LabelInstance] = LabelValue(id.Instance)
@@ -95,16 +115,42 @@ func (id TryIdentity) Labels() map[string]string {
 // that a pod can always be traced back to its DAG, run and task even when a
 // label value had to be shortened.
 func (id TryIdentity) Annotations() map[string]string {
-	annotations := map[string]string{
-		LabelDAG:  id.DAGID,
-		LabelTask: id.TaskID,
-		LabelRun:  id.RunID,
-		LabelTry:  strconv.Itoa(id.Try),
+	base, k := id.TaskAndIndex()
+	annotations := make(map[string]string, 8)
+	annotations[LabelDAG] = id.DAGID
+	annotations[LabelTask] = base
+	annotations[LabelRun] = id.RunID
+	annotations[LabelTry] = strconv.Itoa(id.Try)
+	if k >= 0 {
+		annotations[LabelMapIndex] = strconv.Itoa(k)
 	}
 	if id.Instance != "" {
 		annotations[LabelInstance] = id.Instance
 	}
 	return annotations
+}
+
+// IdentityOf reads the identity of a trellis pod back from its annotations
+// (which hold the values unshortened): TaskID is the task instance's id,
+// "resize[3]" for a mapped instance, as the executor keys its tries. ok is
+// false for a pod without the trellis annotations.
+func IdentityOf(pod *corev1.Pod) (id TryIdentity, ok bool) {
+	a := pod.Annotations
+	dagID, okDAG := a[LabelDAG]
+	taskID, okTask := a[LabelTask]
+	runID, okRun := a[LabelRun]
+	try, err := strconv.Atoi(a[LabelTry])
+	if !okDAG || !okTask || !okRun || err != nil {
+		return TryIdentity{}, false
+	}
+	if v, mapped := a[LabelMapIndex]; mapped {
+		k, err := strconv.Atoi(v)
+		if err != nil || k < 0 {
+			return TryIdentity{}, false
+		}
+		taskID = task.InstanceID(taskID, k)
+	}
+	return TryIdentity{DAGID: dagID, RunID: runID, TaskID: taskID, Try: try, Instance: a[LabelInstance]}, true
 }
 
 // InstanceSelector returns the label selector matching every pod owned by
@@ -113,45 +159,53 @@ func InstanceSelector(instance string) string {
 	return LabelInstance + "=" + LabelValue(instance)
 }
 
-// PodName returns the name of the pod that runs one try of a task. The name
-// is deterministic (the same try always gets the same name, so a runner that
-// restarts finds the pod it created), differs between tries, and is a valid
-// DNS-1123 label of at most 63 characters, hence also a valid pod name and
-// hostname.
+// PodName returns the name of the pod that runs one try of a task instance.
+// The name is deterministic (the same try always gets the same name, so a
+// runner that restarts finds the pod it created), differs between tries and
+// between the instances of a mapped task, and is a valid DNS-1123 label of
+// at most 63 characters, hence also a valid pod name and hostname.
 //
-// It reads <dag>-<task>-<try>-<hash>: the DAG and task ids lowercased, with
-// every run of other characters than [a-z0-9] turned into "-" and shortened
-// to fit (the longer of the two first, each kept to at least half of the
-// room), then the try number, then 12 base32 characters of a SHA-256 of the
-// full (dagID, runID, taskID, try). The run id appears only in the hash. Two
-// tries whose readable parts are cut to the same text still differ in the
-// hash.
+// taskID is the task instance's id, as in executor.Key: the task's id, or
+// task.InstanceID(task, k) ("resize[3]") for a mapped task instance.
+//
+// It reads <dag>-<task>-<try>-<hash>, or <dag>-<task>-<k>-<try>-<hash> for
+// map index k: the DAG and task ids lowercased, with every run of other
+// characters than [a-z0-9] turned into "-" and shortened to fit (the longer
+// of the two first, each kept to at least half of the room), then the map
+// index and the try number, never shortened, then 12 base32 characters of a
+// SHA-256 of the full (dagID, runID, taskID, try). The run id appears only in
+// the hash. Two tries whose readable parts are cut to the same text still
+// differ in the hash.
 func PodName(dagID, runID, taskID string, try int) string {
 	hash := shortHash("pod", dagID, runID, taskID, strconv.Itoa(try))
+	base, k := task.ParseInstanceID(taskID)
 	tryPart := dnsLabelChars(strconv.Itoa(try))
 	suffix := "-" + tryPart + "-" + hash
+	if k >= 0 {
+		suffix = "-" + strconv.Itoa(k) + suffix
+	}
 	budget := maxNameLen - len(suffix)
 
-	dag, task := dnsLabelChars(dagID), dnsLabelChars(taskID)
-	if len(dag)+1+len(task) > budget {
+	dagPart, taskPart := dnsLabelChars(dagID), dnsLabelChars(base)
+	if len(dagPart)+1+len(taskPart) > budget {
 		// Shorten the longer one, or both to half, so that both stay
 		// recognisable in `kubectl get pods`.
 		half := (budget - 1) / 2
 		switch {
-		case len(task) <= half:
-			dag = dag[:budget-1-len(task)]
-		case len(dag) <= half:
-			task = task[:budget-1-len(dag)]
+		case len(taskPart) <= half:
+			dagPart = dagPart[:budget-1-len(taskPart)]
+		case len(dagPart) <= half:
+			taskPart = taskPart[:budget-1-len(dagPart)]
 		default:
-			dag, task = dag[:half], task[:budget-1-half]
+			dagPart, taskPart = dagPart[:half], taskPart[:budget-1-half]
 		}
-		dag, task = strings.TrimRight(dag, "-"), strings.TrimRight(task, "-")
+		dagPart, taskPart = strings.TrimRight(dagPart, "-"), strings.TrimRight(taskPart, "-")
 	}
-	readable := dag
-	if readable != "" && task != "" {
+	readable := dagPart
+	if readable != "" && taskPart != "" {
 		readable += "-"
 	}
-	readable += task
+	readable += taskPart
 	if readable == "" {
 		return strings.TrimPrefix(suffix, "-")
 	}

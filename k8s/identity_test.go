@@ -1,10 +1,13 @@
 package k8s
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -174,4 +177,81 @@ func FuzzPodNameAndLabelValue(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPodNameMapped: a mapped task instance's pod name carries its map
+// index, never shortened, differs between instances and from the task's
+// own name, and is unchanged for a task that is not mapped.
+func TestPodNameMapped(t *testing.T) {
+	run := "scheduled__2024-01-01T03:00:00+00:00"
+	seen := map[string]bool{}
+	for k := range 200 {
+		name := PodName("etl", run, "resize["+strconv.Itoa(k)+"]", 1)
+		checkPodName(t, name)
+		if want := "etl-resize-" + strconv.Itoa(k) + "-1-"; !strings.HasPrefix(name, want) {
+			t.Errorf("instance %d: %q, want prefix %q", k, name, want)
+		}
+		if seen[name] {
+			t.Errorf("instance %d: name %q already taken", k, name)
+		}
+		seen[name] = true
+	}
+	if name := PodName("etl", run, "resize", 1); seen[name] || !strings.HasPrefix(name, "etl-resize-1-") {
+		t.Errorf("unmapped task: %q", name)
+	}
+	long := strings.Repeat("very_long_name_", 8)
+	name := PodName(long, run, long+"[1023]", 12)
+	checkPodName(t, name)
+	if !strings.Contains(name, "-1023-12-") {
+		t.Errorf("long ids: %q lost the map index or the try", name)
+	}
+}
+
+// TestTryIdentityMapped: the labels and annotations of a mapped instance's
+// pod name the task (not the instance) and carry the map index, which
+// IdentityOf turns back into the instance id; an unmapped task's pod has no
+// map index.
+func TestTryIdentityMapped(t *testing.T) {
+	id := TryIdentity{DAGID: "etl", RunID: "manual__x", TaskID: "resize[3]", Try: 2, Instance: "r1"}
+	labels, ann := id.Labels(), id.Annotations()
+	if labels[LabelTask] != "resize" || labels[LabelMapIndex] != "3" || ann[LabelTask] != "resize" || ann[LabelMapIndex] != "3" {
+		t.Errorf("labels %v annotations %v", labels, ann)
+	}
+	if errs := metav1validation.ValidateLabels(labels, field.NewPath("labels")); len(errs) > 0 {
+		t.Errorf("invalid labels: %v", errs)
+	}
+	sel, err := labels2Selector(LabelTask + "=resize," + LabelMapIndex + "=3")
+	if err != nil || !sel(labels) {
+		t.Errorf("selector by task and map index does not match: %v", err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: ann}}
+	if back, ok := IdentityOf(pod); !ok || back != id {
+		t.Errorf("IdentityOf = %+v, %v; want %+v", back, ok, id)
+	}
+	plain := TryIdentity{DAGID: "etl", RunID: "manual__x", TaskID: "extract", Try: 1}
+	if _, ok := plain.Labels()[LabelMapIndex]; ok {
+		t.Error("an unmapped task's pod has a map index label")
+	}
+	if _, ok := plain.Annotations()[LabelMapIndex]; ok {
+		t.Error("an unmapped task's pod has a map index annotation")
+	}
+	pod = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: plain.Annotations()}}
+	if back, ok := IdentityOf(pod); !ok || back != plain {
+		t.Errorf("IdentityOf(unmapped) = %+v, %v", back, ok)
+	}
+	pod.Annotations[LabelMapIndex] = "x"
+	if _, ok := IdentityOf(pod); ok {
+		t.Error("IdentityOf accepted map index \"x\"")
+	}
+	if _, ok := IdentityOf(&corev1.Pod{}); ok {
+		t.Error("IdentityOf accepted a pod without trellis annotations")
+	}
+}
+
+func labels2Selector(s string) (func(map[string]string) bool, error) {
+	sel, err := labels.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	return func(m map[string]string) bool { return sel.Matches(labels.Set(m)) }, nil
 }

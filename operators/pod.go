@@ -1,14 +1,17 @@
 package operators
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
 	"sort"
+	"strings"
 	"sync"
 	"text/template"
+	"text/template/parse"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +25,15 @@ import (
 // template file, the full pod (Pod), then the fields of this struct. String
 // fields marked "template" are Go text/templates over task.TemplateData
 // ({{ .DS }}, {{ .RunID }}, {{ .Params.x }}).
+//
+// A pod task mapped over a list (task.MapOver, task.MapItems, task.MapParam)
+// runs one pod per element, each a task instance of its own ("resize[3]")
+// with its own tries and result; its templates also see the element as
+// {{ .Item }} (and its fields, {{ .Item.name }}) and its index as
+// {{ .MapIndex }}. Under the Kubernetes executor and the local one alike,
+// each instance's pod carries the map index in its name and in the
+// trellis.dev/map-index label (k8s.LabelMapIndex), and downstream tasks read
+// the instances' results with task.MappedOutput.
 //
 // The task runs in the container named "base" (created when the template
 // and Pod have none). The pod is created by the runner directly, under
@@ -225,12 +237,7 @@ func (p *PodTask[T]) Pod(ctx context.Context, r *task.Run) (*corev1.Pod, error) 
 	if err != nil {
 		return nil, fmt.Errorf("pod: full pod over template: %w", err)
 	}
-	render := func(t *template.Template) (string, error) {
-		if t == nil {
-			return "", nil
-		}
-		return r.Render(t)
-	}
+	render := newPodRenderer(p, r).render
 	renderAll := func(ts []*template.Template) ([]string, error) {
 		out := make([]string, len(ts))
 		for i, t := range ts {
@@ -399,6 +406,75 @@ func (p *PodTask[T]) Pod(ctx context.Context, r *task.Run) (*corev1.Pod, error) 
 		pod.APIVersion, pod.Kind = "v1", "Pod"
 	}
 	return pod, nil
+}
+
+// podRenderer renders the templates of one try's pod. The template data
+// (dates, params, conf and, for a mapped task instance, its decoded element)
+// is made once for all of them instead of once per template, and a template
+// without actions is its text: a mapped task's pods are built one after
+// another as the executor starts its instances. Anything unusual (an
+// element that cannot be read or decoded) goes through task.Run.Render,
+// whose errors are the reference.
+type podRenderer struct {
+	r      *task.Run
+	mapped bool
+	data   *task.TemplateData
+	slow   bool // render every template with r.Render
+}
+
+func newPodRenderer(t task.Task, r *task.Run) *podRenderer {
+	_, mapped := task.MappingOf(t)
+	return &podRenderer{r: r, mapped: mapped}
+}
+
+func (p *podRenderer) render(t *template.Template) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	if s, ok := constText(t); ok {
+		return s, nil
+	}
+	if p.data == nil && !p.slow {
+		data := p.r.Template()
+		if p.mapped {
+			raw, err := p.r.Item()
+			if err == nil {
+				dec := json.NewDecoder(bytes.NewReader(raw))
+				dec.UseNumber() // as task.Run.Render decodes the element
+				err = dec.Decode(&data.Item)
+			}
+			if err != nil {
+				p.slow = true
+			}
+		}
+		if !p.slow {
+			p.data = &data
+		}
+	}
+	if p.slow {
+		return p.r.Render(t)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, *p.data); err != nil {
+		return "", fmt.Errorf("task %q: render %s: %w", p.r.Info().TaskID, t.Name(), err)
+	}
+	return b.String(), nil
+}
+
+// constText returns the text of a template that has no actions.
+func constText(t *template.Template) (string, bool) {
+	if t.Tree == nil || t.Tree.Root == nil {
+		return "", false
+	}
+	switch nodes := t.Tree.Root.Nodes; len(nodes) {
+	case 0:
+		return "", true
+	case 1:
+		if n, ok := nodes[0].(*parse.TextNode); ok {
+			return string(n.Text), true
+		}
+	}
+	return "", false
 }
 
 func indexEnv(env []corev1.EnvVar, name string) int {

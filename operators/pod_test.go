@@ -2,8 +2,11 @@ package operators_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -113,4 +116,155 @@ func TestPodInvalidSpec(t *testing.T) {
 	if _, err := render.Pod(context.Background(), podRun(render)); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("render error: %v", err)
 	}
+}
+
+// mappedPodRun is the run of instance k of a mapped pod task, as the
+// scheduler hands it over; item is nil when the inputs do not carry it (then
+// the element is read from the list).
+func mappedPodRun(t task.Task, k int, in task.Inputs, item string) *task.Run {
+	if item != "" {
+		in = task.WithItem(in, []byte(item))
+	}
+	ld := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	return task.NewRun(t, task.Info{DAGID: "d", TaskID: t.ID(), RunID: "manual__x", Try: 1, LogicalDate: ld, MapIndex: k},
+		map[string]any{"env": "prod"}, nil, in, nil)
+}
+
+// TestMappedPodTemplates: a PodOperator mapped over a literal list or an
+// upstream result renders {{ .Item }}, {{ .Item.field }} and
+// {{ .MapIndex }} in its command, args and env values, per instance; the
+// pod the runner finishes is named for the instance and labelled with its
+// map index.
+func TestMappedPodTemplates(t *testing.T) {
+	type file struct {
+		Name string `json:"name"`
+		Size int    `json:"size"`
+	}
+	spec := operators.PodSpec{
+		Image:   "busybox",
+		Command: []string{"sh", "-c", "echo {{ .MapIndex }} {{ .Item.name }}"},
+		Args:    []string{"--size={{ .Item.size }}", "--item={{ .Item }}"},
+		Env:     []corev1.EnvVar{{Name: "FILE", Value: "{{ .Item.name }}"}, {Name: "INDEX", Value: "{{ .MapIndex }}"}},
+	}
+	files := []file{{"a.csv", 10}, {"b.csv", 20}, {"c.csv", 30}}
+	literal := operators.Pod("resize", spec, task.MapItems(files...))
+	list := task.Go("list", func(context.Context, *task.Run) ([]file, error) { return files, nil })
+	over := operators.Pod("resize_over", spec, task.MapOver(list))
+	d := dag.New("d")
+	d.Add(literal, list, over)
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	upstream := task.InputsFunc(func(id string) ([]byte, bool, error) {
+		if id == "list" {
+			return []byte(`[{"name":"a.csv","size":10},{"name":"b.csv","size":20},{"name":"c.csv","size":30}]`), true, nil
+		}
+		return nil, false, nil
+	})
+	b, err := k8s.NewBuilder(k8s.BuilderConfig{Command: []string{"/bin/etl"}, Image: "etl:1", Instance: "inst", Namespace: "data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*operators.PodTask[json.RawMessage]{literal, over} {
+		for k, f := range files {
+			item := ""
+			if k == 1 { // the scheduler's way; the others read the element from the list
+				item = fmt.Sprintf(`{"name":%q,"size":%d}`, f.Name, f.Size)
+			}
+			run := mappedPodRun(p, k, upstream, item)
+			pod, err := p.Pod(context.Background(), run)
+			if err != nil {
+				t.Fatalf("%s[%d]: %v", p.ID(), k, err)
+			}
+			c := pod.Spec.Containers[0]
+			if got, want := c.Command[2], fmt.Sprintf("echo %d %s", k, f.Name); got != want {
+				t.Errorf("%s[%d] command %q, want %q", p.ID(), k, got, want)
+			}
+			if got, want := strings.Join(c.Args, " "), fmt.Sprintf("--size=%d --item=map[name:%s size:%d]", f.Size, f.Name, f.Size); got != want {
+				t.Errorf("%s[%d] args %q, want %q", p.ID(), k, got, want)
+			}
+			env := map[string]string{}
+			for _, e := range c.Env {
+				env[e.Name] = e.Value
+			}
+			if env["FILE"] != f.Name || env["INDEX"] != fmt.Sprint(k) {
+				t.Errorf("%s[%d] env %v", p.ID(), k, env)
+			}
+			done, err := b.Finish(context.Background(), pod, run.Info(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := k8s.PodName("d", "manual__x", task.InstanceID(p.ID(), k), 1); done.Name != want ||
+				done.Labels[k8s.LabelTask] != p.ID() || done.Labels[k8s.LabelMapIndex] != fmt.Sprint(k) {
+				t.Errorf("%s[%d]: pod %s labels %v, want name %s", p.ID(), k, done.Name, done.Labels, want)
+			}
+		}
+	}
+
+	// A string element renders as itself; an element out of range fails.
+	names := operators.Pod("names", operators.PodSpec{Image: "busybox", Command: []string{"echo", "{{ .Item }}-{{ .MapIndex }}"}},
+		task.MapItems("x", "y"))
+	pod, err := names.Pod(context.Background(), mappedPodRun(names, 1, nil, ""))
+	if err != nil || pod.Spec.Containers[0].Command[1] != "y-1" {
+		t.Errorf("string element: %v %v", pod, err)
+	}
+	if _, err := names.Pod(context.Background(), mappedPodRun(names, 5, nil, "")); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("element out of range: %v", err)
+	}
+}
+
+// TestPodRenderMatchesRunRender: the pod's templates, rendered over one
+// template data per try, render exactly as task.Run.Render renders each of
+// them, errors included, for mapped instances (element carried or read from
+// the list) and unmapped tasks alike.
+func TestPodRenderMatchesRunRender(t *testing.T) {
+	texts := []string{"plain text", "", "{{ .DS }}-{{ .TryNumber }}-{{ .MapIndex }}", "{{ .Params.env }}", "{{ .Item }}",
+		"{{ .Item.name }}/{{ .Item.size }}/{{ .Item.tags }}", `{{ index .Item.tags 1 }}`, `{{ .Output "list" }}`,
+		`{{ (.Result "list") }}`, "{{ .Item.nope }}", "{{ .Params.missing }}", "{{ .TaskID }} {{ .RunID }}"}
+	var env []corev1.EnvVar
+	for i, x := range texts {
+		env = append(env, corev1.EnvVar{Name: fmt.Sprintf("V%d", i), Value: x})
+	}
+	upstream := task.InputsFunc(func(id string) ([]byte, bool, error) {
+		return []byte(`[{"name":"a","size":1.5,"tags":["x","y"]},{"name":"b","size":12345678901234567890,"tags":["z","w"]}]`), id == "list", nil
+	})
+	for _, c := range []struct {
+		mapped bool
+		item   string
+	}{{true, `{"name":"b","size":12345678901234567890,"tags":["z","w"]}`}, {true, ""}, {false, ""}} {
+		for i, x := range texts {
+			// One template per pod, so that an error in one does not hide
+			// the others; list is a direct upstream either way.
+			list := task.Go("list", func(context.Context, *task.Run) ([]map[string]any, error) { return nil, nil })
+			var opts []task.Option
+			if c.mapped {
+				opts = append(opts, task.MapOver(list))
+			}
+			p := operators.Pod("p", operators.PodSpec{Image: "busybox", Env: env[i : i+1]}, opts...)
+			d := dag.New("d")
+			d.Add(list, p)
+			if !c.mapped {
+				list.Then(p)
+			}
+			run := mappedPodRun(p, 1, upstream, c.item)
+			pod, err := p.Pod(context.Background(), run)
+			want, wantErr := run.Render(mustTemplate(t, fmt.Sprintf("env[0] V%d", i), x))
+			if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+				t.Errorf("mapped %v %q: error %v, want %v", c.mapped, x, err, wantErr)
+				continue
+			}
+			if err == nil && pod.Spec.Containers[0].Env[0].Value != want {
+				t.Errorf("mapped %v %q: %q, want %q", c.mapped, x, pod.Spec.Containers[0].Env[0].Value, want)
+			}
+		}
+	}
+}
+
+func mustTemplate(t *testing.T, name, text string) *template.Template {
+	t.Helper()
+	tmpl, err := task.ParseTemplate(name, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl
 }

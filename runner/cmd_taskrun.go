@@ -24,6 +24,7 @@ func cmdTaskRun(ctx context.Context, r *Runner, args []string) error {
 	dagID := f.fs.String("dag", "", "DAG id")
 	runFlag := f.fs.String("run", "", "run id")
 	taskID := f.fs.String("task", "", "task id")
+	mapIndex := f.fs.Int("map-index", -1, "map index of a mapped task instance (-1: the task is not mapped)")
 	try := f.fs.Int("try", 0, "try number")
 	ctxFile := f.fs.String("context", k8s.ContextFile, "the try's context (JSON)")
 	termFile := f.fs.String("termination-log", k8s.TerminationLog, "where the end is reported")
@@ -41,7 +42,7 @@ func cmdTaskRun(ctx context.Context, r *Runner, args []string) error {
 	}
 	if tc.DAGID != *dagID || tc.RunID != *runFlag || tc.TaskID != *taskID || tc.Try != *try {
 		return usagef("task-run: the context is for %s/%s/%s#%d, the arguments for %s/%s/%s#%d",
-			tc.DAGID, tc.RunID, tc.TaskID, tc.Try, *dagID, *runFlag, *taskID, *try)
+			tc.DAGID, tc.RunID, tc.InstanceID(), tc.Try, *dagID, *runFlag, task.InstanceID(*taskID, *mapIndex), *try)
 	}
 	d, err := r.dag(tc.DAGID)
 	if err != nil {
@@ -51,16 +52,25 @@ func cmdTaskRun(ctx context.Context, r *Runner, args []string) error {
 	if !ok {
 		return usagef("dag %q has no task %q", tc.DAGID, tc.TaskID)
 	}
+	// A mapped task instance's try runs with its map index and element;
+	// for a task that is not mapped the index is -1 whatever was passed.
+	if _, mapped := task.MappingOf(t); mapped {
+		if *mapIndex < 0 || tc.Index() != *mapIndex {
+			return usagef("task-run: task %q is mapped: the context is for map index %d, the arguments for %d (--map-index)",
+				tc.TaskID, tc.Index(), *mapIndex)
+		}
+		if tc.Item == nil {
+			return usagef("task-run: the context of %s has no element to run for", tc.InstanceID())
+		}
+	} else {
+		tc.MapIndex, tc.Item = nil, nil
+	}
 	params, err := d.ResolveConf(tc.Conf)
 	if err != nil {
 		params = map[string]any{}
 	}
-	inputs := task.InputsFunc(func(id string) ([]byte, bool, error) {
-		v, ok := tc.Inputs[id]
-		return v, ok, nil
-	})
 	out := r.cfg.Stdout
-	run := task.NewRun(t, tc.Info(d.Location()), params, tc.Conf, inputs, out)
+	run := task.NewRun(t, tc.Info(d.Location()), params, tc.Conf, tc.TaskInputs(), out)
 	tctx := ctx
 	if tc.Timeout > 0 {
 		var cancel context.CancelFunc

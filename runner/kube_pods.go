@@ -210,6 +210,7 @@ func workerBinaryName() string {
 // a worker pod that runs this binary's task-run. withInputs hands the try its
 // upstream results (render leaves them out).
 func (ks *kubeSetup) buildPod(ctx context.Context, t executor.Try, withInputs bool) (*corev1.Pod, error) {
+	t = withMapIndex(t)
 	if pt, ok := t.Task.(k8s.PodTask); ok {
 		run := task.NewRun(t.Task, t.Info, t.Params, t.Conf, t.Inputs, nil)
 		pod, err := pt.Pod(ctx, run)
@@ -225,11 +226,44 @@ func (ks *kubeSetup) buildPod(ctx context.Context, t executor.Try, withInputs bo
 	return ks.builder.Worker(ctx, k8s.WorkerSpec{Info: t.Info, Exec: task.SettingsOf(t.Task).Executor, Timeout: t.Timeout, Context: b})
 }
 
+// withMapIndex returns t with Info.MapIndex as the pod builder reads it: -1
+// for a task that is not mapped (whatever the caller left there), else the
+// index of Key.TaskID when it is an instance id ("resize[3]").
+func withMapIndex(t executor.Try) executor.Try {
+	if _, mapped := task.MappingOf(t.Task); !mapped {
+		t.Info.MapIndex = -1
+		return t
+	}
+	if _, k := task.ParseInstanceID(t.Key.TaskID); k >= 0 {
+		t.Info.MapIndex = k
+	}
+	return t
+}
+
 // tryContext is what a worker (a pod, or an isolated try's child) needs of a
 // try, as the JSON its task-run reads: the try, its conf and timeout, and with
 // withInputs the results of its direct upstream tasks.
+//
+// A mapped task instance's context also carries its map index and element
+// (task.ItemOf the try's inputs, else read from the list it is mapped over),
+// so that the worker's run has MapIndex and Item. When the whole list it is
+// mapped over makes the context too large for a pod, the list is left out:
+// the element is what the instance needs.
 func tryContext(t executor.Try, withInputs bool) ([]byte, error) {
+	t = withMapIndex(t)
 	tc := k8s.NewTryContext(t.Info, t.Conf, t.Timeout)
+	m, mapped := task.MappingOf(t.Task)
+	if mapped && t.Info.MapIndex >= 0 {
+		if item, ok := task.ItemOf(t.Inputs); ok {
+			tc.Item = item
+		} else if withInputs {
+			item, err := task.NewRun(t.Task, t.Info, t.Params, t.Conf, t.Inputs, nil).Item()
+			if err != nil {
+				return nil, fmt.Errorf("the element of %s: %w", task.InstanceID(t.Info.TaskID, t.Info.MapIndex), err)
+			}
+			tc.Item = item
+		}
+	}
 	if withInputs && t.Inputs != nil {
 		for _, up := range task.Upstream(t.Task) {
 			raw, ok, err := t.Inputs.Result(up.ID())
@@ -244,7 +278,12 @@ func tryContext(t executor.Try, withInputs bool) ([]byte, error) {
 			}
 		}
 	}
-	return tc.Encode()
+	b, err := tc.Encode()
+	if errors.Is(err, k8s.ErrTooLarge) && mapped && m.Over != "" && tc.Item != nil && tc.Inputs[m.Over] != nil {
+		delete(tc.Inputs, m.Over)
+		return tc.Encode()
+	}
+	return b, err
 }
 
 // localChild is the command of an isolated try (local.Config.Child): this
@@ -262,8 +301,13 @@ func localChild(_ context.Context, t executor.Try, dir string) (*exec.Cmd, error
 	if err := os.WriteFile(ctxFile, b, 0o600); err != nil {
 		return nil, err
 	}
-	return exec.Command(exe, "task-run", "--dag", t.DAGID, "--run", t.RunID, "--task", t.TaskID, "--try", strconv.Itoa(t.Try),
-		"--context", ctxFile, "--result-file", filepath.Join(dir, local.ChildResultFile)), nil
+	t = withMapIndex(t)
+	args := []string{"task-run", "--dag", t.DAGID, "--run", t.RunID, "--task", t.Info.TaskID}
+	if t.Info.MapIndex >= 0 {
+		args = append(args, "--map-index", strconv.Itoa(t.Info.MapIndex))
+	}
+	args = append(args, "--try", strconv.Itoa(t.Try), "--context", ctxFile, "--result-file", filepath.Join(dir, local.ChildResultFile))
+	return exec.Command(exe, args...), nil
 }
 
 // isolate says whether a try runs in a child process: a Go task with

@@ -35,17 +35,24 @@ func (r *Runner) podYAML(o *kubeOptions, st *store.Store) func(d *dag.DAG, t tas
 		}
 		try := max(ti.Try, 1)
 		pol := task.PolicyOf(t, d.Defaults())
+		// ti is one instance: "resize[3]" of a mapped task renders the pod
+		// of element 3, its templates reading the element from the list.
+		instance := ti.TaskID
+		if instance == "" {
+			instance = t.ID()
+		}
+		_, k := task.ParseInstanceID(instance)
 		info := task.Info{DAGID: d.ID(), TaskID: t.ID(), RunID: run.RunID, RunType: run.Type, Try: try,
 			MaxTries: ti.MaxTries, LogicalDate: run.LogicalDate, DataIntervalStart: run.IntervalStart,
-			DataIntervalEnd: run.IntervalEnd, Location: d.Location()}
+			DataIntervalEnd: run.IntervalEnd, Location: d.Location(), MapIndex: k}
 		ctx := context.Background()
 		inputs := task.InputsFunc(func(id string) ([]byte, bool, error) { return st.XCom(ctx, run.ID, id) })
 		pod, err := ks.buildPod(ctx, executor.Try{
-			Key:  executor.Key{Run: run.ID, DAGID: d.ID(), RunID: run.RunID, TaskID: t.ID(), Try: try},
+			Key:  executor.Key{Run: run.ID, DAGID: d.ID(), RunID: run.RunID, TaskID: instance, Try: try},
 			Task: t, Info: info, Params: params, Conf: run.Conf, Timeout: pol.Timeout, Inputs: inputs,
 		}, false)
 		if err != nil {
-			return nil, fmt.Errorf("render the pod of task %q: %w", t.ID(), err)
+			return nil, fmt.Errorf("render the pod of task %q: %w", instance, err)
 		}
 		return yaml.Marshal(pod)
 	}

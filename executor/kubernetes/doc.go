@@ -7,7 +7,10 @@
 // timeout, cleanup delay) are delayed queue items, so nothing polls. Pods are
 // created concurrently under a parallelism limit, with 429 and 5xx backed off;
 // pod names are deterministic (k8s.PodName), so a create that meets an existing
-// pod of the same try adopts it.
+// pod of the same try adopts it. Each instance of a mapped task (Key.TaskID
+// "resize[3]") is a try of its own with a pod of its own, its map index in the
+// pod's name and in the k8s.LabelMapIndex label; Start checks that the built
+// pod carries k8s.PodName of the try's key, the one name Recover looks for.
 //
 // A try is Started when its base container runs. Its log is followed while it
 // runs (a broken stream resumes without duplicates) and saved through the

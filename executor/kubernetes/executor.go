@@ -226,6 +226,14 @@ func (e *Executor) Start(ctx context.Context, t executor.Try) error {
 	}
 	e.run()
 	pod, err := e.cfg.Build(ctx, t)
+	if err == nil {
+		// Recover finds a try's pod by this name alone: a pod named
+		// otherwise could never be adopted after a restart.
+		if want := k8s.PodName(t.DAGID, t.RunID, t.TaskID, t.Try); pod.Name != want {
+			err = fmt.Errorf("pod of %s/%s/%s#%d is named %q, not %q (k8s.PodName of the try): a restarted runner could not adopt it",
+				t.DAGID, t.RunID, t.TaskID, t.Try, pod.Name, want)
+		}
+	}
 	if err != nil {
 		// A pod that cannot be built will not build on a retry either.
 		e.report(executor.Report{Key: t.Key, Status: executor.Failed, Error: err.Error(), NoRetry: true})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -584,5 +585,106 @@ func TestPodOperatorSkipOnExitCodes(t *testing.T) {
 		if r.ExitCode == nil || *r.ExitCode != int(c.code) || !strings.Contains(r.Error, fmt.Sprintf("exit code %d", c.code)) {
 			t.Errorf("exit %d: report %v %q, exit code %v", c.code, r.Status, r.Error, r.ExitCode)
 		}
+	}
+}
+
+// mappedTry is a try of instance k of a mapped task, as the scheduler hands
+// it over: the instance id in the key, the task's id and the index in Info.
+func mappedTry(base string, k, try int) executor.Try {
+	t := testTry(task.InstanceID(base, k), try)
+	t.Info.TaskID, t.Info.MapIndex = base, k
+	return t
+}
+
+// TestMappedInstancesOwnPodsAdoptedAfterRestart: the instances of a mapped
+// task get one pod each (the map index in the name and in a label), and an
+// executor that starts after the first one died adopts each pod by its name
+// and reports each instance's end under its own key, creating nothing.
+func TestMappedInstancesOwnPodsAdoptedAfterRestart(t *testing.T) {
+	h := newHarness(t, nil)
+	tries := []executor.Try{mappedTry("resize", 0, 1), mappedTry("resize", 1, 1), mappedTry("resize", 2, 1)}
+	names := map[string]int{}
+	for k, tr := range tries {
+		if err := h.ex.Start(context.Background(), tr); err != nil {
+			t.Fatal(err)
+		}
+		p := h.waitPod(k8s.PodName(tr.DAGID, tr.RunID, tr.TaskID, tr.Try))
+		if p.Labels[k8s.LabelTask] != "resize" || p.Labels[k8s.LabelMapIndex] != strconv.Itoa(k) ||
+			p.Annotations[k8s.LabelTask] != "resize" || p.Annotations[k8s.LabelMapIndex] != strconv.Itoa(k) {
+			t.Errorf("pod %s: labels %v annotations %v", p.Name, p.Labels, p.Annotations)
+		}
+		if id, ok := k8s.IdentityOf(p); !ok || id.TaskID != tr.TaskID {
+			t.Errorf("pod %s: identity %+v, want task instance %s", p.Name, id, tr.TaskID)
+		}
+		names[p.Name] = k
+		h.setStatus(p.Name, running)
+	}
+	if len(names) != 3 {
+		t.Fatalf("3 instances got %d pods: %v", len(names), names)
+	}
+	for range tries {
+		h.want(executor.Started)
+	}
+
+	// The runner dies: a new executor on the same cluster recovers the
+	// instances the store says are running.
+	var pods []runtime.Object
+	for name := range names {
+		p, err := h.client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods = append(pods, p)
+	}
+	h2 := newHarness(t, nil, pods...)
+	for i := range tries {
+		tries[i].State = task.StateRunning
+	}
+	if err := h2.ex.Recover(context.Background(), tries); err != nil {
+		t.Fatal(err)
+	}
+	started := map[string]bool{}
+	for range tries {
+		r := h2.want(executor.Started)
+		started[r.TaskID] = true
+	}
+	for name, k := range names {
+		body, _ := termination.Message{Status: termination.Succeeded, Result: json.RawMessage(strconv.Itoa(10 * k))}.Encode()
+		h2.setStatus(name, terminated(corev1.PodSucceeded, 0, "Completed", string(body)))
+	}
+	results := map[string]string{}
+	for range tries {
+		r := h2.want(executor.Succeeded)
+		results[r.TaskID] = string(r.Result)
+	}
+	for k, tr := range tries {
+		if !started[tr.TaskID] || results[tr.TaskID] != strconv.Itoa(10*k) {
+			t.Errorf("instance %s: started %v, result %q; want started and %d", tr.TaskID, started[tr.TaskID], results[tr.TaskID], 10*k)
+		}
+	}
+	if n := h2.creates(); n != 0 {
+		t.Errorf("%d pods created by the executor that adopted them", n)
+	}
+}
+
+// TestStartRefusesPodNotNamedForTheTry: a pod whose name is not k8s.PodName
+// of the try's key (here a mapped instance's pod named for the task) could
+// not be adopted after a restart, so the try fails without creating it.
+func TestStartRefusesPodNotNamedForTheTry(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Build = func(ctx context.Context, tr executor.Try) (*corev1.Pod, error) {
+			tr.TaskID = tr.Info.TaskID // the bug this guards against: the base id names every instance's pod
+			return testPod(tr), nil
+		}
+	})
+	if err := h.ex.Start(context.Background(), mappedTry("resize", 3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	r := h.want(executor.Failed)
+	if !r.NoRetry || r.TaskID != "resize[3]" || !strings.Contains(r.Error, "could not adopt") {
+		t.Errorf("report %+v", r)
+	}
+	if n := h.creates(); n != 0 {
+		t.Errorf("%d pods created", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -115,7 +116,89 @@ var (
 	})
 )
 
+// mapDAG: a PodOperator mapped over a Go task's list (one pod per element;
+// element 2 fails its first try and succeeds on its retry), a Go task mapped
+// over the same list in worker pods, and a Go task reducing both.
+var mapDAG = dag.New("e2e_map", dag.DefaultRetries(0, 0))
+
+// Part is an element of the list mapped over.
+type Part struct {
+	Name string `json:"name"`
+	N    int    `json:"n"`
+}
+
+// Square is what each instance of the mapped PodOperator pushes.
+type Square struct {
+	Name   string `json:"name"`
+	Square int    `json:"square"`
+	Index  int    `json:"index"`
+	Try    int    `json:"try"`
+}
+
+var (
+	parts = task.Go("parts", func(ctx context.Context, r *task.Run) ([]Part, error) {
+		return []Part{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}}, nil
+	})
+	square = operators.PodOf[Square]("square", operators.PodSpec{
+		Image:           busybox,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"sh", "-c", `if [ {{ .MapIndex }} -eq 2 ] && [ {{ .TryNumber }} -eq 1 ]; then echo "element {{ .MapIndex }} fails its first try"; exit 4; fi; ` +
+			`mkdir -p /airflow/xcom; printf '{"name": "%s", "square": %d, "index": %d, "try": %d}' "$PART" $(( {{ .Item.n }} * {{ .Item.n }} )) {{ .MapIndex }} {{ .TryNumber }} > /airflow/xcom/return.json`},
+		Env:        []corev1.EnvVar{{Name: "PART", Value: "{{ .Item.name }}"}},
+		ResultPath: "/airflow/xcom/return.json",
+	}, task.MapOver(parts), task.Retries(1), task.RetryDelay(0))
+	label = task.Map("label", parts, func(ctx context.Context, r *task.Run, p Part) (string, error) {
+		return fmt.Sprintf("%d:%s", r.MapIndex(), p.Name), nil
+	})
+	total = task.Go("total", func(ctx context.Context, r *task.Run) (string, error) {
+		squares, err := task.MappedOutput(r, square)
+		if err != nil {
+			return "", err
+		}
+		labels, err := task.Output(r, label)
+		if err != nil {
+			return "", err
+		}
+		sum, tries := 0, make([]string, len(squares))
+		for i, s := range squares {
+			if s.Index != i {
+				return "", fmt.Errorf("result %d is element %d's", i, s.Index)
+			}
+			sum += s.Square
+			tries[i] = s.Name + strconv.Itoa(s.Try)
+		}
+		return fmt.Sprintf("sum %d tries %s labels %s", sum, strings.Join(tries, ","), strings.Join(labels, ",")), nil
+	})
+)
+
+// mapSlowDAG: a PodOperator mapped over a literal list whose pods run for a
+// while, and a Go task gathering their results, for the restart test.
+var mapSlowDAG = dag.New("e2e_map_slow", dag.DefaultRetries(0, 0),
+	dag.Params(dag.Param{Name: "seconds", Default: 4.0}))
+
+var (
+	hold = operators.PodOf[string]("hold", operators.PodSpec{
+		Image:           busybox,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"sh", "-c", `echo "start {{ .Item }}"; sleep {{ .Params.seconds }}; ` +
+			`mkdir -p /airflow/xcom; printf '"%s-%d"' {{ .Item }} {{ .MapIndex }} > /airflow/xcom/return.json`},
+		ResultPath: "/airflow/xcom/return.json",
+	}, task.MapItems("x", "y", "z"))
+	gather = task.Go("gather", func(ctx context.Context, r *task.Run) (string, error) {
+		got, err := task.MappedOutput(r, hold)
+		if err != nil {
+			return "", err
+		}
+		return "gathered " + strings.Join(got, ","), nil
+	})
+)
+
 func init() {
+	mapDAG.Add(parts, square, label, total)
+	square.Then(total)
+	label.Then(total)
+	mapSlowDAG.Add(hold, gather)
+	hold.Then(gather)
 	podDAG.Add(count, consume, relay, maybe, afterMaybe)
 	count.Then(consume, relay)
 	maybe.Then(afterMaybe)
@@ -130,5 +213,5 @@ func main() {
 		ImagePullGrace: 3 * time.Second,
 		KillGrace:      2 * time.Second,
 		Cleanup:        k8s.OnFinishDeleteOnSuccess,
-	}}, podDAG, failDAG, imageDAG, slowDAG).Main()
+	}}, podDAG, failDAG, imageDAG, slowDAG, mapDAG, mapSlowDAG).Main()
 }
