@@ -9,16 +9,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trellisdag/trellis/internal/store/storetest"
 )
 
 // TestCallbackDeliveredAfterKill9: the runner is killed (SIGKILL) while a
 // failure callback runs, after the failure was committed. The next process on
 // the database delivers the callback (at least once), with the same event key.
+//
+// It runs on SQLite and, with $TRELLIS_TEST_POSTGRES, on PostgreSQL.
 func TestCallbackDeliveredAfterKill9(t *testing.T) {
 	t.Parallel()
 	bin := buildTestdata(t, "cbdag")
+	storetest.Run(t, func(t *testing.T, be storetest.Backend) { testCallbackDeliveredAfterKill9(t, bin, be.NewDB(t)) })
+}
+
+func testCallbackDeliveredAfterKill9(t *testing.T, bin, db string) {
 	dir := t.TempDir()
-	db := filepath.Join(dir, "trellis.db")
 	keyc := fifo(t, dir, "fifo")
 	env := append(os.Environ(), "CB_DIR="+dir)
 	first := exec.Command(bin, "dags", "trigger", "cb", "--wait", "--logical-date", "2024-05-01", "--db", db)

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"maps"
 	"runtime/debug"
@@ -31,9 +32,12 @@ type manifestOptions struct {
 	storage, storageClass  string
 	port                   int
 	tokensSecret           string
-	executor               string
-	workerCommand          []string // this binary's path in the image (Runner.workerCommand)
-	taskRBAC               []taskRBAC
+	// dbSecret, when set, is the Secret whose key dbSecretKey holds a
+	// PostgreSQL DSN: two replicas, a rolling update, no volume claim.
+	dbSecret, dbSecretKey string
+	executor              string
+	workerCommand         []string // this binary's path in the image (Runner.workerCommand)
+	taskRBAC              []taskRBAC
 }
 
 // taskRBAC is a rule a task needs (k8s.RBACTask), with the task's name.
@@ -71,10 +75,14 @@ func cmdManifests(_ context.Context, r *Runner, args []string) error {
 	f.fs.IntVar(&o.port, "port", 8080, "port the UI, API, metrics and probes listen on")
 	f.fs.StringVar(&o.tokensSecret, "tokens-secret", "", "Secret holding the access tokens file (default <name>-tokens)")
 	f.fs.StringVar(&o.executor, "executor", "kubernetes", "where the Deployment runs Go and Bash tasks: kubernetes (a pod per try, from --image) or local (in the runner's pod)")
+	f.fs.StringVar(&o.dbSecret, "db-secret", "", "Secret holding a PostgreSQL DSN: two replicas (one schedules, the other is a hot standby that serves the UI and API) with a rolling update and no volume claim; the DSN reaches serve as $TRELLIS_DB and is never printed (default: one replica on a SQLite file in a PersistentVolumeClaim)")
+	f.fs.StringVar(&o.dbSecretKey, "db-secret-key", "dsn", "key of the DSN in --db-secret")
 	dockerfile := f.fs.Bool("dockerfile", false, "print an example Dockerfile instead")
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	if *dockerfile {
 		b, err := r.dockerfile()
 		if err != nil {
@@ -100,6 +108,22 @@ func cmdManifests(_ context.Context, r *Runner, args []string) error {
 	}
 	if o.tokensSecret == "" {
 		o.tokensSecret = o.name + "-tokens"
+	}
+	if o.dbSecret == "" && set["db-secret-key"] {
+		return usagef("manifests: --db-secret-key needs --db-secret")
+	}
+	if o.dbSecret != "" {
+		if errs := validation.IsDNS1123Subdomain(o.dbSecret); len(errs) > 0 {
+			return usagef("manifests: --db-secret %q: not a Secret name: %s", o.dbSecret, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsConfigMapKey(o.dbSecretKey); len(errs) > 0 {
+			return usagef("manifests: --db-secret-key %q: not a Secret key: %s", o.dbSecretKey, strings.Join(errs, "; "))
+		}
+		for _, name := range []string{"storage-size", "storage", "storage-class"} {
+			if set[name] {
+				return usagef("manifests: --%s: --db-secret has no volume claim (the database is PostgreSQL)", name)
+			}
+		}
 	}
 	o.workerCommand = r.workerCommand()
 	o.taskRBAC = r.taskRBAC()
@@ -199,12 +223,7 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 	role := rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: meta(),
-		Rules: mergeRules([]rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
-			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
-			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}},
-			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
-		}, own),
+		Rules:      mergeRules(runnerRules(o.dbSecret == ""), own),
 	}
 	binding := rbacv1.RoleBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
@@ -238,26 +257,61 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 		{Name: "TRELLIS_EXECUTOR", Value: o.executor}, {Name: "TRELLIS_IMAGE", Value: o.image}, {Name: "TRELLIS_INSTANCE", Value: o.name},
 		{Name: "TRELLIS_WORKER_COMMAND", Value: strings.Join(o.workerCommand, " ")}}
 	replicas := int32(1)
+	// One SQLite file on a ReadWriteOnce volume: the old pod goes before the new one starts.
+	strategy := appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	args := []string{"serve", "--listen", fmt.Sprintf("0.0.0.0:%d", o.port), "--db", "/data/trellis.db",
+		"--tokens", "/etc/trellis/tokens", "--leader-elect", "--lease-name", o.name}
+	mounts := []corev1.VolumeMount{
+		{Name: "data", MountPath: "/data"},
+		{Name: "tokens", MountPath: "/etc/trellis/tokens", ReadOnly: true},
+		{Name: "tmp", MountPath: "/tmp"},
+	}
+	volumes := []corev1.Volume{
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: o.name}}},
+		{Name: "tokens", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: o.tokensSecret}}},
+		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	var affinity *corev1.Affinity
+	if o.dbSecret != "" {
+		// PostgreSQL: two replicas, preferably on two nodes; the one holding
+		// the database's advisory lock schedules, the other serves the UI and
+		// the API, ready, and takes the lock within a second of the holder's
+		// death (its connection ends). No Lease: it would make the standby
+		// wait for the Lease to expire (15 s) after a crash. A rolling update
+		// starts a new standby before it stops an old replica.
+		replicas = 2
+		maxSurge, maxUnavailable := intstr.FromInt32(1), intstr.FromInt32(0)
+		strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &maxSurge, MaxUnavailable: &maxUnavailable}}
+		args = []string{"serve", "--listen", fmt.Sprintf("0.0.0.0:%d", o.port),
+			"--tokens", "/etc/trellis/tokens", "--leader-elect=false"}
+		env = append(env, corev1.EnvVar{Name: "TRELLIS_DB", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: o.dbSecret}, Key: o.dbSecretKey}}})
+		mounts, volumes = mounts[1:], volumes[1:] // no data volume
+		affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{Weight: 100,
+				PodAffinityTerm: corev1.PodAffinityTerm{TopologyKey: "kubernetes.io/hostname",
+					LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": o.name}}}}}}}
+	}
 	deploy := appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: meta(),
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
-			// One SQLite file on a ReadWriteOnce volume: the old pod goes before the new one starts.
-			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Strategy: strategy,
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": o.name}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					ServiceAccountName:            o.name,
+					Affinity:                      affinity,
 					TerminationGracePeriodSeconds: &grace,
 					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid,
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 					Containers: []corev1.Container{{
-						Name:  "trellis",
-						Image: o.image,
-						Args: []string{"serve", "--listen", fmt.Sprintf("0.0.0.0:%d", o.port), "--db", "/data/trellis.db",
-							"--tokens", "/etc/trellis/tokens", "--leader-elect", "--lease-name", o.name},
+						Name:           "trellis",
+						Image:          o.image,
+						Args:           args,
 						Env:            env,
 						Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: int32(o.port)}},
 						ReadinessProbe: probe("/readyz", 5),
@@ -266,17 +320,9 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 							corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")}},
 						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: &yes,
 							RunAsNonRoot: &yes, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
-						VolumeMounts: []corev1.VolumeMount{
-							{Name: "data", MountPath: "/data"},
-							{Name: "tokens", MountPath: "/etc/trellis/tokens", ReadOnly: true},
-							{Name: "tmp", MountPath: "/tmp"},
-						},
+						VolumeMounts: mounts,
 					}},
-					Volumes: []corev1.Volume{
-						{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: o.name}}},
-						{Name: "tokens", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: o.tokensSecret}}},
-						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-					},
+					Volumes: volumes,
 				},
 			},
 		},
@@ -293,12 +339,19 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 	fmt.Fprintf(&b, "# trellis deployment of %s in namespace %s.\n", o.name, o.namespace)
 	fmt.Fprintf(&b, "# The tokens Secret is not printed (it holds secrets); create it first:\n")
 	fmt.Fprintf(&b, "#   kubectl -n %s create secret generic %s --from-file=tokens=./tokens   # lines: token role [name]\n", o.namespace, o.tokensSecret)
-	class := "the cluster's default StorageClass"
-	if o.storageClass != "" {
-		class = "StorageClass " + o.storageClass
+	if o.dbSecret != "" {
+		fmt.Fprintf(&b, "# The database is PostgreSQL: its DSN is key %s of Secret %s (not printed); create it first:\n", o.dbSecretKey, o.dbSecret)
+		fmt.Fprintf(&b, "#   kubectl -n %s create secret generic %s --from-literal=%s='postgres://user:password@host:5432/db?search_path=schema'\n", o.namespace, o.dbSecret, o.dbSecretKey)
+		fmt.Fprintf(&b, "# Two replicas: one schedules, the other serves the UI and API and takes over when it dies.\n")
+		fmt.Fprintf(&b, "# The image is the one `%s manifests --dockerfile` describes.\n", workerBinaryName())
+	} else {
+		class := "the cluster's default StorageClass"
+		if o.storageClass != "" {
+			class = "StorageClass " + o.storageClass
+		}
+		fmt.Fprintf(&b, "# The claim %s (%s, ReadWriteOnce) is provisioned by %s; without one, create a\n", o.name, o.storage, class)
+		fmt.Fprintf(&b, "# PersistentVolume for it first. The image is the one `%s manifests --dockerfile` describes.\n", workerBinaryName())
 	}
-	fmt.Fprintf(&b, "# The claim %s (%s, ReadWriteOnce) is provisioned by %s; without one, create a\n", o.name, o.storage, class)
-	fmt.Fprintf(&b, "# PersistentVolume for it first. The image is the one `%s manifests --dockerfile` describes.\n", workerBinaryName())
 	if len(o.taskRBAC) > 0 {
 		fmt.Fprintf(&b, "# Tasks read objects through the API server as the runner; the Roles grant them:\n")
 		for _, t := range o.taskRBAC {
@@ -312,7 +365,10 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 			}
 		}
 	}
-	objs = append(objs, &claim, &deploy, &svc)
+	if o.dbSecret == "" {
+		objs = append(objs, &claim)
+	}
+	objs = append(objs, &deploy, &svc)
 	for i, obj := range objs {
 		y, err := cleanYAML(obj)
 		if err != nil {
@@ -324,6 +380,21 @@ func renderManifests(o manifestOptions) ([]byte, error) {
 		b.Write(y)
 	}
 	return b.Bytes(), nil
+}
+
+// runnerRules are what the runner does with the API server in its own
+// namespace: its pods, their logs and events, and with lease the scheduler
+// Lease.
+func runnerRules(lease bool) []rbacv1.PolicyRule {
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}},
+	}
+	if lease {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}})
+	}
+	return rules
 }
 
 // rbacByNamespace sorts the rules the tasks need by namespace: the runner's

@@ -293,3 +293,119 @@ func TestManifestsTaskRBAC(t *testing.T) {
 		t.Errorf("documents: %v", slices.Collect(maps.Keys(docs)))
 	}
 }
+
+// TestManifestsDBSecret: with --db-secret the Deployment runs two replicas
+// on PostgreSQL with a rolling update: no claim, no data volume, no --db
+// argument and no Lease (the database's advisory lock elects), the DSN from
+// the Secret as $TRELLIS_DB; without it the SQLite deployment is printed.
+func TestManifestsDBSecret(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	r := runner.New(runner.Config{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}, testDAGs()...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	manifests := func(args ...string) (map[string][]byte, string) {
+		t.Helper()
+		out.Reset()
+		errb.Reset()
+		args = append([]string{"manifests", "--image", "registry.example.com/team:1.2.3", "--namespace", "data", "--name", "team"}, args...)
+		if code := r.Run(ctx, args); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, &errb)
+		}
+		kinds := map[string][]byte{}
+		for _, d := range strings.Split(out.String(), "\n---\n") {
+			var tm struct{ Kind string }
+			if err := yaml.Unmarshal([]byte(d), &tm); err != nil {
+				t.Fatalf("document does not parse: %v\n%s", err, d)
+			}
+			kinds[tm.Kind] = []byte(d)
+		}
+		return kinds, out.String()
+	}
+	deployment := func(kinds map[string][]byte) appsv1.Deployment {
+		t.Helper()
+		var dep appsv1.Deployment
+		if err := yaml.UnmarshalStrict(kinds["Deployment"], &dep); err != nil {
+			t.Fatalf("Deployment: %v\n%s", err, kinds["Deployment"])
+		}
+		return dep
+	}
+
+	kinds, text := manifests("--db-secret", "team-db", "--db-secret-key", "url")
+	dep := deployment(kinds)
+	spec := dep.Spec.Template.Spec
+	c := spec.Containers[0]
+	if *dep.Spec.Replicas != 2 || dep.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType ||
+		dep.Spec.Strategy.RollingUpdate == nil || dep.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("replicas %d, strategy %+v: want 2 replicas, a rolling update that keeps both available", *dep.Spec.Replicas, dep.Spec.Strategy)
+	}
+	if _, ok := kinds["PersistentVolumeClaim"]; ok {
+		t.Errorf("a PersistentVolumeClaim is printed:\n%s", kinds["PersistentVolumeClaim"])
+	}
+	for _, v := range spec.Volumes {
+		if v.PersistentVolumeClaim != nil || v.Name == "data" {
+			t.Errorf("volume %+v: want no data volume", v)
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		if m.Name == "data" {
+			t.Errorf("mount %+v: want no data volume", m)
+		}
+	}
+	args := strings.Join(c.Args, " ")
+	if strings.Contains(args, "--db") || strings.Contains(args, "--lease-name") || !strings.Contains(args, "--leader-elect=false") ||
+		!strings.HasPrefix(args, "serve --listen 0.0.0.0:8080 --tokens /etc/trellis/tokens") {
+		t.Errorf("args = %q: want serve without --db, without the Lease", args)
+	}
+	var dbEnv []corev1.EnvVar
+	for _, e := range c.Env {
+		if e.Name == "TRELLIS_DB" {
+			dbEnv = append(dbEnv, e)
+		}
+	}
+	if len(dbEnv) != 1 || dbEnv[0].Value != "" || dbEnv[0].ValueFrom == nil || dbEnv[0].ValueFrom.SecretKeyRef == nil ||
+		dbEnv[0].ValueFrom.SecretKeyRef.Name != "team-db" || dbEnv[0].ValueFrom.SecretKeyRef.Key != "url" {
+		t.Errorf("TRELLIS_DB = %+v: want one, from key url of Secret team-db", dbEnv)
+	}
+	if spec.Affinity == nil || spec.Affinity.PodAntiAffinity == nil {
+		t.Errorf("no anti-affinity: both replicas may land on one node")
+	}
+	var role rbacv1.Role
+	if err := yaml.UnmarshalStrict(kinds["Role"], &role); err != nil {
+		t.Fatal(err)
+	}
+	for _, rule := range role.Rules {
+		if slices.Contains(rule.Resources, "leases") {
+			t.Errorf("the Role grants leases, which nothing uses: %+v", rule)
+		}
+	}
+	if !strings.Contains(text, "kubectl -n data create secret generic team-db --from-literal=url=") || strings.Contains(text, "ReadWriteOnce") {
+		t.Errorf("the header does not say how to create the DSN's Secret:\n%s", text)
+	}
+
+	// Without --db-secret: the SQLite deployment, one replica on its claim.
+	kinds, _ = manifests()
+	dep = deployment(kinds)
+	if *dep.Spec.Replicas != 1 || dep.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || kinds["PersistentVolumeClaim"] == nil ||
+		!strings.Contains(strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " "), "--db /data/trellis.db") {
+		t.Errorf("without --db-secret: replicas %d, strategy %s, claim %t, args %v", *dep.Spec.Replicas, dep.Spec.Strategy.Type,
+			kinds["PersistentVolumeClaim"] != nil, dep.Spec.Template.Spec.Containers[0].Args)
+	}
+
+	// Usage errors exit 2 and name the flag.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--db-secret", "Team_DB"}, `--db-secret "Team_DB"`},
+		{[]string{"--db-secret", "team-db", "--db-secret-key", "a/b"}, `--db-secret-key "a/b"`},
+		{[]string{"--db-secret-key", "url"}, "--db-secret-key needs --db-secret"},
+		{[]string{"--db-secret", "team-db", "--storage-size", "2Gi"}, "--storage-size: --db-secret has no volume claim"},
+	} {
+		errb.Reset()
+		args := append([]string{"manifests", "--image", "x:1"}, tc.args...)
+		if code := r.Run(ctx, args); code != runner.ExitUsage || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, %q; want %d and %q", args, code, errb.String(), runner.ExitUsage, tc.want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trellisdag/trellis/internal/store"
@@ -169,9 +170,21 @@ func cmdServe(ctx context.Context, r *Runner, args []string) error {
 	return r.serve(ctx, o)
 }
 
+// serve runs the scheduler of the database once this process holds its
+// scheduler lock (and the Lease, when configured). A process that waits for
+// the lock is a standby: it serves the web UI and the API from the database
+// meanwhile, with /readyz ready, so that a rolling update can go on and a
+// load balancer may send requests to either replica. What the standby's API
+// changes (a run triggered, cleared, marked; a DAG paused) is committed to
+// the database, where the active scheduler sees it through the store's change
+// notification (SQLite's data_version, PostgreSQL's LISTEN/NOTIFY), as it
+// sees the CLI's. The standby's event stream carries only its own actions:
+// task and run events come from the scheduler of the process that serves the
+// stream. When the standby takes over, the same store and web server carry on
+// with its scheduler.
 func (r *Runner) serve(ctx context.Context, o serveOptions) error {
 	log := newLogger(r.cfg.Stderr)
-	gate := web.NewGate("waiting to become the active scheduler")
+	gate := web.NewGate("starting")
 	stopHTTP := func() {}
 	if o.listen != "" {
 		ln, err := net.Listen("tcp", o.listen)
@@ -210,38 +223,91 @@ func (r *Runner) serve(ctx context.Context, o serveOptions) error {
 			"http_read_header_timeout", hl.readHeader.String(), "http_read_timeout", hl.read.String(),
 			"http_write_timeout", hl.write.String(), "http_idle_timeout", hl.idle.String(), "http_max_body", hl.maxBody)
 	}
-	cfg := leader.Config{DB: o.db, Lease: o.lease, Logger: log, Waiting: gate.SetReason}
-	return leader.Run(ctx, cfg, func(lctx context.Context) error {
-		return r.serveActive(lctx, o, log, gate, stopHTTP)
+	sv := &serving{o: o, log: log, gate: gate, stopHTTP: stopHTTP}
+	if o.listen != "" {
+		// The store and the web server are opened before the lock is taken,
+		// so that a standby serves.
+		st, err := r.openWrite(ctx, o.db)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		sv.st = st
+		sv.ws, err = web.New(web.Config{Store: st, DAGs: r.dags, Pools: r.cfg.Pools, Tokens: o.tokens, Logger: log, MaxBodyBytes: o.http.maxBody,
+			Wake: sv.wake, PodYAML: r.podYAML(o.kube, st)})
+		if err != nil {
+			return err
+		}
+		defer sv.ws.Close()
+		defer stopHTTP() // before the web server and the store close
+	}
+	cfg := leader.Config{DB: o.db, Lease: o.lease, Logger: log, Waiting: sv.standby}
+	err := leader.Run(ctx, cfg, func(lctx context.Context) error {
+		return r.serveActive(lctx, sv)
+	})
+	if sv.ws != nil {
+		sv.ws.SetReady(errors.New("shutting down"))
+	}
+	return err
+}
+
+// serving is what serve shares between its standby and its active phase.
+type serving struct {
+	o        serveOptions
+	log      *slog.Logger
+	gate     *web.Gate
+	stopHTTP func()       // stops taking HTTP requests and finishes those in flight
+	st       *store.Store // opened before the lock when serving HTTP, else nil
+	ws       *web.Server  // nil without --listen
+
+	sched       atomic.Pointer[scheduler.Scheduler] // set once this process schedules
+	standbyOnce sync.Once
+}
+
+// wake wakes the scheduler once this process has one (web.Config.Wake); a
+// standby's changes reach the active scheduler through the database.
+func (sv *serving) wake() {
+	if s := sv.sched.Load(); s != nil {
+		s.Wake()
+	}
+}
+
+// standby is leader.Config.Waiting: another process schedules, so this one
+// serves the web UI and the API from the database (ready), or, without a web
+// server, says why it is not ready.
+func (sv *serving) standby(reason string) {
+	sv.gate.SetReason(reason)
+	if sv.ws == nil {
+		return
+	}
+	sv.standbyOnce.Do(func() {
+		sv.ws.SetReady(nil)
+		sv.gate.Set(sv.ws.Handler())
+		sv.log.Info("serving as a standby: the web UI and the API read and write the database; scheduling waits", "reason", reason)
 	})
 }
 
-// serveActive runs the scheduler and the web server once this process is the
-// active scheduler. When lctx ends (SIGTERM, or the lease is lost) it stops
-// taking HTTP requests and finishes those in flight, then stops the scheduler,
-// then closes the store.
-func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Logger, gate *web.Gate, stopHTTP func()) error {
-	st, err := r.openWrite(lctx, o.db)
-	if err != nil {
-		return err
+// serveActive runs the scheduler (and the web server, unless a standby already
+// serves it) once this process is the active scheduler. When lctx ends
+// (SIGTERM, or the lease is lost) it stops taking HTTP requests and finishes
+// those in flight, then stops the scheduler, then closes the store it opened.
+func (r *Runner) serveActive(lctx context.Context, sv *serving) error {
+	o, log := sv.o, sv.log
+	st := sv.st
+	if st == nil {
+		var err error
+		if st, err = r.openWrite(lctx, o.db); err != nil {
+			return err
+		}
+		defer st.Close()
 	}
-	defer st.Close()
 	if err := r.syncDAGs(lctx, st, o.pauseNew); err != nil {
 		return err
 	}
 	if err := r.logCatchup(lctx, st, log); err != nil {
 		return err
 	}
-	var sched *scheduler.Scheduler
-	var ws *web.Server
-	if o.listen != "" {
-		ws, err = web.New(web.Config{Store: st, DAGs: r.dags, Pools: r.cfg.Pools, Tokens: o.tokens, Logger: log, MaxBodyBytes: o.http.maxBody,
-			Wake: func() { sched.Wake() }, PodYAML: r.podYAML(o.kube, st)})
-		if err != nil {
-			return err
-		}
-		defer ws.Close()
-	}
+	ws := sv.ws
 	observe := func(ev scheduler.Event) {
 		logEvent(log, ev)
 		if ws != nil {
@@ -253,10 +319,10 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 	if err != nil {
 		return err
 	}
-	sched = e.sched
+	sv.sched.Store(e.sched)
 	if ws != nil {
 		ws.SetReady(nil)
-		gate.Set(ws.Handler())
+		sv.gate.Set(ws.Handler())
 	}
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	defer stopSched()
@@ -281,7 +347,7 @@ func (r *Runner) serveActive(lctx context.Context, o serveOptions, log *slog.Log
 			if ws != nil {
 				ws.SetReady(errors.New("shutting down"))
 			}
-			stopHTTP()
+			sv.stopHTTP()
 			stopSched()
 		case <-stopped:
 		}

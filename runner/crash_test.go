@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trellisdag/trellis/internal/store/storetest"
 )
 
 // buildTestdata builds the DAG binary testdata/<name> into a fresh directory
@@ -28,17 +30,21 @@ func buildTestdata(t *testing.T, name string) string {
 }
 
 // TestKill9MidRunLosesNothing SIGKILLs a runner while a task runs, restarts it,
-// and checks that the succeeded task did not run again and the run completes.
+// and checks that the succeeded task did not run again and the run completes;
+// on SQLite and PostgreSQL.
 func TestKill9MidRunLosesNothing(t *testing.T) {
 	t.Parallel()
 	bin := buildTestdata(t, "crashdag")
+	storetest.Run(t, func(t *testing.T, be storetest.Backend) { testKill9MidRun(t, bin, be.NewDB(t)) })
+}
+
+func testKill9MidRun(t *testing.T, bin, db string) {
 	dir := t.TempDir()
-	db := filepath.Join(dir, "trellis.db")
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "CRASH_DIR="+dir)
+	env := append(os.Environ(), "CRASH_DIR="+dir, "TMPDIR="+dir) // TMPDIR: where a DSN's crash report goes
 
 	// First life: trigger and run in-process; "block" signals its pid through the
 	// FIFO on its first try and then sleeps.

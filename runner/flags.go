@@ -27,6 +27,9 @@ type flags struct {
 // command does nothing and the runner exits 0.
 var errHelp = errors.New("help printed")
 
+// newFlags declares the flags every command has: --db, whose default is
+// $TRELLIS_DB (runner.Config.Getenv), else runner.Config.DB. Either may be a
+// SQLite file or a PostgreSQL DSN (store.IsPostgres).
 func newFlags(r *Runner, name string) *flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -34,7 +37,8 @@ func newFlags(r *Runner, name string) *flags {
 	if def == "" {
 		def = r.cfg.DB
 	}
-	return &flags{fs: fs, r: r, name: name, db: fs.String("db", def, "database path ($TRELLIS_DB)")}
+	return &flags{fs: fs, r: r, name: name, db: fs.String("db", def,
+		"the database: a SQLite file, or a PostgreSQL DSN (postgres://user@host:5432/db?search_path=schema); default $TRELLIS_DB, which keeps a DSN's password out of the process list")}
 }
 
 // parse returns the positional arguments; it requires exactly want of them.
@@ -87,6 +91,9 @@ func (f *flags) help() error {
 			line += " " + typ
 		}
 		if d := fl.DefValue; d != "" && d != "false" && d != "0" && !strings.Contains(usage, "(default") {
+			if fl.Name == "db" {
+				d = redactDB(d) // $TRELLIS_DB's password is not shown
+			}
 			if typ == "string" {
 				d = strconv.Quote(d)
 			}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trellisdag/trellis/internal/store/storetest"
 )
 
 // TestMapSurvivesKill9: the runner is SIGKILLed while instance 3 of a mapped
@@ -17,11 +19,16 @@ import (
 // 0-2 again, runs 3 again with the next try number (its first try is kept,
 // interrupted, and spends no retry), then 4 and 5, and the reduce reads every
 // result.
+//
+// It runs on SQLite and, with $TRELLIS_TEST_POSTGRES, on PostgreSQL.
 func TestMapSurvivesKill9(t *testing.T) {
 	t.Parallel()
 	bin := buildTestdata(t, "mapdag")
+	storetest.Run(t, func(t *testing.T, be storetest.Backend) { testMapSurvivesKill9(t, bin, be.NewDB(t)) })
+}
+
+func testMapSurvivesKill9(t *testing.T, bin, db string) {
 	dir := t.TempDir()
-	db := filepath.Join(dir, "trellis.db")
 	said := fifo(t, dir, "fifo")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sync"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trellisdag/trellis/internal/store"
+	"github.com/trellisdag/trellis/internal/store/storetest"
 )
 
 // gateSink is a webhook receiver on 127.0.0.1 that acknowledges (204) each
@@ -84,12 +84,16 @@ func (g *gateSink) snapshot() (keys, acks, held int) {
 // restart (serve --until-idle) the sink has acknowledged every one of the
 // 1,000 keys at least once (deduplicated by Idempotency-Key), and the outbox
 // holds nothing pending or given up.
+//
+// It runs on SQLite and, with $TRELLIS_TEST_POSTGRES, on PostgreSQL.
 func TestFailureNotificationsSurviveKill9(t *testing.T) {
 	t.Parallel()
-	const failing, holdAfter = 1000, 300
 	bin := buildTestdata(t, "notifydag")
-	dir := t.TempDir()
-	db := filepath.Join(dir, "trellis.db")
+	storetest.Run(t, func(t *testing.T, be storetest.Backend) { testFailureNotificationsSurviveKill9(t, bin, be.NewDB(t)) })
+}
+
+func testFailureNotificationsSurviveKill9(t *testing.T, bin, db string) {
+	const failing, holdAfter = 1000, 300
 	sink := &gateSink{holdAfter: holdAfter, release: make(chan struct{}), held: make(chan struct{}),
 		allFailed: make(chan struct{}), acked: map[string]int{}}
 	srv := httptest.NewServer(sink)

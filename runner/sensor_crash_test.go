@@ -10,16 +10,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trellisdag/trellis/internal/store/storetest"
 )
 
 // TestSensorWaitSurvivesKill9: the runner is SIGKILLed while a sensor is
 // deferred; the next runner resumes the wait with the same try (no retry is
 // spent, nothing runs twice) and the run completes once the condition holds.
+//
+// It runs on SQLite and, with $TRELLIS_TEST_POSTGRES, on PostgreSQL.
 func TestSensorWaitSurvivesKill9(t *testing.T) {
 	t.Parallel()
 	bin := buildTestdata(t, "waitdag")
+	storetest.Run(t, func(t *testing.T, be storetest.Backend) { testSensorWaitSurvivesKill9(t, bin, be.NewDB(t)) })
+}
+
+func testSensorWaitSurvivesKill9(t *testing.T, bin, db string) {
 	dir := t.TempDir()
-	db := filepath.Join(dir, "trellis.db")
 	said := fifo(t, dir, "fifo")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trellisdag/trellis/internal/store/storetest"
 )
 
 // server is a `serve` process whose JSON log lines arrive on a channel.
@@ -25,10 +28,18 @@ type server struct {
 	addr  string
 }
 
-func startServe(t *testing.T, name, bin, db string) *server {
+// startServe starts `bin serve` on db (given with --db; "" leaves it to the
+// environment), with env added to the test's environment, and waits until it
+// listens.
+func startServe(t *testing.T, name, bin, db string, env ...string) *server {
 	t.Helper()
 	s := &server{t: t, name: name, lines: make(chan map[string]any, 1024)}
-	s.cmd = exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--db", db)
+	args := []string{"serve", "--listen", "127.0.0.1:0"}
+	if db != "" {
+		args = append(args, "--db", db)
+	}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Env = append(os.Environ(), env...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -94,9 +105,17 @@ func (s *server) get(path string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// trigger triggers a run of the DAG "lock" through the server's API.
 func (s *server) trigger(date string) string {
 	s.t.Helper()
-	res, err := http.Post("http://"+s.addr+"/api/v1/dags/lock/runs", "application/json", strings.NewReader(`{"logicalDate":"`+date+`"}`))
+	return s.triggerDAG("lock", date)
+}
+
+// triggerDAG triggers a run of the DAG through the server's API and returns
+// its id.
+func (s *server) triggerDAG(dagID, date string) string {
+	s.t.Helper()
+	res, err := http.Post("http://"+s.addr+"/api/v1/dags/"+dagID+"/runs", "application/json", strings.NewReader(`{"logicalDate":"`+date+`"}`))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -113,40 +132,51 @@ func runEnded(runID, state string) func(map[string]any) bool {
 	return func(m map[string]any) bool { return m["run"] == runID && m["state"] == state }
 }
 
-// TestServeLock runs two serve processes on one database: one schedules, the
-// other waits with /readyz failing; after kill -9 of the first, the second takes
-// over and schedules.
+// TestServeLock runs two serve processes on one database, SQLite and
+// PostgreSQL: one schedules; the other waits for the scheduler lock as a
+// standby, which serves the UI and the API from the database, ready, without
+// scheduling (a run triggered through it is run by the first); after kill -9
+// of the first, the second takes over and schedules.
 func TestServeLock(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "servedag")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/servedag").CombinedOutput(); err != nil {
-		t.Fatalf("build servedag: %v\n%s", err, out)
-	}
-	db := filepath.Join(t.TempDir(), "trellis.db")
+	bin := buildTestdata(t, "servedag")
+	storetest.Run(t, func(t *testing.T, be storetest.Backend) {
+		db := be.NewDB(t)
+		if be.Postgres {
+			db = withPassword(t, db, "secret") // the test server trusts loopback: a password that must not show
+		}
+		testServeLock(t, bin, db)
+	})
+}
 
+func testServeLock(t *testing.T, bin, db string) {
 	a := startServe(t, "first", bin, db)
 	a.wait("scheduler started", nil)
 	b := startServe(t, "second", bin, db)
+	b.wait("serving as a standby: the web UI and the API read and write the database; scheduling waits", nil)
 	b.wait("another scheduler holds the lock on this database; waiting to take over", nil)
 
 	if code, body := a.get("/readyz"); code != 200 {
 		t.Errorf("first /readyz = %d %s", code, body)
 	}
-	if code, body := b.get("/readyz"); code != 503 || !strings.Contains(body, "another scheduler holds the lock") {
-		t.Errorf("second /readyz = %d %s", code, body)
+	if code, body := b.get("/readyz"); code != 200 {
+		t.Errorf("standby /readyz = %d %s, want 200: a rolling update waits for it", code, body)
 	}
 	if code, _ := b.get("/healthz"); code != 200 {
 		t.Errorf("second /healthz = %d", code)
 	}
-	if code, body := b.get("/api/v1/dags"); code != 503 || !strings.Contains(body, `"code":"unavailable"`) {
-		t.Errorf("second API = %d %s", code, body)
+	if code, body := b.get("/api/v1/dags"); code != 200 || !strings.Contains(body, `"lock"`) {
+		t.Errorf("standby API = %d %s", code, body)
 	}
 
-	// Only the first schedules.
-	run1 := a.trigger("2024-01-01T00:00:00Z")
+	// Only the first schedules, also a run triggered through the standby.
+	run1 := b.trigger("2024-01-01T00:00:00Z")
 	a.wait("run", runEnded(run1, "success"))
 	if strings.Contains(b.output(), `"msg":"task"`) || strings.Contains(b.output(), "scheduler started") {
 		t.Errorf("the waiting process scheduled:\n%s", b.output())
+	}
+	if code, body := b.get("/api/v1/dags/lock/runs"); code != 200 || !strings.Contains(body, `"total":1`) || !strings.Contains(body, `"success"`) {
+		t.Errorf("the standby does not read what the first committed: %d %s", code, body)
 	}
 
 	// kill -9 the first: the second takes over.
@@ -173,4 +203,18 @@ func TestServeLock(t *testing.T) {
 	if err := b.cmd.Wait(); err != nil {
 		t.Errorf("second after SIGTERM: %v\n%s", err, b.output())
 	}
+	if strings.Contains(a.output()+b.output(), "secret") {
+		t.Errorf("a log shows the password of the DSN")
+	}
+}
+
+// withPassword returns the DSN with the password set.
+func withPassword(t *testing.T, dsn, password string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), password)
+	return u.String()
 }

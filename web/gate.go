@@ -5,10 +5,13 @@ import (
 	"sync/atomic"
 )
 
-// Gate is the HTTP handler of a process that is not serving yet: a replica
-// waiting to become the active scheduler, or one starting up. It answers
-// /healthz (alive), /readyz (503 with the reason) and everything else with a JSON
-// 503, until Set gives it the real handler.
+// Gate is the HTTP handler of a process that is not serving yet: one starting
+// up (opening its database), or one that waits to become the active scheduler
+// and has nothing to serve meanwhile. It answers /healthz (alive), /readyz (503
+// with the reason) and everything else with a JSON 503, until Set gives it the
+// real handler: a standby's (the runner's serve sets the web server's handler
+// while it waits for the scheduler lock, see runner.Main's serve), then the
+// active scheduler's.
 type Gate struct {
 	h      atomic.Pointer[http.Handler]
 	reason atomic.Pointer[string]

@@ -1,7 +1,12 @@
-// Package leader makes sure exactly one process schedules a database's runs: an
-// exclusive flock on the SQLite file (store.Lock) on one machine and, in a
-// Kubernetes cluster, a Lease first, so that a second replica waits instead of
-// double-scheduling.
+// Package leader makes sure exactly one process schedules a database's runs
+// with the database's scheduler lock (store.Lock): an exclusive flock on a
+// SQLite file, on one machine; a session advisory lock on a PostgreSQL
+// database, from any machine, held by a connection of its own and released
+// when the holder's connection ends (a process killed with -9 loses it at
+// once: its socket closes). In a Kubernetes cluster a Lease may be taken
+// first, so that a second replica waits instead of double-scheduling. A
+// process that waits reports why (Config.Waiting), so that it can serve as a
+// standby meanwhile.
 //
 // The Lease election follows client-go's leaderelection, with only a client
 // of coordination.k8s.io/v1 Leases (Client): a replica takes the Lease when it

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -80,13 +81,17 @@ type Lease struct {
 
 // Config configures Run.
 type Config struct {
-	// DB is the database whose flock is taken.
+	// DB is the database whose scheduler lock (store.Lock) is taken: a SQLite
+	// file's flock, or a PostgreSQL DSN's session advisory lock. Messages show
+	// a DSN with its password hidden.
 	DB string
 	// Lease, when set, is taken before the flock.
 	Lease *Lease
 	// Logger receives "waiting" and "leading" messages (default: discarded).
 	Logger *slog.Logger
-	// PollInterval is how often a waiting process tries the flock (default 250ms).
+	// PollInterval is how often a waiting process tries the lock (default 250ms
+	// for a SQLite file's flock; 1s for a PostgreSQL database's advisory lock,
+	// each try being a new connection).
 	PollInterval time.Duration
 	// Waiting is called once when the process starts to wait for another holder.
 	Waiting func(reason string)
@@ -102,6 +107,9 @@ func Run(ctx context.Context, cfg Config, lead func(ctx context.Context) error) 
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 250 * time.Millisecond
+		if store.IsPostgres(cfg.DB) {
+			cfg.PollInterval = time.Second
+		}
 	}
 	if cfg.Waiting == nil {
 		cfg.Waiting = func(string) {}
@@ -118,7 +126,7 @@ func withFlock(ctx context.Context, cfg Config, lead func(context.Context) error
 		unlock, err := store.Lock(cfg.DB)
 		if err == nil {
 			defer unlock()
-			cfg.Logger.Info("holding the scheduler lock", "db", cfg.DB)
+			cfg.Logger.Info("holding the scheduler lock", "db", redact(cfg.DB))
 			return lead(ctx)
 		}
 		if !errors.Is(err, store.ErrLocked) {
@@ -128,7 +136,7 @@ func withFlock(ctx context.Context, cfg Config, lead func(context.Context) error
 			waiting = true
 			// Waiting first: once the message is logged, the reason is set.
 			cfg.Waiting("another scheduler holds the lock on this database")
-			cfg.Logger.Info("another scheduler holds the lock on this database; waiting to take over", "db", cfg.DB)
+			cfg.Logger.Info("another scheduler holds the lock on this database; waiting to take over", "db", redact(cfg.DB))
 		}
 		t := time.NewTimer(cfg.PollInterval)
 		select {
@@ -138,6 +146,18 @@ func withFlock(ctx context.Context, cfg Config, lead func(context.Context) error
 		case <-t.C:
 		}
 	}
+}
+
+// redact returns db fit for a message: a PostgreSQL DSN without its password.
+func redact(db string) string {
+	if !store.IsPostgres(db) {
+		return db
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		return "postgres://(unparsable DSN)"
+	}
+	return u.Redacted()
 }
 
 func withLease(ctx context.Context, cfg Config, lead func(context.Context) error) error {

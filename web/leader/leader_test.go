@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trellisdag/trellis/internal/store/storetest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 )
@@ -81,10 +82,28 @@ func TestLeaseOneLeader(t *testing.T) {
 }
 
 // TestFlockWaits: with no lease, a second holder of the same database waits
-// until the first lets go.
+// until the first lets go; on SQLite (a flock) and PostgreSQL (an advisory
+// lock).
 func TestFlockWaits(t *testing.T) {
 	t.Parallel()
-	db := filepath.Join(t.TempDir(), "x.db")
+	storetest.Run(t, testLockWaits)
+}
+
+// TestRedact: a DSN in a message has no password; a file path is as given.
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u:secret@h:5432/db?search_path=s": "postgres://u:xxxxx@h:5432/db?search_path=s",
+		"postgresql://u@h/db":                         "postgresql://u@h/db",
+		"/data/trellis.db":                            "/data/trellis.db",
+	} {
+		if got := redact(in); got != want {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func testLockWaits(t *testing.T, be storetest.Backend) {
+	db := be.NewDB(t)
 	release := make(chan struct{})
 	firstIn := make(chan struct{})
 	firstDone := make(chan error, 1)
