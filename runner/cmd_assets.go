@@ -24,7 +24,11 @@ func cmdAssetsList(ctx context.Context, r *Runner, args []string) error {
 	if st != nil {
 		defer st.Close()
 	}
-	list, err := assets.List(ctx, st, r.dags)
+	var as assets.Store // nil without a database: a nil *store.Store in it would not be
+	if st != nil {
+		as = st
+	}
+	list, err := assets.List(ctx, as, r.dags)
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,11 @@ func cmdPoolsList(ctx context.Context, r *Runner, args []string) error {
 	if st != nil {
 		defer st.Close()
 	}
-	list, err := r.pools().List(ctx, st)
+	var ps pools.Store // nil without a database: a nil *store.Store in it would not be
+	if st != nil {
+		ps = st
+	}
+	list, err := r.pools().List(ctx, ps)
 	if err != nil {
 		return err
 	}
