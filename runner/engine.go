@@ -178,8 +178,14 @@ func (e *engine) run(ctx context.Context) error {
 	outboxDone := make(chan error, 1)
 	go func() { outboxDone <- e.outbox.Run(octx) }()
 	err := e.sched.Run(ctx)
+	if ctx.Err() == nil {
+		e.outbox.Stop() // the work is done: the calls in flight finish (each bounded by its timeout)
+	} else {
+		stopOutbox()
+	}
+	oerr := <-outboxDone
 	stopOutbox()
-	if oerr := <-outboxDone; oerr != nil && err == nil {
+	if oerr != nil && err == nil {
 		err = fmt.Errorf("deliver callbacks: %w", oerr)
 	}
 	if ctx.Err() == nil {

@@ -69,6 +69,8 @@ type Worker struct {
 	cfg  Config
 	dags map[string]*dag.DAG
 	wake chan struct{}
+	stop chan struct{}
+	once sync.Once
 
 	delivered, retried, givenUp atomic.Int64
 }
@@ -99,7 +101,7 @@ func New(cfg Config) *Worker {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	w := &Worker{cfg: cfg, dags: map[string]*dag.DAG{}, wake: make(chan struct{}, 1)}
+	w := &Worker{cfg: cfg, dags: map[string]*dag.DAG{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	for _, d := range cfg.DAGs {
 		w.dags[d.ID()] = d
 	}
@@ -120,8 +122,14 @@ func (w *Worker) Stats() Stats {
 	return Stats{Delivered: w.delivered.Load(), Retried: w.retried.Load(), GivenUp: w.givenUp.Load()}
 }
 
-// Run delivers due entries until ctx is done. It returns nil then, or the
-// store's error.
+// Stop makes Run return after the pass in flight, whose calls are not cut
+// (a process that ends because its work is done lets them finish; one that is
+// told to stop cancels Run's context instead, and what it cut is delivered by
+// the next process).
+func (w *Worker) Stop() { w.once.Do(func() { close(w.stop) }) }
+
+// Run delivers due entries until ctx is done or Stop is called. It returns
+// nil then, or the store's error.
 func (w *Worker) Run(ctx context.Context) error {
 	t := time.NewTicker(w.cfg.Poll)
 	defer t.Stop()
@@ -134,6 +142,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-w.stop:
 			return nil
 		case <-w.wake:
 		case <-t.C:

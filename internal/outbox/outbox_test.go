@@ -124,3 +124,70 @@ func TestDeliveryRetryAndGiveUp(t *testing.T) {
 		t.Errorf("worker stats = %+v", s)
 	}
 }
+
+// TestStopLetsTheCallInFlightFinish: Stop ends Run after the pass in flight
+// without cutting its call, so a delivered entry is recorded once and a later
+// pass does not call it again (cancelling the context would cut the call,
+// leave the entry due, and call it a second time).
+func TestStopLetsTheCallInFlightFinish(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "trellis.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	started, release := make(chan struct{}), make(chan struct{})
+	var calls, cut int
+	var mu sync.Mutex
+	slow := task.Go("slow", func(context.Context, *task.Run) (int, error) { return 0, nil },
+		task.OnFailure(func(ctx context.Context, _ task.Event) error {
+			mu.Lock()
+			calls++
+			mu.Unlock()
+			close(started)
+			<-release
+			if ctx.Err() != nil {
+				mu.Lock()
+				cut++
+				mu.Unlock()
+			}
+			return ctx.Err()
+		}))
+	d := dag.New("cb").Add(slow)
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ld := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	run, err := st.CreateRun(ctx, store.Run{DAGID: "cb", RunID: "r1", Type: task.RunManual, State: task.RunFailed,
+		LogicalDate: ld, IntervalStart: ld, IntervalEnd: ld}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry(t, st, run.ID, task.Event{Kind: task.EventTaskFailure, Key: "task/slow#0", DAGID: "cb", RunID: "r1", TaskID: "slow", Try: 1})
+	now := time.Now().Add(time.Second) // due from its creation
+	w := outbox.New(outbox.Config{Store: st, DAGs: []*dag.DAG{d}, Now: func() time.Time { return now }})
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callback was never called")
+	}
+	w.Stop()
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after Stop")
+	}
+	if n, err := w.DeliverDue(ctx); err != nil || n != 0 {
+		t.Errorf("DeliverDue after Stop = %d, %v; want nothing left", n, err)
+	}
+	if calls != 1 || cut != 0 || w.Stats().Delivered != 1 {
+		t.Errorf("calls %d, cut %d, delivered %d; want 1, 0, 1", calls, cut, w.Stats().Delivered)
+	}
+}
