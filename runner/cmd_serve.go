@@ -322,6 +322,7 @@ func (r *Runner) serveActive(lctx context.Context, sv *serving) error {
 	sv.sched.Store(e.sched)
 	if ws != nil {
 		ws.SetReady(nil)
+		ws.SetActive(true)
 		sv.gate.Set(ws.Handler())
 	}
 	schedCtx, stopSched := context.WithCancel(context.Background())

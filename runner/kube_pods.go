@@ -135,11 +135,10 @@ func instanceID(db string) string {
 // dbHash is a short hash of the database's absolute path: it tells runners on
 // different databases apart (pods, process markers).
 func dbHash(db string) string {
-	abs, err := filepath.Abs(db)
-	if err != nil {
-		abs = db
-	}
-	sum := sha256.Sum256([]byte(abs))
+	// A file's absolute path; a DSN's database identity (host, database,
+	// schema), never its user, password or options, so replicas and the
+	// CLI agree whatever their working directory or credentials.
+	sum := sha256.Sum256([]byte(dbIdentity(db)))
 	return hex.EncodeToString(sum[:5])
 }
 

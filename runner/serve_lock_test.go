@@ -168,6 +168,14 @@ func testServeLock(t *testing.T, bin, db string) {
 	if code, body := b.get("/api/v1/dags"); code != 200 || !strings.Contains(body, `"lock"`) {
 		t.Errorf("standby API = %d %s", code, body)
 	}
+	for _, c := range []struct {
+		p    *server
+		want string
+	}{{a, "trellis_scheduler_active 1"}, {b, "trellis_scheduler_active 0"}} {
+		if code, body := c.p.get("/metrics"); code != 200 || !strings.Contains(body, c.want) {
+			t.Errorf("%s /metrics: %d, want %q", c.p.name, code, c.want)
+		}
+	}
 
 	// Only the first schedules, also a run triggered through the standby.
 	run1 := b.trigger("2024-01-01T00:00:00Z")
@@ -187,6 +195,9 @@ func testServeLock(t *testing.T, bin, db string) {
 	b.wait("scheduler started", nil)
 	if code, body := b.get("/readyz"); code != 200 {
 		t.Errorf("second /readyz after takeover = %d %s", code, body)
+	}
+	if code, body := b.get("/metrics"); code != 200 || !strings.Contains(body, "trellis_scheduler_active 1") {
+		t.Errorf("second /metrics after takeover: %d, want trellis_scheduler_active 1", code)
 	}
 	run2 := b.trigger("2024-01-02T00:00:00Z")
 	b.wait("run", runEnded(run2, "success"))

@@ -119,12 +119,21 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// SetReady sets what /readyz reports: nil when the server and its scheduler are
-// ready, else why not (waiting for the lock, shutting down). The API answers 503
-// while not ready.
+// SetReady sets what /readyz reports: nil when the server is ready to serve,
+// else why not (shutting down). The API answers 503 while not ready. A
+// standby is ready: it serves the UI and the API while it waits to schedule.
 func (s *Server) SetReady(err error) {
 	s.ready.Store(&err)
-	if err == nil {
+	if err != nil {
+		s.SetActive(false)
+	}
+}
+
+// SetActive sets whether this process is the active scheduler
+// (trellis_scheduler_active on /metrics: 1 for the active replica, 0 for a
+// standby).
+func (s *Server) SetActive(active bool) {
+	if active {
 		s.metrics.leader.Set(1)
 	} else {
 		s.metrics.leader.Set(0)

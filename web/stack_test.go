@@ -180,6 +180,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	done := make(chan error, 1)
 	go func() { done <- sched.Run(ctx) }()
 	srv.SetReady(nil)
+	srv.SetActive(true)
 	s.hs = httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		s.hs.Close()
