@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/trellisdag/trellis/storage"
 )
@@ -20,7 +21,7 @@ var ErrLocked = storage.ErrLocked
 // process dies.
 func Lock(path string) (unlock func() error, err error) {
 	if IsPostgres(path) {
-		return pgLock(path, false)
+		return pgLock(path, false, nil)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -42,7 +43,7 @@ func Lock(path string) (unlock func() error, err error) {
 // WaitLock takes the scheduler lock, waiting for the holder to release it.
 func WaitLock(path string) (unlock func() error, err error) {
 	if IsPostgres(path) {
-		return pgLock(path, true)
+		return pgLock(path, true, nil)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -56,4 +57,38 @@ func WaitLock(path string) (unlock func() error, err error) {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		return f.Close()
 	}, nil
+}
+
+// LockCheckInterval is how often a held PostgreSQL scheduler lock's connection
+// is checked (Hold): its loss is noticed within about this long.
+const LockCheckInterval = time.Second
+
+// Held is a scheduler lock this process holds (Hold).
+type Held struct {
+	unlock func() error
+	lost   chan struct{}
+}
+
+// Lost is closed when the lock is lost while held: the PostgreSQL connection
+// that holds it died, so the server has released it and another process may
+// take it. The holder must stop scheduling. A flock is never lost.
+func (h *Held) Lost() <-chan struct{} { return h.lost }
+
+// Unlock releases the lock.
+func (h *Held) Unlock() error { return h.unlock() }
+
+// Hold takes the scheduler lock as Lock does (ErrLocked when another process
+// holds it) and watches it: Lost says when it is gone.
+func Hold(path string) (*Held, error) {
+	h := &Held{lost: make(chan struct{})}
+	var err error
+	if IsPostgres(path) {
+		h.unlock, err = pgLock(path, false, h.lost)
+	} else {
+		h.unlock, err = Lock(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
 }

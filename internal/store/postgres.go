@@ -403,7 +403,7 @@ func pgLockKey(db, schema, what string) int64 {
 // pgLock takes the scheduler lock of a PostgreSQL database: a session advisory
 // lock held by a connection of its own, released by closing it (or when the
 // process or its connection dies).
-func pgLock(dsn string, wait bool) (func() error, error) {
+func pgLock(dsn string, wait bool, lost chan<- struct{}) (func() error, error) {
 	ctx := context.Background()
 	cfg, err := pgConfig(dsn)
 	if err != nil {
@@ -440,9 +440,42 @@ func pgLock(dsn string, wait bool) (func() error, error) {
 		}
 	}
 	var once sync.Once
+	var mu sync.Mutex // a pgx connection serves one caller at a time
+	stop, watched := make(chan struct{}), make(chan struct{})
+	if lost != nil {
+		// The lock lives as long as its connection: check it every
+		// LockCheckInterval, and say so at once when it is gone.
+		go func() {
+			defer close(watched)
+			t := time.NewTicker(LockCheckInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+				mu.Lock()
+				pctx, cancel := context.WithTimeout(ctx, LockCheckInterval*5)
+				err := conn.Ping(pctx)
+				cancel()
+				mu.Unlock()
+				if err != nil {
+					close(lost)
+					return
+				}
+			}
+		}()
+	} else {
+		close(watched)
+	}
 	return func() error {
 		var err error
 		once.Do(func() {
+			close(stop)
+			<-watched
+			mu.Lock()
+			defer mu.Unlock()
 			_, uerr := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key)
 			err = errors.Join(uerr, conn.Close(ctx))
 		})

@@ -463,13 +463,18 @@ func testLock(t *testing.T, be backend) {
 	// The store still works while the lock is held: flock does not disturb SQLite,
 	// nor the scheduler's advisory lock the writer's.
 	s := open(t, path, Options{})
-	held, err := Lock(path)
+	h, err := Hold(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held()
+	defer h.Unlock()
 	if err := s.SetPaused(context.Background(), "d", true); err != nil {
 		t.Errorf("write while the scheduler lock is held: %v", err)
+	}
+	select {
+	case <-h.Lost():
+		t.Fatal("a lock in good health says it is lost")
+	default:
 	}
 	if be.pg {
 		// The lock dies with its holder's connection, as a flock with its process.
@@ -478,6 +483,12 @@ func testLock(t *testing.T, be backend) {
 			WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 			AND ((classid::bigint << 32) | objid::bigint) = $1`, schedulerKey(t, c)); err != nil {
 			t.Fatal(err)
+		}
+		// Its holder is told, so that it stops scheduling.
+		select {
+		case <-h.Lost():
+		case <-time.After(10 * LockCheckInterval):
+			t.Fatalf("Hold's Lost did not say within %s that the lock's connection died", 10*LockCheckInterval)
 		}
 		got := make(chan error, 1)
 		go func() {

@@ -20,6 +20,10 @@ import (
 // ErrLost is returned by Run when this process lost the Lease while it led.
 var ErrLost = errors.New("lost the scheduler lease")
 
+// ErrLockLost is returned by Run when the scheduler lock was lost while this
+// process led: the PostgreSQL connection holding it died (store.Hold).
+var ErrLockLost = errors.New("lost the scheduler lock")
+
 // Client is what the Lease election needs of the API server: the Leases of a
 // namespace (coordination.k8s.io/v1). Its method returns the small interface
 // LeaseClient, whose methods client-go's typed coordination/v1 client has with
@@ -97,10 +101,11 @@ type Config struct {
 	Waiting func(reason string)
 }
 
-// Run waits until this process holds the Lease (when configured) and the flock,
-// then calls lead with a context that ends when ctx does or the Lease is lost. It
-// returns lead's error; ErrLost if the Lease was lost while leading; nil if ctx
-// ended while waiting.
+// Run waits until this process holds the Lease (when configured) and the
+// scheduler lock (store.Hold), then calls lead with a context that ends when ctx
+// does or the Lease or the lock is lost. It returns lead's error; ErrLost or
+// ErrLockLost if the Lease or the lock was lost while leading; nil if ctx ended
+// while waiting.
 func Run(ctx context.Context, cfg Config, lead func(ctx context.Context) error) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -123,11 +128,33 @@ func Run(ctx context.Context, cfg Config, lead func(ctx context.Context) error) 
 func withFlock(ctx context.Context, cfg Config, lead func(context.Context) error) error {
 	waiting := false
 	for {
-		unlock, err := store.Lock(cfg.DB)
+		held, err := store.Hold(cfg.DB)
 		if err == nil {
-			defer unlock()
+			defer held.Unlock()
 			cfg.Logger.Info("holding the scheduler lock", "db", redact(cfg.DB))
-			return lead(ctx)
+			// A lock whose connection died (PostgreSQL) may be taken by a
+			// standby at once: stop leading.
+			lctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			lostc := make(chan struct{})
+			go func() {
+				select {
+				case <-held.Lost():
+					close(lostc)
+					cfg.Logger.Error("the scheduler lock was lost (its database connection died); stopping", "db", redact(cfg.DB))
+					cancel()
+				case <-lctx.Done():
+				}
+			}()
+			err := lead(lctx)
+			select {
+			case <-lostc:
+				if ctx.Err() == nil {
+					return fmt.Errorf("%w of %s (its database connection died)", ErrLockLost, redact(cfg.DB))
+				}
+			default:
+			}
+			return err
 		}
 		if !errors.Is(err, store.ErrLocked) {
 			return err
