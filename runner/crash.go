@@ -65,13 +65,8 @@ func crashFile(db string) string {
 // hosts, database and search_path, without the user, the password or the
 // connection options (which may differ between replicas and over time, and
 // must not leak into names). A DSN that does not parse is its own identity.
-//
-// runner/kube_pods.go's dbHash (the runner instance of pods and process
-// markers) hashes filepath.Abs(db), which for a DSN depends on the working
-// directory and on the password being redacted or not (render hashes the DSN
-// as given, serve the store's redacted Path): it should hash dbIdentity(db)
-// instead, which is filepath.Abs for a file, so that SQLite's hashes do not
-// change.
+// dbHash (the runner instance of pods and process markers) hashes it, so
+// that replicas on one database agree whatever their working directory.
 func dbIdentity(db string) string {
 	if !store.IsPostgres(db) {
 		if abs, err := filepath.Abs(db); err == nil {
