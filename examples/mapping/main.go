@@ -19,7 +19,7 @@
 //	go run ./examples/mapping dags test thumbnails
 //	go run ./examples/mapping runs show thumbnails latest
 //	go run ./examples/mapping logs thumbnails latest checksum --map-index 1
-//	go run ./examples/mapping render resize --map-index 0
+//	go run ./examples/mapping render resize resize --map-index 0
 package main
 
 import (
