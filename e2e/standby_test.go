@@ -349,7 +349,7 @@ func startStandbyServe(t *testing.T, name, bin, db, image string, env []string) 
 		"--image", image, "--namespace", namespace)
 	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Dir = t.TempDir() // each in its own directory: the runner instance must not depend on it
-	s.cmd.Stderr = s // Wait returns once every line has been read
+	s.cmd.Stderr = s        // Wait returns once every line has been read
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
