@@ -88,16 +88,3 @@ func dbIdentity(db string) string {
 	}
 	return id
 }
-
-// redactDB returns db fit for a message: a PostgreSQL DSN with its password
-// hidden (store.Store.Path does the same), a file path as it is.
-func redactDB(db string) string {
-	if !store.IsPostgres(db) {
-		return db
-	}
-	u, err := url.Parse(db)
-	if err != nil {
-		return "postgres://(unparsable DSN)"
-	}
-	return u.Redacted()
-}

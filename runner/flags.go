@@ -12,6 +12,7 @@ import (
 
 	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/internal/runs"
+	"github.com/trellisdag/trellis/internal/store"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -92,7 +93,7 @@ func (f *flags) help() error {
 		}
 		if d := fl.DefValue; d != "" && d != "false" && d != "0" && !strings.Contains(usage, "(default") {
 			if fl.Name == "db" {
-				d = redactDB(d) // $TRELLIS_DB's password is not shown
+				d = store.Redact(d) // $TRELLIS_DB's password is not shown
 			}
 			if typ == "string" {
 				d = strconv.Quote(d)

@@ -92,3 +92,12 @@ func Hold(path string) (*Held, error) {
 	}
 	return h, nil
 }
+
+// Redact returns a database fit for a message: a PostgreSQL DSN with its
+// password hidden (as Store.Path), a file path as it is.
+func Redact(db string) string {
+	if !IsPostgres(db) {
+		return db
+	}
+	return redactDSN(db)
+}

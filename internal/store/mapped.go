@@ -109,21 +109,9 @@ func applyExpansion(ctx context.Context, tx *sql.Tx, e Expansion) error {
 // expanded.
 func (s *Store) Instances(ctx context.Context, run int64, taskID string) ([]TaskInstance, error) {
 	lo, hi := instanceRange(taskID)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+tiColumns+` FROM task_instances WHERE run = ? AND task_id >= ? AND task_id < ?`, run, lo, hi)
+	out, err := queryAll(ctx, s.r, scanTI, `SELECT `+tiColumns+` FROM task_instances WHERE run = ? AND task_id >= ? AND task_id < ?`, run, lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("instances of task %q in run #%d: %w", taskID, run, err)
-	}
-	defer rows.Close()
-	var out []TaskInstance
-	for rows.Next() {
-		ti, err := scanTI(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ti)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	slices.SortFunc(out, func(a, b TaskInstance) int {
 		_, i := task.ParseInstanceID(a.TaskID)

@@ -365,18 +365,23 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 
 // queryRuns runs a query that selects runColumns.
 func (s *Store) queryRuns(ctx context.Context, q string, args ...any) ([]Run, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	return queryAll(ctx, s.r, scanRun, q, args...)
+}
+
+// queryAll runs a query on the readers and scans every row with scan.
+func queryAll[T any](ctx context.Context, db *sql.DB, scan func(interface{ Scan(...any) error }) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Run
+	var out []T
 	for rows.Next() {
-		r, err := scanRun(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

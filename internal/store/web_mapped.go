@@ -21,21 +21,12 @@ import (
 // one task, ordering by length then text is ordering by k.
 func (s *Store) InstancesPage(ctx context.Context, run int64, taskID string, offset, limit int) ([]TaskInstance, error) {
 	lo, hi := instanceRange(taskID)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+tiColumns+` FROM task_instances WHERE run = ? AND task_id >= ? AND task_id < ?
+	out, err := queryAll(ctx, s.r, scanTI, `SELECT `+tiColumns+` FROM task_instances WHERE run = ? AND task_id >= ? AND task_id < ?
 		ORDER BY length(task_id), task_id LIMIT ? OFFSET ?`, run, lo, hi, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("instances of task %q in run #%d: %w", taskID, run, err)
 	}
-	defer rows.Close()
-	var out []TaskInstance
-	for rows.Next() {
-		ti, err := scanTI(rows)
-		if err != nil {
-			return nil, fmt.Errorf("instances of task %q in run #%d: %w", taskID, run, err)
-		}
-		out = append(out, ti)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // InstanceCounts counts the mapped instances of taskID in a run by state.

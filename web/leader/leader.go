@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -131,7 +130,7 @@ func withFlock(ctx context.Context, cfg Config, lead func(context.Context) error
 		held, err := store.Hold(cfg.DB)
 		if err == nil {
 			defer held.Unlock()
-			cfg.Logger.Info("holding the scheduler lock", "db", redact(cfg.DB))
+			cfg.Logger.Info("holding the scheduler lock", "db", store.Redact(cfg.DB))
 			// A lock whose connection died (PostgreSQL) may be taken by a
 			// standby at once: stop leading.
 			lctx, cancel := context.WithCancel(ctx)
@@ -141,7 +140,7 @@ func withFlock(ctx context.Context, cfg Config, lead func(context.Context) error
 				select {
 				case <-held.Lost():
 					close(lostc)
-					cfg.Logger.Error("the scheduler lock was lost (its database connection died); stopping", "db", redact(cfg.DB))
+					cfg.Logger.Error("the scheduler lock was lost (its database connection died); stopping", "db", store.Redact(cfg.DB))
 					cancel()
 				case <-lctx.Done():
 				}
@@ -150,7 +149,7 @@ func withFlock(ctx context.Context, cfg Config, lead func(context.Context) error
 			select {
 			case <-lostc:
 				if ctx.Err() == nil {
-					return fmt.Errorf("%w of %s (its database connection died)", ErrLockLost, redact(cfg.DB))
+					return fmt.Errorf("%w of %s (its database connection died)", ErrLockLost, store.Redact(cfg.DB))
 				}
 			default:
 			}
@@ -163,7 +162,7 @@ func withFlock(ctx context.Context, cfg Config, lead func(context.Context) error
 			waiting = true
 			// Waiting first: once the message is logged, the reason is set.
 			cfg.Waiting("another scheduler holds the lock on this database")
-			cfg.Logger.Info("another scheduler holds the lock on this database; waiting to take over", "db", redact(cfg.DB))
+			cfg.Logger.Info("another scheduler holds the lock on this database; waiting to take over", "db", store.Redact(cfg.DB))
 		}
 		t := time.NewTimer(cfg.PollInterval)
 		select {
@@ -173,18 +172,6 @@ func withFlock(ctx context.Context, cfg Config, lead func(context.Context) error
 		case <-t.C:
 		}
 	}
-}
-
-// redact returns db fit for a message: a PostgreSQL DSN without its password.
-func redact(db string) string {
-	if !store.IsPostgres(db) {
-		return db
-	}
-	u, err := url.Parse(db)
-	if err != nil {
-		return "postgres://(unparsable DSN)"
-	}
-	return u.Redacted()
 }
 
 func withLease(ctx context.Context, cfg Config, lead func(context.Context) error) error {

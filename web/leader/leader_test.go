@@ -89,19 +89,6 @@ func TestFlockWaits(t *testing.T) {
 	storetest.Run(t, testLockWaits)
 }
 
-// TestRedact: a DSN in a message has no password; a file path is as given.
-func TestRedact(t *testing.T) {
-	for in, want := range map[string]string{
-		"postgres://u:secret@h:5432/db?search_path=s": "postgres://u:xxxxx@h:5432/db?search_path=s",
-		"postgresql://u@h/db":                         "postgresql://u@h/db",
-		"/data/trellis.db":                            "/data/trellis.db",
-	} {
-		if got := redact(in); got != want {
-			t.Errorf("redact(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func testLockWaits(t *testing.T, be storetest.Backend) {
 	db := be.NewDB(t)
 	release := make(chan struct{})
