@@ -76,6 +76,7 @@ func NewGroup(id string, defaults ...Option) *Group {
 	}{
 		{dd.doc != "", "Doc"}, {len(dd.outlets) > 0, "Outlets"}, {dd.setup, "AsSetup"},
 		{dd.teardown, "AsTeardown"}, {dd.failRun, "FailRunOnTeardownFailure"}, {dd.sensor != (sensorConf{}), "a sensor option"},
+		{dd.mapSrc.set, "MapOver, MapItems or MapParam (mapping a whole group, Airflow's mapped task group, is not supported: map its tasks)"},
 	} {
 		if bad.set {
 			g.fail("%s cannot be a group default; give it to the tasks", bad.name)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trellisdag/trellis/dag"
 	"github.com/trellisdag/trellis/task"
 )
 
@@ -130,5 +131,16 @@ func TestMapProblems(t *testing.T) {
 		if len(errs) == 0 || !strings.Contains(errors.Join(errs...).Error(), c.want) {
 			t.Errorf("Problems = %v, want %q", errs, c.want)
 		}
+	}
+}
+
+// TestMappedGroupRefused: mapping over a whole group is not supported, and
+// says so instead of being ignored.
+func TestMappedGroupRefused(t *testing.T) {
+	g := task.NewGroup("g", task.MapItems(1, 2))
+	g.Add(task.Go("x", func(context.Context, *task.Run) (int, error) { return 0, nil }))
+	err := dag.New("d").Add(g).Validate()
+	if err == nil || !strings.Contains(err.Error(), "mapping a whole group") {
+		t.Fatalf("Validate = %v, want the mapped group refused", err)
 	}
 }
