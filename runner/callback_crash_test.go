@@ -1,12 +1,9 @@
 package runner_test
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,43 +24,17 @@ func TestCallbackDeliveredAfterKill9(t *testing.T) {
 func testCallbackDeliveredAfterKill9(t *testing.T, bin, db string) {
 	dir := t.TempDir()
 	keyc := fifo(t, dir, "fifo")
-	env := append(os.Environ(), "CB_DIR="+dir)
+	l := newLives(t, bin, db, 60*time.Second, "CB_DIR="+dir)
 	// The run is triggered, then scheduled by a serve that does not stop when
 	// the run ends: a process that stops (dags trigger --wait) cancels the
 	// blocked call and delivers the entry again before it exits, which is
 	// at-least-once but not the crash this test is about.
-	trigger := exec.Command(bin, "dags", "trigger", "cb", "--logical-date", "2024-05-01", "--db", db)
-	trigger.Env = env
-	if out, err := trigger.CombinedOutput(); err != nil {
-		t.Fatalf("trigger: %v\n%s", err, out)
-	}
-	first := exec.Command(bin, "serve", "--listen", "", "--db", db)
-	first.Env = env
-	var out1 bytes.Buffer
-	first.Stdout, first.Stderr = &out1, &out1
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var key string
-	select {
-	case key = <-keyc:
-	case <-time.After(60 * time.Second):
-		first.Process.Kill()
-		t.Fatalf("the callback was never called\n%s", &out1)
-	}
+	l.run("trigger", "dags", "trigger", "cb", "--logical-date", "2024-05-01")
+	key := l.serveUntil(keyc, "the callback's call")
 	if !strings.HasPrefix(key, "task/") || !strings.HasSuffix(key, "/boom/1/task_failure#0") {
 		t.Fatalf("event key %q", key)
 	}
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	first.Wait()
-
-	second := exec.Command(bin, "serve", "--until-idle", "--listen", "", "--db", db)
-	second.Env = env
-	if out, err := second.CombinedOutput(); err != nil {
-		t.Fatalf("second life: %v\n%s", err, out)
-	}
+	l.run("second life", "serve", "--until-idle", "--listen", "")
 	b, err := os.ReadFile(filepath.Join(dir, "delivered"))
 	if err != nil {
 		t.Fatalf("the callback was not delivered after the restart: %v", err)

@@ -1,13 +1,9 @@
 package runner_test
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,42 +26,14 @@ func TestMapSurvivesKill9(t *testing.T) {
 func testMapSurvivesKill9(t *testing.T, bin, db string) {
 	dir := t.TempDir()
 	said := fifo(t, dir, "fifo")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := func(args ...string) *exec.Cmd {
-		c := exec.CommandContext(ctx, bin, append(args, "--db", db)...)
-		c.Env = append(os.Environ(), "MAP_DIR="+dir)
-		return c
+	l := newLives(t, bin, db, 90*time.Second, "MAP_DIR="+dir)
+	l.run("trigger", "dags", "trigger", "map", "--logical-date", "2024-07-01")
+	if s := l.serveUntil(said, "instance 3's start"); s != "blocked" {
+		t.Fatalf("instance 3 said %q", s)
 	}
-	if out, err := cmd("dags", "trigger", "map", "--logical-date", "2024-07-01").CombinedOutput(); err != nil {
-		t.Fatalf("trigger: %v\n%s", err, out)
-	}
-	first := cmd("serve", "--listen", "")
-	var out1 bytes.Buffer
-	first.Stdout, first.Stderr = &out1, &out1
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case s := <-said:
-		if s != "blocked" {
-			t.Fatalf("instance 3 said %q", s)
-		}
-	case <-ctx.Done():
-		t.Fatalf("instance 3 never started\n%s", &out1)
-	}
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	first.Wait()
-	if out, err := cmd("serve", "--until-idle", "--listen", "").CombinedOutput(); err != nil {
-		t.Fatalf("second life: %v\n%s", err, out)
-	}
-	out, err := cmd("runs", "show", "map", "latest").CombinedOutput()
-	if err != nil {
-		t.Fatal(err)
-	}
-	show := string(out)
+	l.run("second life", "serve", "--until-idle", "--listen", "")
+	out := l.run("runs show", "runs", "show", "map", "latest")
+	show := out
 	if row := rowOf(show, "sum"); !strings.Contains(row, "success") || !strings.Contains(row, "55") {
 		t.Errorf("sum: %q, want success with 55\n%s", row, show)
 	}

@@ -1,13 +1,9 @@
 package runner_test
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,47 +24,18 @@ func TestSensorWaitSurvivesKill9(t *testing.T) {
 func testSensorWaitSurvivesKill9(t *testing.T, bin, db string) {
 	dir := t.TempDir()
 	said := fifo(t, dir, "fifo")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := func(args ...string) *exec.Cmd {
-		c := exec.CommandContext(ctx, bin, append(args, "--db", db)...)
-		c.Env = append(os.Environ(), "WAIT_DIR="+dir)
-		return c
-	}
-	if out, err := cmd("dags", "trigger", "wait", "--logical-date", "2024-07-01").CombinedOutput(); err != nil {
-		t.Fatalf("trigger: %v\n%s", err, out)
-	}
-	first := cmd("serve", "--listen", "")
-	var out1 bytes.Buffer
-	first.Stdout, first.Stderr = &out1, &out1
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case s := <-said:
-		if s != "deferred" {
-			t.Fatalf("sensor said %q", s)
-		}
-	case <-ctx.Done():
-		t.Fatalf("the sensor never poked\n%s", &out1)
-	}
+	l := newLives(t, bin, db, 90*time.Second, "WAIT_DIR="+dir)
+	l.run("trigger", "dags", "trigger", "wait", "--logical-date", "2024-07-01")
 	// The second poke: the first deferral is committed.
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	if s := l.serveUntil(said, "the sensor's poke"); s != "deferred" {
+		t.Fatalf("sensor said %q", s)
 	}
-	first.Wait()
-
 	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := cmd("serve", "--until-idle", "--listen", "").CombinedOutput(); err != nil {
-		t.Fatalf("second life: %v\n%s", err, out)
-	}
-	out, err := cmd("runs", "show", "wait", "latest").CombinedOutput()
-	if err != nil {
-		t.Fatal(err)
-	}
-	show := string(out)
+	l.run("second life", "serve", "--until-idle", "--listen", "")
+	out := l.run("runs show", "runs", "show", "wait", "latest")
+	show := out
 	if row := rowOf(show, "ready"); !strings.Contains(row, "success") || !strings.Contains(row, "1/1") {
 		t.Errorf("ready: %q, want success in its first try\n%s", row, show)
 	}
