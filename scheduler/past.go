@@ -153,13 +153,9 @@ func (s *Scheduler) pastPending() bool {
 // mappedState is the summary state of mapped task id's instances in a stored
 // run, or ErrNotFound when it has none.
 func (s *Scheduler) mappedState(ctx context.Context, run int64, id string) (task.State, error) {
-	tis, err := s.st.Instances(ctx, run, id)
+	counts, err := s.st.InstanceCounts(ctx, run, id)
 	if err != nil {
 		return "", err
-	}
-	counts := map[task.State]int{}
-	for _, ti := range tis {
-		counts[ti.State]++
 	}
 	if st, ok := task.SummaryState(counts); ok {
 		return st, nil

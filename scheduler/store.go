@@ -43,10 +43,11 @@ type Store interface {
 	TaskStatesAt(ctx context.Context, dagID, taskID string, logical time.Time) ([]task.State, error)
 
 	// TaskInstances returns a run's task instances; TaskInstance one of them
-	// (storage.ErrNotFound when missing); Instances a mapped task's, by map index.
+	// (storage.ErrNotFound when missing); InstanceCounts counts a mapped
+	// task's instances by state.
 	TaskInstances(ctx context.Context, run int64) ([]storage.TaskInstance, error)
 	TaskInstance(ctx context.Context, run int64, taskID string) (storage.TaskInstance, error)
-	Instances(ctx context.Context, run int64, taskID string) ([]storage.TaskInstance, error)
+	InstanceCounts(ctx context.Context, run int64, taskID string) (map[task.State]int, error)
 	// InterruptedStreak counts a task's latest tries in a row whose error
 	// starts with prefix.
 	InterruptedStreak(ctx context.Context, run int64, taskID, prefix string) (int, error)
