@@ -194,22 +194,7 @@ func (s *Scheduler) expand(ctx context.Context, rs *runState, i int) {
 		rs.tis[i].byState[task.StateNone]++
 		rs.unfinished++
 	}
-	for _, j := range rs.tis[i].inst[min(n, len(rs.tis[i].inst)):] { // past the list: removed, as the store does
-		st := rs.tis[j].State
-		if st == task.StateRemoved {
-			continue
-		}
-		if st.Finished() {
-			for _, d := range p.down[i] {
-				uncount(&rs.tis[d].counts, st)
-			}
-		} else {
-			rs.unfinished--
-		}
-		rs.tis[j].State = task.StateRemoved
-		rs.tis[i].byState[st]--
-		rs.tis[i].byState[task.StateRemoved]++
-	}
+	s.removeInstances(rs, i, n) // past the list: removed, as the store does
 	rs.tis[i].items = items
 	for _, d := range p.down[i] {
 		rs.tis[d].counts.Total += rs.width(i) - before
@@ -223,6 +208,29 @@ func (s *Scheduler) expand(ctx context.Context, rs *runState, i int) {
 	rs.tis[i].State, _ = task.SummaryState(rs.tis[i].byState)
 }
 
+// removeInstances marks the instances of mapped task i from map index from
+// on removed in memory, as the store's Expansion does: they no longer count
+// in their downstream tasks' trigger rules, nor in the run's unfinished work.
+func (s *Scheduler) removeInstances(rs *runState, i, from int) {
+	ti := &rs.tis[i]
+	for _, j := range ti.inst[min(from, len(ti.inst)):] {
+		st := rs.tis[j].State
+		if st == task.StateRemoved {
+			continue
+		}
+		if st.Finished() {
+			for _, d := range rs.plan.down[i] {
+				uncount(&rs.tis[d].counts, st)
+			}
+		} else {
+			rs.unfinished--
+		}
+		rs.tis[j].State = task.StateRemoved
+		ti.byState[st]--
+		ti.byState[task.StateRemoved]++
+	}
+}
+
 // unexpand ends mapped task i without instances: its own row gets state to
 // (skipped for an empty list, failed or upstream_failed without one). Instances
 // left from an earlier expansion are removed.
@@ -231,17 +239,7 @@ func (s *Scheduler) unexpand(rs *runState, i int, to task.State, msg string) {
 	if rs.tis[i].expanded {
 		s.batch.Expand(storage.Expansion{Run: rs.rec.ID, TaskID: p.tasks[i].ID(), Count: 0, MaxTries: p.policy[i].Retries + 1})
 		before := rs.width(i)
-		for _, j := range rs.tis[i].inst {
-			st := rs.tis[j].State
-			if st.Finished() && st != task.StateRemoved {
-				for _, d := range p.down[i] {
-					uncount(&rs.tis[d].counts, st)
-				}
-			} else if !st.Finished() {
-				rs.unfinished--
-			}
-			rs.tis[j].State = task.StateRemoved
-		}
+		s.removeInstances(rs, i, 0)
 		ti := &rs.tis[i]
 		ti.expanded, ti.byState, ti.items = false, nil, nil
 		ti.TaskInstance = storage.TaskInstance{Run: rs.rec.ID, TaskID: p.tasks[i].ID(), State: task.StateNone, MaxTries: p.policy[i].Retries + 1}
